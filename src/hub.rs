@@ -1,0 +1,330 @@
+//! Where the capture thread hands frames over: a latest-frame slot for viewers,
+//! a bounded pre-roll ring, and bounded taps for recorders. Publishing never
+//! blocks on a consumer: viewers skip to the newest frame, full taps count drops.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::frame::Frame;
+
+/// What the source is doing, for `/status`, the page and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// Frames are flowing from a real device, file or network source.
+    Live,
+    /// The synthetic test pattern (no camera): said loudly everywhere.
+    Test,
+    /// The source failed; viewers get NO SIGNAL frames while it is reopened.
+    Down,
+    Starting,
+}
+
+impl SourceState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SourceState::Live => "live",
+            SourceState::Test => "test",
+            SourceState::Down => "down",
+            SourceState::Starting => "starting",
+        }
+    }
+}
+
+/// Description of the source for `/status`.
+#[derive(Debug, Clone)]
+pub struct SourceStatus {
+    /// `v4l2`, `test` or `file`.
+    pub kind: String,
+    /// Device path or file name (never credentials).
+    pub name: String,
+    pub state: SourceState,
+    /// Size the source actually delivers (0 until known).
+    pub width: u32,
+    pub height: u32,
+    /// Rate the source promised (nominal); the measured rate is separate.
+    pub nominal_fps: f64,
+    /// Last error, when down, or the reason the test source is in use.
+    pub message: Option<String>,
+}
+
+/// Counters the capture thread keeps.
+#[derive(Debug, Default)]
+pub struct CaptureCounters {
+    pub frames: AtomicU64,
+    /// Truncated or broken JPEGs dropped before anyone saw them.
+    pub broken: AtomicU64,
+    /// Times the source was reopened after failing.
+    pub reopens: AtomicU64,
+}
+
+struct Slot {
+    latest: Option<Arc<Frame>>,
+    closed: bool,
+}
+
+struct Tap {
+    tx: SyncSender<Arc<Frame>>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// A recorder's view of the frame flow. Frames it cannot take in time are
+/// counted in `dropped`, never queued without bound.
+pub struct TapReceiver {
+    pub rx: Receiver<Arc<Frame>>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+pub struct Hub {
+    slot: Mutex<Slot>,
+    cond: Condvar,
+    preroll: Mutex<VecDeque<Arc<Frame>>>,
+    preroll_window: Duration,
+    taps: Mutex<Vec<Tap>>,
+    /// Capture times of recent real frames, for the measured rate.
+    recent: Mutex<VecDeque<Duration>>,
+    status: Mutex<SourceStatus>,
+    pub counters: CaptureCounters,
+}
+
+/// Poisoned locks only mean another thread panicked mid-update of plain data;
+/// keep serving rather than spreading the panic to every viewer.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Upper bound on frames kept for pre-roll whatever the window says (memory).
+const PREROLL_MAX_FRAMES: usize = 30 * 60;
+
+impl Hub {
+    pub fn new(preroll_window: Duration, status: SourceStatus) -> Hub {
+        Hub {
+            slot: Mutex::new(Slot {
+                latest: None,
+                closed: false,
+            }),
+            cond: Condvar::new(),
+            preroll: Mutex::new(VecDeque::new()),
+            preroll_window,
+            taps: Mutex::new(Vec::new()),
+            recent: Mutex::new(VecDeque::new()),
+            status: Mutex::new(status),
+            counters: CaptureCounters::default(),
+        }
+    }
+
+    /// Hands a frame to everyone. Never blocks on a consumer.
+    pub fn publish(&self, frame: Frame) {
+        let frame = Arc::new(frame);
+        if !frame.no_signal {
+            self.counters.frames.fetch_add(1, Ordering::Relaxed);
+            let mut recent = lock(&self.recent);
+            recent.push_back(frame.capture);
+            while recent.len() > 2
+                && frame.capture.saturating_sub(recent[0]) > Duration::from_secs(2)
+            {
+                recent.pop_front();
+            }
+        }
+        if !self.preroll_window.is_zero() {
+            let mut ring = lock(&self.preroll);
+            ring.push_back(frame.clone());
+            while ring.len() > PREROLL_MAX_FRAMES
+                || ring
+                    .front()
+                    .is_some_and(|f| frame.capture.saturating_sub(f.capture) > self.preroll_window)
+            {
+                ring.pop_front();
+            }
+        }
+        {
+            let mut taps = lock(&self.taps);
+            taps.retain(|t| match t.tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    t.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+        }
+        let mut slot = lock(&self.slot);
+        slot.latest = Some(frame);
+        drop(slot);
+        self.cond.notify_all();
+    }
+
+    pub fn latest(&self) -> Option<Arc<Frame>> {
+        lock(&self.slot).latest.clone()
+    }
+
+    /// Waits for a frame newer than `after_seq`; `None` on timeout or shutdown.
+    /// Viewers call this in a loop, so a slow one simply skips frames.
+    pub fn wait_newer(&self, after_seq: u64, timeout: Duration) -> Option<Arc<Frame>> {
+        let slot = lock(&self.slot);
+        let (slot, _) = self
+            .cond
+            .wait_timeout_while(slot, timeout, |s| {
+                !s.closed && s.latest.as_ref().is_none_or(|f| f.seq <= after_seq)
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.closed {
+            return None;
+        }
+        slot.latest.clone().filter(|f| f.seq > after_seq)
+    }
+
+    /// Wakes every waiting viewer and makes them stop (shutdown).
+    pub fn close(&self) {
+        lock(&self.slot).closed = true;
+        self.cond.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        lock(&self.slot).closed
+    }
+
+    /// Subscribes a recorder: frames from now on, through a queue of `capacity`.
+    pub fn tap(&self, capacity: usize) -> TapReceiver {
+        let (tx, rx) = sync_channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        lock(&self.taps).push(Tap {
+            tx,
+            dropped: dropped.clone(),
+        });
+        TapReceiver { rx, dropped }
+    }
+
+    /// Subscribes a recorder and returns, atomically with it, the pre-roll
+    /// frames captured within `window` before now: no frame is missed or doubled.
+    pub fn tap_with_preroll(
+        &self,
+        capacity: usize,
+        window: Duration,
+    ) -> (Vec<Arc<Frame>>, TapReceiver) {
+        // Holding the taps lock keeps publish() from slipping a frame between the two.
+        let mut taps = lock(&self.taps);
+        let ring = lock(&self.preroll);
+        let newest = ring.back().map(|f| f.capture);
+        let pre: Vec<Arc<Frame>> = match newest {
+            Some(newest) if !window.is_zero() => ring
+                .iter()
+                .filter(|f| newest.saturating_sub(f.capture) < window)
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        drop(ring);
+        let (tx, rx) = sync_channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        taps.push(Tap {
+            tx,
+            dropped: dropped.clone(),
+        });
+        (pre, TapReceiver { rx, dropped })
+    }
+
+    /// Frames per second measured from capture times over the last ~2 s.
+    pub fn measured_fps(&self) -> f64 {
+        let recent = lock(&self.recent);
+        if recent.len() < 2 {
+            return 0.0;
+        }
+        let span = recent[recent.len() - 1].saturating_sub(recent[0]);
+        // A source that stopped has no rate, whatever its last frames said.
+        let stale = crate::clock::monotonic_now().saturating_sub(recent[recent.len() - 1]);
+        if span.is_zero() || stale > Duration::from_secs(2) {
+            return 0.0;
+        }
+        (recent.len() - 1) as f64 / span.as_secs_f64()
+    }
+
+    pub fn status(&self) -> SourceStatus {
+        lock(&self.status).clone()
+    }
+
+    pub fn set_status(&self, f: impl FnOnce(&mut SourceStatus)) {
+        f(&mut lock(&self.status));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn hub(preroll: Duration) -> Hub {
+        Hub::new(
+            preroll,
+            SourceStatus {
+                kind: "test".into(),
+                name: "test".into(),
+                state: SourceState::Test,
+                width: 0,
+                height: 0,
+                nominal_fps: 30.0,
+                message: None,
+            },
+        )
+    }
+
+    fn frame(seq: u64, ms: u64) -> Frame {
+        Frame::new(
+            seq,
+            vec![0xFF, 0xD8, 0xFF, 0xD9],
+            Duration::from_millis(ms),
+            SystemTime::now(),
+            (2, 2),
+            false,
+        )
+    }
+
+    #[test]
+    fn full_tap_counts_drops_and_never_blocks() {
+        let h = hub(Duration::ZERO);
+        let tap = h.tap(2);
+        for i in 1..=5 {
+            h.publish(frame(i, i * 33));
+        }
+        assert_eq!(tap.dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(tap.rx.try_recv().unwrap().seq, 1);
+        assert_eq!(tap.rx.try_recv().unwrap().seq, 2);
+        assert!(tap.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn dropped_tap_is_forgotten() {
+        let h = hub(Duration::ZERO);
+        drop(h.tap(1));
+        h.publish(frame(1, 0));
+        assert!(lock(&h.taps).is_empty());
+    }
+
+    #[test]
+    fn preroll_keeps_only_the_window() {
+        let h = hub(Duration::from_millis(100));
+        for i in 0..10 {
+            h.publish(frame(i + 1, i * 33));
+        }
+        let (pre, _tap) = h.tap_with_preroll(4, Duration::from_millis(100));
+        let seqs: Vec<u64> = pre.iter().map(|f| f.seq).collect();
+        // Newest capture is at 297 ms: frames at 198, 231, 264, 297 are within 100 ms.
+        assert_eq!(seqs, vec![7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn viewers_skip_to_newest_and_wake_on_close() {
+        let h = Arc::new(hub(Duration::ZERO));
+        h.publish(frame(1, 0));
+        h.publish(frame(2, 33));
+        assert_eq!(h.wait_newer(0, Duration::from_millis(1)).unwrap().seq, 2);
+        assert!(h.wait_newer(2, Duration::from_millis(5)).is_none());
+        let h2 = h.clone();
+        let waiter = std::thread::spawn(move || h2.wait_newer(2, Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(20));
+        h.close();
+        assert!(waiter.join().unwrap().is_none());
+    }
+}

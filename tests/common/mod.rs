@@ -1,0 +1,453 @@
+//! Shared by the integration tests: runs the real binary on a free port and
+//! speaks HTTP to it with a small client of our own (no client crate needed).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Slow enough for the aarch64 binary under qemu-user.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The binary under test: `VRTEST_BIN` (e.g. the aarch64 build) or cargo's.
+pub fn binary() -> PathBuf {
+    std::env::var_os("VRTEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_video-recorder")))
+}
+
+/// A command running the binary, through `VRTEST_RUNNER` (e.g.
+/// `qemu-aarch64 -L /usr/aarch64-linux-gnu`) when set.
+pub fn command() -> Command {
+    let runner = std::env::var("VRTEST_RUNNER").unwrap_or_default();
+    let mut parts = runner.split_whitespace();
+    let mut cmd = match parts.next() {
+        Some(prog) => {
+            let mut c = Command::new(prog);
+            c.args(parts);
+            c.arg(binary());
+            c
+        }
+        None => Command::new(binary()),
+    };
+    // Our own settings come only from what each test passes.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("VR_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// True when a system tool is present. Missing: skip with a reason on a
+/// laptop, but fail when `CI_REQUIRE_TOOLS=1` (CI sets it), so no skip passes as green.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{tool} is required (CI_REQUIRE_TOOLS=1) but not installed");
+        }
+        eprintln!("SKIP: {tool} not installed");
+    }
+    found
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+    pub clips: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts the binary on a free port with a fresh clips directory.
+    pub fn start(args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let clips = tmp.path().join("clips");
+        let mut s = Server::start_in(&clips, args);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts the binary with a given clips directory (for restarts).
+    pub fn start_in(clips: &Path, args: &[&str]) -> Server {
+        let mut cmd = command();
+        cmd.args(["--port", "0", "--host", "127.0.0.1", "--clips-dir"])
+            .arg(clips)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn video-recorder");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("VRTEST_ECHO").is_some() {
+                    eprintln!("[server] {line}");
+                }
+                if let Some(rest) = line.split("listening on http://").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not start; log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            clips: clips.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        request(self.addr, "GET", path, &[], b"")
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Response {
+        let headers: &[(&str, &str)] = if body.is_empty() {
+            &[]
+        } else {
+            &[("Content-Type", "application/json")]
+        };
+        request(self.addr, "POST", path, headers, body.as_bytes())
+    }
+
+    /// Waits until `/status` satisfies `pred`, or panics after `timeout`.
+    pub fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.get("/status").json();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last status: {s:#}\nlog:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
+        let pid = self.child.id() as i32;
+        // Under a runner the child is the runner (qemu), which forwards signals.
+        unsafe_kill(pid, sig);
+        wait_timeout(&mut self.child, Duration::from_secs(60)).expect("server did not exit")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: i32, sig: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text()))
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; reads the whole answer.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Response {
+    let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
+        panic!("no header end in {:?}", String::from_utf8_lossy(raw))
+    });
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = find(data, b"\r\n") {
+        let size_str = String::from_utf8_lossy(&data[..eol]);
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+    out
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A part of the MJPEG stream as a real client sees it.
+pub struct Part {
+    pub jpeg: Vec<u8>,
+    pub timestamp: f64,
+}
+
+/// A real MJPEG client: parses `multipart/x-mixed-replace` by boundary and
+/// `Content-Length`, as browsers and ffmpeg do.
+pub struct MjpegClient {
+    reader: BufReader<TcpStream>,
+    boundary: String,
+    pub content_type: String,
+}
+
+impl MjpegClient {
+    pub fn connect(addr: SocketAddr, path: &str) -> Result<MjpegClient, Response> {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        write!(w, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut reader = BufReader::new(s);
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read head");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push(line.trim_end().to_string());
+        }
+        let status: u16 = head[0].split_whitespace().nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = head[1..]
+            .iter()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        if status != 200 {
+            let mut body = Vec::new();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            body.resize(len, 0);
+            let _ = reader.read_exact(&mut body);
+            return Err(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        let content_type = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone())
+            .expect("content-type");
+        let boundary = content_type
+            .split("boundary=")
+            .nth(1)
+            .expect("boundary")
+            .trim_matches('"')
+            .to_string();
+        Ok(MjpegClient {
+            reader,
+            boundary,
+            content_type,
+        })
+    }
+
+    /// Reads the next part: skips to the boundary line, then headers, then body.
+    pub fn next_part(&mut self) -> std::io::Result<Part> {
+        let marker = format!("--{}", self.boundary);
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if line.trim_end() == marker {
+                break;
+            }
+        }
+        let mut len = None;
+        let mut ts = f64::NAN;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse::<usize>().ok();
+                } else if k.eq_ignore_ascii_case("x-timestamp") {
+                    ts = v.trim().parse().unwrap_or(f64::NAN);
+                }
+            }
+        }
+        let len = len.expect("part without Content-Length");
+        let mut jpeg = vec![0; len];
+        self.reader.read_exact(&mut jpeg)?;
+        Ok(Part {
+            jpeg,
+            timestamp: ts,
+        })
+    }
+}
+
+/// ffprobe's view of a clip's video stream and format, as JSON.
+pub fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// Our own reader's view (`video-recorder probe FILE`).
+pub fn own_probe(path: &Path) -> serde_json::Value {
+    let out = command().arg("probe").arg(path).output().expect("run probe");
+    assert!(
+        out.status.success(),
+        "probe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("probe JSON")
+}
+
+/// An MJPEG file made by ffmpeg (`testsrc2`), `frames` long.
+pub fn make_mjpeg(dir: &Path, width: u32, height: u32, fps: u32, frames: u32) -> PathBuf {
+    let path = dir.join(format!("in-{width}x{height}-{fps}.mjpeg"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
+        .args(["-frames:v", &frames.to_string(), "-c:v", "mjpeg", "-q:v", "5", "-f", "mjpeg"])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    path
+}
