@@ -52,8 +52,8 @@ pub fn parse_range(value: Option<&str>, len: u64) -> RangeAsk {
             };
             match end {
                 None => RangeAsk::Whole,
-                Some(end) if end < start => RangeAsk::Whole,
                 Some(_) if start >= len => RangeAsk::Unsatisfiable,
+                Some(end) if end < start => RangeAsk::Whole,
                 Some(end) => RangeAsk::Part(start, end.min(len - 1)),
             }
         }
