@@ -7,6 +7,7 @@ mod config;
 mod frame;
 mod http;
 mod hub;
+mod live;
 mod recorder;
 mod source;
 
@@ -142,10 +143,12 @@ fn run(cfg: Config) -> Result<(), String> {
         },
     ));
     let app = Arc::new(http::App {
+        viewers: live::Viewers::new(cfg.max_viewers),
         cfg,
         hub: hub.clone(),
         recorder: recorder.clone(),
         clips,
+        started: std::time::Instant::now(),
     });
     let http = std::thread::Builder::new()
         .name("http".into())
