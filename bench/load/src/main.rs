@@ -1,0 +1,421 @@
+//! vr-load: opens N `/video` viewers at the same instant, reads every part by
+//! Content-Length, and reports per-viewer fps, latency from `X-Timestamp`
+//! (capture wall time to receipt of the whole part), and the server's CPU
+//! time per delivered frame and memory from /proc/PID.
+//!
+//! One thread per viewer, blocking reads: on 2 cores this costs less than an
+//! interpreter's event loop, so the client limits the result less.
+//!
+//! Usage: vr-load --addr 127.0.0.1:8000 --viewers 200 [--path /video]
+//!        [--warmup 3] [--duration 10] [--pid SERVER_PID]
+//! Prints one JSON object on stdout and a summary on stderr.
+
+mod parts;
+mod procfs;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Args {
+    addr: SocketAddr,
+    path: String,
+    viewers: usize,
+    warmup: Duration,
+    duration: Duration,
+    pid: Option<u32>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        addr: "127.0.0.1:8000".parse().unwrap(),
+        path: "/video".into(),
+        viewers: 1,
+        warmup: Duration::from_secs(3),
+        duration: Duration::from_secs(10),
+        pid: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
+        let secs = |v: String| {
+            v.parse::<f64>()
+                .map(Duration::from_secs_f64)
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
+        match flag.as_str() {
+            "--addr" => {
+                let v = val()?;
+                a.addr = v
+                    .to_socket_addrs()
+                    .map_err(|e| format!("--addr {v}: {e}"))?
+                    .next()
+                    .ok_or(format!("--addr {v}: no address"))?;
+            }
+            "--path" => a.path = val()?,
+            "--viewers" => a.viewers = val()?.parse().map_err(|_| "--viewers: not a number")?,
+            "--warmup" => a.warmup = secs(val()?)?,
+            "--duration" => a.duration = secs(val()?)?,
+            "--pid" => a.pid = Some(val()?.parse().map_err(|_| "--pid: not a number")?),
+            "-h" | "--help" => {
+                return Err(
+                    "usage: vr-load --addr HOST:PORT --viewers N [--path /video] \
+                            [--warmup S] [--duration S] [--pid PID]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unknown argument {other} (see --help)")),
+        }
+    }
+    if a.viewers == 0 || a.duration.is_zero() {
+        return Err("--viewers and --duration must be positive".into());
+    }
+    Ok(a)
+}
+
+#[derive(Default)]
+struct Viewer {
+    /// HTTP status, 0 when the connection failed.
+    status: u16,
+    error: Option<String>,
+    connect_ms: f64,
+    /// From connected to the whole response head.
+    head_ms: f64,
+    /// From the common start instant to the first whole part.
+    first_part_ms: Option<f64>,
+    frames: u64,
+    bytes: u64,
+    latencies_ms: Vec<f32>,
+}
+
+struct Window {
+    start: Instant,
+    from: Instant,
+    to: Instant,
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn view(addr: SocketAddr, path: &str, w: &Window) -> Viewer {
+    let mut v = Viewer::default();
+    let t = Instant::now();
+    let mut s = match TcpStream::connect_timeout(&addr, Duration::from_secs(20)) {
+        Ok(s) => s,
+        Err(e) => {
+            v.error = Some(format!("connect: {e}"));
+            return v;
+        }
+    };
+    v.connect_ms = t.elapsed().as_secs_f64() * 1e3;
+    // A slow answer is measured (head_ms), not mistaken for a lost one.
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    if let Err(e) = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n") {
+        v.error = Some(format!("send request: {e}"));
+        return v;
+    }
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut head = Vec::new();
+    let body_start = loop {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                v.error = Some("closed before the response head".into());
+                return v;
+            }
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                v.error = Some(format!("read head: {e}"));
+                return v;
+            }
+        }
+        if let Some(end) = parts::find(&head, b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    v.head_ms = t.elapsed().as_secs_f64() * 1e3 - v.connect_ms;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let head_text = String::from_utf8_lossy(&head[..body_start]).to_ascii_lowercase();
+    v.status = head_text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    if v.status != 200 {
+        return v;
+    }
+    if head_text.contains("transfer-encoding: chunked") {
+        v.error = Some("chunked stream: this client reads raw multipart only".into());
+        return v;
+    }
+    let mut parser = parts::Parser::default();
+    let mut pending = head[body_start..].to_vec();
+    loop {
+        let now = Instant::now();
+        if now >= w.to {
+            break;
+        }
+        let in_window = now >= w.from;
+        let mut bad = None;
+        let res = parser.feed(&pending, |p| {
+            if v.first_part_ms.is_none() {
+                v.first_part_ms = Some(w.start.elapsed().as_secs_f64() * 1e3);
+            }
+            if in_window {
+                v.frames += 1;
+                v.bytes += p.len as u64;
+                if p.timestamp.is_finite() {
+                    v.latencies_ms
+                        .push(((now_unix() - p.timestamp) * 1e3) as f32);
+                } else {
+                    bad = Some("part without X-Timestamp");
+                }
+            }
+        });
+        if let Err(e) = res {
+            v.error = Some(e);
+            return v;
+        }
+        if let Some(b) = bad {
+            v.error = Some(b.into());
+        }
+        match s.read(&mut buf) {
+            Ok(0) => {
+                v.error = Some("server closed the stream".into());
+                return v;
+            }
+            Ok(n) => {
+                pending.clear();
+                pending.extend_from_slice(&buf[..n]);
+            }
+            Err(e) => {
+                v.error = Some(format!("read: {e}"));
+                return v;
+            }
+        }
+    }
+    v
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[i]
+}
+
+fn json_num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.4}")
+    } else {
+        "null".into()
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vr-load: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(limit) = procfs::open_files_limit()
+        && limit < args.viewers as u64 + 32
+    {
+        eprintln!(
+            "vr-load: open files limit {limit} is too low for {} viewers: run `ulimit -n 65536` first",
+            args.viewers
+        );
+        std::process::exit(2);
+    }
+    let barrier = Arc::new(Barrier::new(args.viewers + 1));
+    let window: Arc<OnceLock<Window>> = Arc::new(OnceLock::new());
+    let mut handles = Vec::with_capacity(args.viewers);
+    for i in 0..args.viewers {
+        let (barrier, window, path, addr) = (
+            barrier.clone(),
+            window.clone(),
+            args.path.clone(),
+            args.addr,
+        );
+        let h = std::thread::Builder::new()
+            .name(format!("viewer-{i}"))
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                barrier.wait();
+                view(
+                    addr,
+                    &path,
+                    window.get().expect("window set before release"),
+                )
+            })
+            .unwrap_or_else(|e| {
+                eprintln!("vr-load: cannot start viewer thread {i}: {e}");
+                std::process::exit(1)
+            });
+        handles.push(h);
+    }
+    // Every viewer connects the moment the barrier opens.
+    let start = Instant::now();
+    let w = Window {
+        start,
+        from: start + args.warmup,
+        to: start + args.warmup + args.duration,
+    };
+    let (from, to) = (w.from, w.to);
+    let _ = window.set(w);
+    barrier.wait();
+
+    std::thread::sleep(from.saturating_duration_since(Instant::now()));
+    let me = std::process::id();
+    let cpu0 = args.pid.map(procfs::cpu_seconds).transpose();
+    let own0 = procfs::cpu_seconds(me).unwrap_or(0.0);
+    let t0 = Instant::now();
+    std::thread::sleep(to.saturating_duration_since(Instant::now()));
+    let cpu1 = args.pid.map(procfs::cpu_seconds).transpose();
+    let own1 = procfs::cpu_seconds(me).unwrap_or(0.0);
+    let secs = t0.elapsed().as_secs_f64();
+    let mem = args.pid.map(procfs::memory_kib).transpose();
+    let server_threads = args.pid.map(procfs::threads);
+
+    let viewers: Vec<Viewer> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or_default())
+        .collect();
+    report(
+        &args,
+        &viewers,
+        secs,
+        cpu0,
+        cpu1,
+        own1 - own0,
+        mem,
+        server_threads,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &Args,
+    viewers: &[Viewer],
+    secs: f64,
+    cpu0: Result<Option<f64>, String>,
+    cpu1: Result<Option<f64>, String>,
+    client_cpu: f64,
+    mem: Result<Option<(u64, u64)>, String>,
+    server_threads: Option<u64>,
+) {
+    let dur = args.duration.as_secs_f64();
+    let served: Vec<&Viewer> = viewers.iter().filter(|v| v.status == 200).collect();
+    let mut fps: Vec<f64> = served.iter().map(|v| v.frames as f64 / dur).collect();
+    fps.sort_by(f64::total_cmp);
+    let mut lat: Vec<f64> = served
+        .iter()
+        .flat_map(|v| v.latencies_ms.iter().map(|&l| f64::from(l)))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let frames: u64 = served.iter().map(|v| v.frames).sum();
+    let bytes: u64 = served.iter().map(|v| v.bytes).sum();
+    let mut connect: Vec<f64> = served.iter().map(|v| v.connect_ms).collect();
+    connect.sort_by(f64::total_cmp);
+    let head_max = served.iter().map(|v| v.head_ms).fold(f64::NAN, f64::max);
+    let mut first: Vec<f64> = served.iter().filter_map(|v| v.first_part_ms).collect();
+    first.sort_by(f64::total_cmp);
+    let mut statuses: Vec<(u16, usize)> = Vec::new();
+    for v in viewers {
+        match statuses.iter_mut().find(|(s, _)| *s == v.status) {
+            Some((_, n)) => *n += 1,
+            None => statuses.push((v.status, 1)),
+        }
+    }
+    let errors: Vec<&str> = viewers.iter().filter_map(|v| v.error.as_deref()).collect();
+    let server_cpu = match (&cpu0, &cpu1) {
+        (Ok(Some(a)), Ok(Some(b))) => b - a,
+        _ => f64::NAN,
+    };
+    for e in [
+        &cpu0.as_ref().err(),
+        &cpu1.as_ref().err(),
+        &mem.as_ref().err(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        eprintln!("vr-load: server accounting: {e}");
+    }
+    let (rss, hwm) = mem.ok().flatten().unwrap_or((0, 0));
+    let at_full = fps.iter().filter(|&&f| f >= 28.0).count();
+    let median = percentile(&fps, 50.0);
+    let min = fps.first().copied().unwrap_or(f64::NAN);
+
+    let status_json: Vec<String> = statuses
+        .iter()
+        .map(|(s, n)| format!("\"{s}\":{n}"))
+        .collect();
+    let first_error = errors
+        .first()
+        .map(|e| format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "'")))
+        .unwrap_or_else(|| "null".into());
+    println!(
+        "{{\"viewers\":{},\"served\":{},\"statuses\":{{{}}},\"errors\":{},\"first_error\":{},\
+         \"fps_median\":{},\"fps_min\":{},\"fps_max\":{},\"viewers_at_28fps\":{},\
+         \"latency_ms_p50\":{},\"latency_ms_p99\":{},\"latency_ms_max\":{},\
+         \"frames\":{},\"mbit_per_s\":{},\"window_s\":{},\
+         \"server_cpu_s\":{},\"server_cpu_pct\":{},\"server_cpu_ms_per_frame\":{},\
+         \"server_rss_kib\":{},\"server_hwm_kib\":{},\"server_threads\":{},\
+         \"client_cpu_pct\":{},\"connect_ms_max\":{},\"head_ms_max\":{},\"first_part_ms_max\":{}}}",
+        viewers.len(),
+        served.len(),
+        status_json.join(","),
+        errors.len(),
+        first_error,
+        json_num(median),
+        json_num(min),
+        json_num(fps.last().copied().unwrap_or(f64::NAN)),
+        at_full,
+        json_num(percentile(&lat, 50.0)),
+        json_num(percentile(&lat, 99.0)),
+        json_num(lat.last().copied().unwrap_or(f64::NAN)),
+        frames,
+        json_num(bytes as f64 * 8.0 / dur / 1e6),
+        json_num(secs),
+        json_num(server_cpu),
+        json_num(server_cpu / secs * 100.0),
+        json_num(server_cpu * 1e3 / frames as f64),
+        rss,
+        hwm,
+        server_threads.unwrap_or(0),
+        json_num(client_cpu / secs * 100.0),
+        json_num(connect.last().copied().unwrap_or(f64::NAN)),
+        json_num(head_max),
+        json_num(first.last().copied().unwrap_or(f64::NAN)),
+    );
+    eprintln!(
+        "{} viewers ({} served, {} errors): fps median {:.1} min {:.1}, {} at >= 28 fps; \
+         latency p50 {:.2} ms p99 {:.2} ms; server CPU {:.1}% = {:.4} ms/frame, RSS {} KiB; client CPU {:.0}%; \
+         slowest connect {:.0} ms, head {:.0} ms",
+        viewers.len(),
+        served.len(),
+        errors.len(),
+        median,
+        min,
+        at_full,
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        server_cpu / secs * 100.0,
+        server_cpu * 1e3 / frames as f64,
+        rss,
+        client_cpu / secs * 100.0,
+        connect.last().copied().unwrap_or(f64::NAN),
+        head_max,
+    );
+    if let Some(e) = errors.first() {
+        eprintln!("first error: {e}");
+    }
+}

@@ -1,0 +1,176 @@
+//! Incremental `multipart/x-mixed-replace` parser: finds each part's headers,
+//! then counts `Content-Length` body bytes without copying them anywhere.
+
+/// What one complete part told us.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartInfo {
+    pub len: usize,
+    /// `X-Timestamp` (capture wall time, Unix seconds), NaN when absent.
+    pub timestamp: f64,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Collecting the bytes of a part's header block (boundary line + headers).
+    Head,
+    /// Skipping this many body bytes.
+    Body { left: usize, info: PartInfo },
+}
+
+/// Feed it bytes as they arrive; it calls back once per finished part.
+#[derive(Debug)]
+pub struct Parser {
+    state: State,
+    head: Vec<u8>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser {
+            state: State::Head,
+            head: Vec::with_capacity(256),
+        }
+    }
+}
+
+impl Parser {
+    /// Consumes `data`; `on_part` runs when a body's last byte has arrived.
+    pub fn feed(
+        &mut self,
+        mut data: &[u8],
+        mut on_part: impl FnMut(PartInfo),
+    ) -> Result<(), String> {
+        while !data.is_empty() {
+            match &mut self.state {
+                State::Body { left, info } => {
+                    let n = (*left).min(data.len());
+                    *left -= n;
+                    data = &data[n..];
+                    if *left == 0 {
+                        on_part(*info);
+                        self.state = State::Head;
+                    }
+                }
+                State::Head => {
+                    // Headers are short: copy small runs until the blank line.
+                    let before = self.head.len();
+                    let take = data.len().min(1024);
+                    self.head.extend_from_slice(&data[..take]);
+                    let from = before.saturating_sub(3);
+                    match find(&self.head[from..], b"\r\n\r\n").map(|i| i + from) {
+                        Some(end) => {
+                            let used = end + 4 - before;
+                            let info = parse_head(&self.head[..end])?;
+                            self.head.clear();
+                            data = &data[used..];
+                            self.state = State::Body {
+                                left: info.len,
+                                info,
+                            };
+                            if info.len == 0 {
+                                on_part(info);
+                                self.state = State::Head;
+                            }
+                        }
+                        None => {
+                            if self.head.len() > 8192 {
+                                return Err("part headers longer than 8 KiB".into());
+                            }
+                            data = &data[take..];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_head(head: &[u8]) -> Result<PartInfo, String> {
+    let text = String::from_utf8_lossy(head);
+    let mut len = None;
+    let mut timestamp = f64::NAN;
+    for line in text.split("\r\n") {
+        if let Some((k, v)) = line.split_once(':') {
+            let k = k.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse::<usize>().ok();
+            } else if k.eq_ignore_ascii_case("x-timestamp") {
+                timestamp = v.trim().parse().unwrap_or(f64::NAN);
+            }
+        }
+    }
+    let len = len.ok_or_else(|| format!("part without Content-Length: {text:?}"))?;
+    Ok(PartInfo { len, timestamp })
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(parts: &[(&[u8], &str)]) -> Vec<u8> {
+        let mut out = b"--vrframe\r\n".to_vec();
+        for (body, ts) in parts {
+            out.extend_from_slice(
+                format!(
+                    "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {ts}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\r\n--vrframe\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn parts_split_at_every_byte_boundary() {
+        // Bodies contain header-like bytes: only Content-Length may delimit them.
+        let a: &[u8] = b"\xff\xd8\r\n\r\nContent-Length: 3\r\n\r\n\xff\xd9";
+        let b: &[u8] = b"\xff\xd8x\xff\xd9";
+        let data = stream(&[
+            (a, "1700000000.123456"),
+            (b, "1700000000.156789"),
+            (b"", "1.5"),
+        ]);
+        for chunk in 1..data.len() {
+            let mut p = Parser::default();
+            let mut got = Vec::new();
+            for piece in data.chunks(chunk) {
+                p.feed(piece, |i| got.push(i)).unwrap();
+            }
+            assert_eq!(got.len(), 3, "chunk size {chunk}");
+            assert_eq!(got[0].len, a.len());
+            assert_eq!(got[1].len, b.len());
+            assert_eq!(got[0].timestamp, 1700000000.123456);
+            assert_eq!(
+                got[2],
+                PartInfo {
+                    len: 0,
+                    timestamp: 1.5
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn missing_length_is_an_error() {
+        let mut p = Parser::default();
+        let r = p.feed(b"--vrframe\r\nContent-Type: image/jpeg\r\n\r\nxx", |_| {});
+        assert!(r.unwrap_err().contains("Content-Length"));
+    }
+
+    #[test]
+    fn missing_timestamp_is_nan() {
+        let mut p = Parser::default();
+        let mut got = None;
+        p.feed(b"--b\r\nContent-Length: 1\r\n\r\nx", |i| got = Some(i))
+            .unwrap();
+        assert!(got.unwrap().timestamp.is_nan());
+    }
+}
