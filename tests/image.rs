@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::Server;
 
 fn image_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("image").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("image")
+        .join(name)
 }
 
 fn shipped_config() -> toml::Table {
@@ -38,13 +40,15 @@ fn shipped_config_is_accepted_by_the_binary() {
         "max_viewers from the file: {st}"
     );
     assert_eq!(
-        st["source"]["width"].as_i64(),
-        cfg["width"].as_integer(),
+        st["source"]["nominal_fps"].as_f64(),
+        cfg["fps"].as_integer().map(|f| f as f64),
         "{st}"
     );
     assert_eq!(
-        st["source"]["height"].as_i64(),
-        cfg["height"].as_integer(),
+        st["clips"]["min_free_bytes"].as_i64(),
+        cfg["clips_min_free_mb"]
+            .as_integer()
+            .map(|mb| mb * 1024 * 1024),
         "{st}"
     );
     assert_eq!(
@@ -134,7 +138,10 @@ fn systemd_unit_is_hardened() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let score: f64 = stdout
         .lines()
-        .find_map(|l| l.split("Overall exposure level for video-recorder.service:").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for video-recorder.service:")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| {
