@@ -325,6 +325,7 @@ fn report(
     let mut connect: Vec<f64> = served.iter().map(|v| v.connect_ms).collect();
     connect.sort_by(f64::total_cmp);
     let head_max = served.iter().map(|v| v.head_ms).fold(f64::NAN, f64::max);
+    let slow_heads = served.iter().filter(|v| v.head_ms > 1000.0).count();
     let mut first: Vec<f64> = served.iter().filter_map(|v| v.first_part_ms).collect();
     first.sort_by(f64::total_cmp);
     let mut statuses: Vec<(u16, usize)> = Vec::new();
@@ -369,7 +370,7 @@ fn report(
          \"frames\":{},\"mbit_per_s\":{},\"window_s\":{},\
          \"server_cpu_s\":{},\"server_cpu_pct\":{},\"server_cpu_ms_per_frame\":{},\
          \"server_rss_kib\":{},\"server_hwm_kib\":{},\"server_threads\":{},\
-         \"client_cpu_pct\":{},\"connect_ms_max\":{},\"head_ms_max\":{},\"first_part_ms_max\":{}}}",
+         \"client_cpu_pct\":{},\"connect_ms_max\":{},\"head_ms_max\":{},\"heads_over_1s\":{},\"first_part_ms_max\":{}}}",
         viewers.len(),
         served.len(),
         status_json.join(","),
@@ -394,12 +395,13 @@ fn report(
         json_num(client_cpu / secs * 100.0),
         json_num(connect.last().copied().unwrap_or(f64::NAN)),
         json_num(head_max),
+        slow_heads,
         json_num(first.last().copied().unwrap_or(f64::NAN)),
     );
     eprintln!(
         "{} viewers ({} served, {} errors): fps median {:.1} min {:.1}, {} at >= 28 fps; \
          latency p50 {:.2} ms p99 {:.2} ms; server CPU {:.1}% = {:.4} ms/frame, RSS {} KiB; client CPU {:.0}%; \
-         slowest connect {:.0} ms, head {:.0} ms",
+         slowest connect {:.0} ms, head {:.0} ms ({} over 1 s)",
         viewers.len(),
         served.len(),
         errors.len(),
@@ -414,6 +416,7 @@ fn report(
         client_cpu / secs * 100.0,
         connect.last().copied().unwrap_or(f64::NAN),
         head_max,
+        slow_heads,
     );
     if let Some(e) = errors.first() {
         eprintln!("first error: {e}");

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Benchmarks for video-recorder (stdlib only). See bench/README.md.
+
+Runs, each against a fresh server and repeated --reps times (medians):
+  idle       no viewers, no recording: server CPU over --idle-secs
+  viewers    N viewers of the 720p30 test source at once (bench/load: vr-load)
+  recording  server CPU while recording a 720p30 MJPEG file for --rec-secs,
+             next to ffmpeg (libx264, Constrained Baseline) encoding the same
+             file to MP4 in the same run
+  size       the stripped aarch64 binary (make pi), when given
+
+Writes bench/out/results.json (every run) and bench/out/results.md (tables).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, all threads, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / TICKS
+
+
+def memory_kib(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, val = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(val.split()[0])
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+class Server:
+    """The real binary on a free loopback port, stderr in a log file."""
+
+    def __init__(self, binary, args, workdir):
+        self.workdir = tempfile.mkdtemp(dir=workdir)
+        self.log_path = os.path.join(self.workdir, "server.log")
+        self.log = open(self.log_path, "w")
+        cmd = [binary, "--host", "127.0.0.1", "--port", "0",
+               "--clips-dir", os.path.join(self.workdir, "clips")] + args
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VR_")}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        self.pid = self.proc.pid
+        self.addr = self._wait_listening()
+
+    def _wait_listening(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path) as f:
+                for line in f:
+                    if "listening on http://" in line:
+                        return line.split("listening on http://", 1)[1].split()[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start; log:\n{open(self.log_path).read()}")
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://{self.addr}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def cpu(self):
+        return cpu_seconds(self.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def source_args(size, fps):
+    w, h = size.split("x")
+    return ["--width", w, "--height", h, "--fps", str(fps)]
+
+
+def run_idle(a, log):
+    runs = []
+    for rep in range(a.reps):
+        s = Server(a.bin, ["--source", "test"] + source_args(a.size, a.fps), a.out)
+        try:
+            time.sleep(a.settle)
+            c0, t0 = s.cpu(), time.monotonic()
+            time.sleep(a.idle_secs)
+            c1, t1 = s.cpu(), time.monotonic()
+            rss, hwm = memory_kib(s.pid)
+        finally:
+            s.stop()
+        r = {"cpu_pct": (c1 - c0) / (t1 - t0) * 100, "rss_kib": rss, "hwm_kib": hwm}
+        log(f"idle rep {rep + 1}: {r['cpu_pct']:.2f}% of a core, RSS {rss} KiB")
+        runs.append(r)
+    return runs
+
+
+def run_viewers(a, n, log):
+    runs = []
+    for rep in range(a.reps):
+        s = Server(a.bin, ["--source", "test", "--max-viewers", str(max(1000, n + 10))]
+                   + source_args(a.size, a.fps), a.out)
+        try:
+            time.sleep(a.settle)
+            p = subprocess.run([a.load, "--addr", s.addr, "--viewers", str(n),
+                                "--warmup", str(a.warmup), "--duration", str(a.secs),
+                                "--pid", str(s.pid)], capture_output=True, text=True)
+        finally:
+            s.stop()
+        if p.returncode != 0:
+            raise RuntimeError(f"vr-load failed: {p.stderr}")
+        r = json.loads(p.stdout)
+        log(f"viewers {n} rep {rep + 1}: " + p.stderr.strip().replace("\n", "; "))
+        runs.append(r)
+    return runs
+
+
+def make_input(a):
+    path = os.path.join(a.out, f"in-{a.size}-{a.fps}.mjpeg")
+    frames = int(a.rec_secs * a.fps)
+    if not os.path.exists(path):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size={a.size}:rate={a.fps}", "-frames:v", str(frames),
+                        "-c:v", "mjpeg", "-q:v", "3", "-f", "mjpeg", path], check=True)
+    return path, frames
+
+
+def ffmpeg_encode(src, fps, preset, out):
+    """CPU seconds (all threads) ffmpeg takes for the same job: MJPEG file in,
+    H.264 Constrained Baseline yuv420p MP4 out."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-f", "mjpeg", "-framerate", str(fps),
+                          "-i", src, "-c:v", "libx264", "-profile:v", "baseline",
+                          "-preset", preset, "-pix_fmt", "yuv420p", "-g", str(fps),
+                          "-an", out])
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    if status != 0:
+        raise RuntimeError(f"ffmpeg failed ({status})")
+    return ru.ru_utime + ru.ru_stime, wall, os.path.getsize(out)
+
+
+def run_recording(a, log):
+    src, frames = make_input(a)
+    runs = []
+    for rep in range(a.reps):
+        s = Server(a.bin, ["--source", src] + source_args(a.size, a.fps), a.out)
+        try:
+            time.sleep(a.settle)
+            c0, t0 = s.cpu(), time.monotonic()
+            time.sleep(a.rec_secs / 2)
+            c1, t1 = s.cpu(), time.monotonic()
+            base = (c1 - c0) / (t1 - t0)  # playing the file, nobody watching
+            st, started = s.request("POST", "/start")
+            if st != 200:
+                raise RuntimeError(f"/start answered {st}: {started}")
+            c2, t2 = s.cpu(), time.monotonic()
+            time.sleep(a.rec_secs)
+            st, stopped = s.request("POST", "/stop")
+            c3, t3 = s.cpu(), time.monotonic()
+            if st != 200:
+                raise RuntimeError(f"/stop answered {st}: {stopped}")
+            rss, hwm = memory_kib(s.pid)
+        finally:
+            s.stop()
+        rec_cpu = c3 - c2
+        n = stopped.get("frames") or 0
+        r = {"frames": n, "dropped_frames": stopped.get("dropped_frames"),
+             "duration_sec": stopped.get("duration_sec"), "size_bytes": stopped.get("size_bytes"),
+             "cpu_s": rec_cpu, "cpu_pct": rec_cpu / (t3 - t2) * 100,
+             "cpu_ms_per_frame": rec_cpu * 1e3 / n if n else None,
+             "extra_ms_per_frame": (rec_cpu - base * (t3 - t2)) * 1e3 / n if n else None,
+             "base_cpu_pct": base * 100, "rss_kib": rss, "hwm_kib": hwm}
+        for preset in a.presets:
+            out = os.path.join(a.out, f"ffmpeg-{preset}.mp4")
+            cpu, wall, size = ffmpeg_encode(src, a.fps, preset, out)
+            r[f"ffmpeg_{preset}"] = {"cpu_s": cpu, "wall_s": wall, "frames": frames,
+                                     "cpu_ms_per_frame": cpu * 1e3 / frames, "size_bytes": size}
+        log(f"recording rep {rep + 1}: {json.dumps(r)}")
+        runs.append(r)
+    return runs, src
+
+
+def fmt(x, digits=2):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def tables(res, a):
+    md = []
+    md.append(f"Machine: {res['machine']}; load average at start {res['loadavg']}; "
+              f"source {a.size}@{a.fps} (`test`); {a.reps} runs each, medians; "
+              f"window {a.secs} s after {a.warmup} s warm-up.\n")
+    idle = res.get("idle")
+    if idle:
+        md.append(f"**Idle** (no viewers, no recording, {a.idle_secs} s): "
+                  f"{fmt(median(r['cpu_pct'] for r in idle))} % of one core, "
+                  f"RSS {median(r['rss_kib'] for r in idle) / 1024:.1f} MiB.\n")
+    if res.get("viewers"):
+        md.append("| viewers | served | fps median | fps min | at ≥ 28 fps | latency p50 ms | "
+                  "latency p99 ms | server CPU % | server CPU ms/frame | RSS MiB | "
+                  "client CPU % | slowest answer ms | answers > 1 s |")
+        md.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n, runs in res["viewers"].items():
+            m = lambda k: median(r.get(k) for r in runs)  # noqa: E731
+            md.append(f"| {n} | {fmt(m('served'), 0)} | {fmt(m('fps_median'), 1)} | "
+                      f"{fmt(m('fps_min'), 1)} | {fmt(m('viewers_at_28fps'), 0)} | "
+                      f"{fmt(m('latency_ms_p50'))} | {fmt(m('latency_ms_p99'))} | "
+                      f"{fmt(m('server_cpu_pct'), 1)} | {fmt(m('server_cpu_ms_per_frame'), 4)} | "
+                      f"{fmt(m('server_rss_kib') / 1024, 1)} | {fmt(m('client_cpu_pct'), 0)} | "
+                      f"{fmt(m('head_ms_max'), 0)} | {fmt(m('heads_over_1s'), 0)} |")
+        md.append("")
+    rec = res.get("recording")
+    if rec:
+        ours = median(r["cpu_ms_per_frame"] for r in rec)
+        md.append(f"**Recording** {a.size}@{a.fps} MJPEG file, {a.rec_secs} s "
+                  "(CPU ms per frame, all threads):\n")
+        md.append("| encoder | CPU ms/frame | CPU % of a core at 30 fps | vs ours | frames | "
+                  "dropped | MiB |")
+        md.append("|---|---:|---:|---:|---:|---:|---:|")
+        md.append(f"| video-recorder (OpenH264, incl. capture) | {fmt(ours)} | "
+                  f"{fmt(median(r['cpu_pct'] for r in rec), 1)} | 1.00 | "
+                  f"{fmt(median(r['frames'] for r in rec), 0)} | "
+                  f"{fmt(median(r['dropped_frames'] for r in rec), 0)} | "
+                  f"{fmt(median(r['size_bytes'] for r in rec) / 2**20)} |")
+        for p in a.presets:
+            ff = median(r[f"ffmpeg_{p}"]["cpu_ms_per_frame"] for r in rec)
+            md.append(f"| ffmpeg libx264 baseline `-preset {p}` | {fmt(ff)} | "
+                      f"{fmt(ff * a.fps / 10)} | {fmt(ff / ours if ours else None)} | "
+                      f"{rec[0][f'ffmpeg_{p}']['frames']} | 0 | "
+                      f"{fmt(median(r[f'ffmpeg_{p}']['size_bytes'] for r in rec) / 2**20)} |")
+        md.append(f"\nServer playing the file with nobody watching: "
+                  f"{fmt(median(r['base_cpu_pct'] for r in rec))} % of a core; "
+                  f"recording adds {fmt(median(r['extra_ms_per_frame'] for r in rec))} ms/frame. "
+                  f"RSS while recording {median(r['rss_kib'] for r in rec) / 1024:.1f} MiB.\n")
+    if res.get("pi_bin_bytes"):
+        md.append(f"**aarch64 binary** (stripped, `make pi`): {res['pi_bin_bytes']} bytes "
+                  f"({res['pi_bin_bytes'] / 2**20:.2f} MiB).\n")
+    return "\n".join(md)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default="target/release/video-recorder")
+    ap.add_argument("--load", default=os.path.join(here, "load/target/release/vr-load"))
+    ap.add_argument("--pi-bin", help="stripped aarch64 binary to report the size of")
+    ap.add_argument("--out", default=os.path.join(here, "out"))
+    ap.add_argument("--viewers", default="1,50,100,200,500")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--secs", type=float, default=10, help="measurement window")
+    ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--settle", type=float, default=2, help="after start, before measuring")
+    ap.add_argument("--idle-secs", type=float, default=10)
+    ap.add_argument("--rec-secs", type=float, default=10)
+    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--presets", default="ultrafast,veryfast")
+    ap.add_argument("--only", default="idle,viewers,recording,size")
+    a = ap.parse_args()
+    a.presets = [p for p in a.presets.split(",") if p]
+    only = set(a.only.split(","))
+    os.makedirs(a.out, exist_ok=True)
+    a.bin, a.load = os.path.abspath(a.bin), os.path.abspath(a.load)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    with open("/proc/cpuinfo") as f:
+        model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    res = {"machine": f"{os.cpu_count()} × {model}, {platform.system()} {platform.release()}",
+           "loadavg": open("/proc/loadavg").read().split()[0],
+           "args": {k: v for k, v in vars(a).items()}}
+    if "idle" in only:
+        res["idle"] = run_idle(a, log)
+    if "viewers" in only:
+        res["viewers"] = {}
+        for n in [int(x) for x in a.viewers.split(",") if x]:
+            res["viewers"][str(n)] = run_viewers(a, n, log)
+    if "recording" in only:
+        res["recording"], _ = run_recording(a, log)
+    if "size" in only and a.pi_bin and os.path.exists(a.pi_bin):
+        res["pi_bin_bytes"] = os.path.getsize(a.pi_bin)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    md = tables(res, a)
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
