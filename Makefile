@@ -10,6 +10,7 @@ CARGO    ?= cargo
 ARGS     ?=
 RELEASE  ?=
 BIN      := video-recorder
+LOAD_MANIFEST := bench/load/Cargo.toml
 
 PI_TARGET := aarch64-unknown-linux-gnu
 PI_BIN    := target/$(PI_TARGET)/release/$(BIN)
@@ -54,11 +55,14 @@ build:
 release:
 	$(CARGO) build --release
 
-# The README's test command.
+# The README's test command, then the benchmark's load client checks itself.
 test:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test
+	$(CARGO) fmt --check --manifest-path $(LOAD_MANIFEST)
+	$(CARGO) clippy --manifest-path $(LOAD_MANIFEST) --all-targets -- -D warnings
+	$(CARGO) test --manifest-path $(LOAD_MANIFEST)
 
 # --- Raspberry Pi (aarch64) -------------------------------------------------
 
@@ -87,7 +91,7 @@ test-pi: pi
 	  echo "error: $(PI_SYSROOT) has no aarch64 libc: apt-get install libc6-dev-arm64-cross" >&2; exit 1; }
 	$(QEMU) -L $(PI_SYSROOT) $(PI_BIN) --version
 	VRTEST_BIN=$(abspath $(PI_BIN)) VRTEST_RUNNER="$(QEMU) -L $(PI_SYSROOT)" \
-	  $(CARGO) test --test '*' -- $(PI_TESTS)
+	  $(CARGO) test --no-fail-fast --test '*' -- $(PI_TESTS)
 ifeq ($(PI_UNIT),1)
 	CC_aarch64_unknown_linux_gnu=$(PI_CC) CXX_aarch64_unknown_linux_gnu=$(PI_CXX) \
 	  $(CARGO) test --target $(PI_TARGET) --bins
@@ -99,11 +103,11 @@ endif
 
 bench:
 	$(CARGO) build --release --bin $(BIN)
-	$(CARGO) build --release --manifest-path bench/load/Cargo.toml
+	$(CARGO) build --release --manifest-path $(LOAD_MANIFEST)
 	python3 bench/run.py --bin target/release/$(BIN) \
 	  --load bench/load/target/release/vr-load $(if $(wildcard $(PI_BIN)),--pi-bin $(PI_BIN),)
 
 clean:
 	$(CARGO) clean
-	$(CARGO) clean --manifest-path bench/load/Cargo.toml
+	$(CARGO) clean --manifest-path $(LOAD_MANIFEST)
 	rm -rf bench/out
