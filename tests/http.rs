@@ -142,7 +142,7 @@ fn viewer_cap_answers_503_and_frees_seats() {
 
 #[test]
 fn a_crowd_connecting_at_once_is_served() {
-    let s = Server::start(SMALL);
+    let s = Server::start(&[SMALL, &["--max-viewers-per-client", "1000"]].concat());
     let n = 100;
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
     let addr = s.addr;

@@ -17,7 +17,17 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("assets/app.css"),
     ),
+    (
+        "/login.css",
+        "text/css; charset=utf-8",
+        include_bytes!("assets/login.css"),
+    ),
 ];
+
+pub const LOGIN_HTML: &[u8] = include_bytes!("assets/login.html");
+
+/// The HTTP API described for clients and fuzzers.
+pub const OPENAPI: &[u8] = include_bytes!("openapi.json");
 
 /// The asset served at `path`, with its content type.
 pub fn find(path: &str) -> Option<(&'static str, &'static [u8])> {

@@ -3,8 +3,11 @@
 //! example when descriptors run out, which would silently stop the server).
 
 mod assets;
+pub mod auth;
 mod files;
+mod login;
 mod routes;
+pub mod tls;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -28,6 +31,9 @@ pub struct App {
     pub clips: Arc<Clips>,
     pub viewers: Arc<Viewers>,
     pub started: Instant,
+    pub auth: auth::Auth,
+    /// Served over HTTPS: cookies get `Secure`.
+    pub tls: Option<tls::Tls>,
 }
 
 pub type Reply = Response<Box<dyn Read + Send>>;
@@ -75,13 +81,29 @@ fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
     )
 }
 
+/// No inline script or style, no framing, nothing from elsewhere.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                   media-src 'self' blob:; connect-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
 /// Sends a reply with the headers every response carries.
 fn respond(req: Request, mut reply: Reply) {
-    reply.add_header(header("Server", "video-recorder"));
-    reply.add_header(header("X-Content-Type-Options", "nosniff"));
+    for (k, v) in security_headers() {
+        reply.add_header(header(k, v));
+    }
     if let Err(e) = req.respond(reply) {
         log::debug!("client went away before the answer: {e}");
     }
+}
+
+pub fn security_headers() -> [(&'static str, &'static str); 5] {
+    [
+        ("Server", "video-recorder"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Content-Security-Policy", CSP),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
 }
 
 /// Sets SO_SNDTIMEO on the listening socket; accepted sockets inherit it, so a
@@ -123,8 +145,10 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
         let server = match listener
             .try_clone()
             .map_err(|e| e.to_string())
-            .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
-        {
+            .and_then(|l| {
+                let ssl = app.tls.as_ref().map(tls::Tls::ssl_config);
+                Server::from_listener(l, ssl).map_err(|e| e.to_string())
+            }) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("cannot start the HTTP server: {e}; retrying");
@@ -184,6 +208,90 @@ fn spawn_with(name: &str, req: Request, f: impl FnOnce(Request) + Send + 'static
     }
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Public,
+    Viewer,
+    Admin,
+}
+
+/// Every route: `(method, path, access)`; a `*` path ends in a wildcard.
+/// `/openapi.json` documents exactly these (a unit test keeps them in step).
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/", "viewer"),
+    ("GET", "/app.js", "viewer"),
+    ("GET", "/app.css", "public"),
+    ("GET", "/login.css", "public"),
+    ("GET", "/login", "public"),
+    ("POST", "/login", "public"),
+    ("POST", "/logout", "viewer"),
+    ("GET", "/video", "viewer"),
+    ("GET", "/snapshot.jpg", "viewer"),
+    ("GET", "/status", "viewer"),
+    ("POST", "/start", "admin"),
+    ("POST", "/stop", "admin"),
+    ("GET", "/last", "viewer"),
+    ("GET", "/clips/*", "viewer"),
+    ("GET", "/openapi.json", "viewer"),
+    ("GET", "/healthz", "public"),
+];
+
+fn lookup(method: &str, path: &str) -> Result<Access, Vec<&'static str>> {
+    let matches = |p: &str| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix) && path.len() > prefix.len(),
+        None => p == path,
+    };
+    let method = if method == "HEAD" { "GET" } else { method };
+    let mut allowed = Vec::new();
+    for (m, p, access) in ROUTES {
+        if matches(p) {
+            if *m == method {
+                return Ok(match *access {
+                    "public" => Access::Public,
+                    "admin" => Access::Admin,
+                    _ => Access::Viewer,
+                });
+            }
+            allowed.push(*m);
+        }
+    }
+    Err(allowed)
+}
+
+fn denied(req: &Request, why: auth::Denied, page: bool) -> Reply {
+    use auth::Denied;
+    match why {
+        Denied::Malformed(m) => error(400, m),
+        Denied::Limited(secs) => {
+            let mut r = error(429, "too many failed logins; try again later");
+            r.add_header(header("Retry-After", &secs.to_string()));
+            r
+        }
+        Denied::Missing | Denied::Wrong if page && auth::header(req, "Authorization").is_none() => {
+            let mut r = bytes(303, "text/plain", b"login required\n".to_vec());
+            r.add_header(header("Location", "/login"));
+            r
+        }
+        Denied::Missing | Denied::Wrong => {
+            let msg = if why == Denied::Missing {
+                "credentials required"
+            } else {
+                "wrong credentials"
+            };
+            let mut r = error(401, msg);
+            // No Basic dialog for the page's own scripts: they go to /login instead.
+            if !auth::from_script(req) {
+                r.add_header(header(
+                    "WWW-Authenticate",
+                    "Basic realm=\"video-recorder\", charset=\"UTF-8\"",
+                ));
+            }
+            r
+        }
+    }
+}
+
 fn handle(app: &Arc<App>, req: Request) {
     let url = req.url().to_string();
     if url.len() > MAX_URL {
@@ -191,57 +299,91 @@ fn handle(app: &Arc<App>, req: Request) {
     }
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     let method = req.method().clone();
-    let get = matches!(method, Method::Get | Method::Head);
-    match (path, get, &method) {
-        ("/video", true, _) => live_viewer(app, req),
-        ("/snapshot.jpg", true, _) => respond(req, snapshot(app)),
-        ("/status", true, _) => respond(req, json(200, &routes::status(app))),
-        ("/healthz", true, _) => respond(req, bytes(200, "text/plain", b"ok\n".to_vec())),
-        ("/start", _, Method::Post) => {
+    let access = match lookup(method.as_str(), path) {
+        Ok(a) => a,
+        Err(allowed) if allowed.is_empty() => return respond(req, error(404, "no such route")),
+        Err(allowed) => {
+            let mut r = error(405, &format!("use {}", allowed.join(" or ")));
+            let mut allow = allowed.join(", ");
+            if allowed.contains(&"GET") {
+                allow.push_str(", HEAD");
+            }
+            r.add_header(header("Allow", &allow));
+            return respond(req, r);
+        }
+    };
+    if access != Access::Public {
+        let who = match app.auth.authenticate(&req) {
+            Ok(p) => p,
+            Err(why) => {
+                let r = denied(&req, why, path == "/" && method == Method::Get);
+                return respond(req, r);
+            }
+        };
+        if access == Access::Admin && who.role != auth::Role::Admin {
+            return respond(req, error(403, "this user may watch but not record"));
+        }
+        if !matches!(method, Method::Get | Method::Head) && !auth::same_origin(&req, who.via) {
+            log::warn!("refused cross-site {} {path}", method.as_str());
+            return respond(req, error(403, "cross-site request refused"));
+        }
+    }
+    let download = query.split('&').any(|kv| kv == "download=1");
+    match (method.as_str(), path) {
+        (_, "/video") => live_viewer(app, req),
+        (_, "/snapshot.jpg") => respond(req, snapshot(app)),
+        (_, "/status") => respond(req, json(200, &routes::status(app))),
+        (_, "/healthz") => respond(req, bytes(200, "text/plain", b"ok\n".to_vec())),
+        (_, "/openapi.json") => respond(
+            req,
+            bytes(200, "application/json", assets::OPENAPI.to_vec()),
+        ),
+        ("GET" | "HEAD", "/login") => respond(req, login::page(query)),
+        ("POST", "/login") => {
+            let app = app.clone();
+            spawn_with("login", req, move |mut req| {
+                let reply = login::submit(&app, &mut req);
+                respond(req, reply)
+            })
+        }
+        ("POST", "/logout") => {
+            let reply = login::logout(app, &req);
+            respond(req, reply)
+        }
+        ("POST", "/start") => {
             let app = app.clone();
             spawn_with("start", req, move |mut req| {
                 let reply = routes::start(&app, &mut req);
                 respond(req, reply)
             })
         }
-        ("/stop", _, Method::Post) => {
+        ("POST", "/stop") => {
             let app = app.clone();
             spawn_with("stop", req, move |req| respond(req, routes::stop(&app)))
         }
-        ("/last", true, _) => {
+        (_, "/last") => {
             let app = app.clone();
-            let download = query.split('&').any(|kv| kv == "download=1");
             spawn_with("last", req, move |req| {
                 let reply = routes::last(&app, range_of(&req).as_deref(), download);
                 respond(req, reply)
             })
         }
-        (p, true, _) if p.starts_with("/clips/") => {
+        (_, p) if p.starts_with("/clips/") => {
             let app = app.clone();
             let id = p["/clips/".len()..].to_string();
-            let download = query.split('&').any(|kv| kv == "download=1");
             spawn_with("clip", req, move |req| {
                 let reply = routes::clip(&app, &id, range_of(&req).as_deref(), download);
                 respond(req, reply)
             })
         }
-        (p, true, _) if assets::find(p).is_some() => {
-            let (ct, body) = assets::find(p).unwrap_or(("text/plain", b""));
-            let mut r = bytes(200, ct, body.to_vec());
-            r.add_header(header("Cache-Control", "no-cache"));
-            respond(req, r)
-        }
-        ("/start" | "/stop", _, _) => {
-            let mut r = error(405, "use POST");
-            r.add_header(header("Allow", "POST"));
-            respond(req, r)
-        }
-        ("/video" | "/snapshot.jpg" | "/status" | "/last" | "/healthz", _, _) => {
-            let mut r = error(405, "use GET");
-            r.add_header(header("Allow", "GET, HEAD"));
-            respond(req, r)
-        }
-        _ => respond(req, error(404, "no such route")),
+        (_, p) => match assets::find(p) {
+            Some((ct, body)) => {
+                let mut r = bytes(200, ct, body.to_vec());
+                r.add_header(header("Cache-Control", "no-cache"));
+                respond(req, r)
+            }
+            None => respond(req, error(404, "no such route")),
+        },
     }
 }
 
@@ -268,17 +410,61 @@ fn snapshot(app: &App) -> Reply {
 }
 
 fn live_viewer(app: &Arc<App>, req: Request) {
-    let Some(seat) = app.viewers.try_seat() else {
-        log::warn!("viewer refused: {} viewers already", app.viewers.max());
-        return respond(req, error(503, "too many viewers"));
+    let ip = req.remote_addr().map(|a| a.ip());
+    let seat = match app.viewers.try_seat(ip) {
+        Ok(seat) => seat,
+        Err(why) => {
+            log::warn!("viewer refused: {why}");
+            return respond(req, error(503, why));
+        }
     };
     let hub = app.hub.clone();
     spawn_with("viewer", req, move |req| {
         let _seat = seat;
         let mut out = req.into_writer();
-        match crate::live::stream(&hub, &mut out) {
+        match crate::live::stream(&hub, &mut out, &security_headers()) {
             Ok(n) => log::debug!("viewer done after {n} frames"),
             Err(e) => log::debug!("viewer gone: {e}"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/openapi.json` documents exactly the routes we serve, with the same
+    /// access rule (`security: []` for public ones).
+    #[test]
+    fn openapi_matches_the_route_table() {
+        let doc: serde_json::Value = serde_json::from_slice(assets::OPENAPI).unwrap();
+        let mut documented = Vec::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let public = op["security"].as_array().is_some_and(|a| a.is_empty());
+                let path = path.replace("{name}", "*");
+                documented.push((method.to_uppercase(), path, public));
+            }
+        }
+        documented.sort();
+        let mut served: Vec<(String, String, bool)> = ROUTES
+            .iter()
+            .map(|(m, p, a)| (m.to_string(), p.to_string(), *a == "public"))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn route_lookup() {
+        assert_eq!(lookup("GET", "/status"), Ok(Access::Viewer));
+        assert_eq!(lookup("HEAD", "/video"), Ok(Access::Viewer));
+        assert_eq!(lookup("POST", "/start"), Ok(Access::Admin));
+        assert_eq!(lookup("GET", "/healthz"), Ok(Access::Public));
+        assert_eq!(lookup("GET", "/clips/x.mp4"), Ok(Access::Viewer));
+        assert_eq!(lookup("GET", "/clips/"), Err(vec![]));
+        assert_eq!(lookup("GET", "/start"), Err(vec!["POST"]));
+        assert_eq!(lookup("DELETE", "/status"), Err(vec!["GET"]));
+        assert_eq!(lookup("GET", "/nope"), Err(vec![]));
+    }
 }

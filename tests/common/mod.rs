@@ -119,7 +119,10 @@ impl Server {
                 if std::env::var_os("VRTEST_ECHO").is_some() {
                     eprintln!("[server] {line}");
                 }
-                if let Some(rest) = line.split("listening on http://").nth(1)
+                if let Some(rest) = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1))
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(rest.trim().to_string());
