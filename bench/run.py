@@ -130,8 +130,10 @@ def run_idle(a, log):
 def run_viewers(a, n, log):
     runs = []
     for rep in range(a.reps):
-        s = Server(a.bin, ["--source", "test", "--max-viewers", str(max(1000, n + 10))]
-                   + source_args(a.size, a.fps), a.out)
+        # All viewers come from 127.0.0.1: lift the per-client cap too.
+        cap = str(max(1000, n + 10))
+        s = Server(a.bin, ["--source", "test", "--max-viewers", cap,
+                           "--max-viewers-per-client", cap] + source_args(a.size, a.fps), a.out)
         try:
             time.sleep(a.settle)
             p = subprocess.run([a.load, "--addr", s.addr, "--viewers", str(n),
