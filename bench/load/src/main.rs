@@ -12,11 +12,14 @@
 
 mod parts;
 mod procfs;
+mod report;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use report::{Cpu, report};
 
 struct Args {
     addr: SocketAddr,
@@ -201,22 +204,6 @@ fn view(addr: SocketAddr, path: &str, w: &Window) -> Viewer {
     v
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    sorted[i]
-}
-
-fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.4}")
-    } else {
-        "null".into()
-    }
-}
-
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -275,10 +262,12 @@ fn main() {
     std::thread::sleep(from.saturating_duration_since(Instant::now()));
     let me = std::process::id();
     let cpu0 = args.pid.map(procfs::cpu_seconds).transpose();
+    let sched0 = args.pid.map(procfs::thread_cpu_ns);
     let own0 = procfs::cpu_seconds(me).unwrap_or(0.0);
     let t0 = Instant::now();
     std::thread::sleep(to.saturating_duration_since(Instant::now()));
     let cpu1 = args.pid.map(procfs::cpu_seconds).transpose();
+    let sched1 = args.pid.map(procfs::thread_cpu_ns);
     let own1 = procfs::cpu_seconds(me).unwrap_or(0.0);
     let secs = t0.elapsed().as_secs_f64();
     let mem = args.pid.map(procfs::memory_kib).transpose();
@@ -288,137 +277,15 @@ fn main() {
         .into_iter()
         .map(|h| h.join().unwrap_or_default())
         .collect();
-    report(
-        &args,
-        &viewers,
-        secs,
-        cpu0,
-        cpu1,
-        own1 - own0,
-        mem,
-        server_threads,
-    );
-}
-
-#[allow(clippy::too_many_arguments)]
-fn report(
-    args: &Args,
-    viewers: &[Viewer],
-    secs: f64,
-    cpu0: Result<Option<f64>, String>,
-    cpu1: Result<Option<f64>, String>,
-    client_cpu: f64,
-    mem: Result<Option<(u64, u64)>, String>,
-    server_threads: Option<u64>,
-) {
-    let dur = args.duration.as_secs_f64();
-    let served: Vec<&Viewer> = viewers.iter().filter(|v| v.status == 200).collect();
-    let mut fps: Vec<f64> = served.iter().map(|v| v.frames as f64 / dur).collect();
-    fps.sort_by(f64::total_cmp);
-    let mut lat: Vec<f64> = served
-        .iter()
-        .flat_map(|v| v.latencies_ms.iter().map(|&l| f64::from(l)))
-        .collect();
-    lat.sort_by(f64::total_cmp);
-    let frames: u64 = served.iter().map(|v| v.frames).sum();
-    let bytes: u64 = served.iter().map(|v| v.bytes).sum();
-    let mut connect: Vec<f64> = served.iter().map(|v| v.connect_ms).collect();
-    connect.sort_by(f64::total_cmp);
-    let head_max = served.iter().map(|v| v.head_ms).fold(f64::NAN, f64::max);
-    let slow_heads = served.iter().filter(|v| v.head_ms > 1000.0).count();
-    let mut first: Vec<f64> = served.iter().filter_map(|v| v.first_part_ms).collect();
-    first.sort_by(f64::total_cmp);
-    let mut statuses: Vec<(u16, usize)> = Vec::new();
-    for v in viewers {
-        match statuses.iter_mut().find(|(s, _)| *s == v.status) {
-            Some((_, n)) => *n += 1,
-            None => statuses.push((v.status, 1)),
-        }
-    }
-    let errors: Vec<&str> = viewers.iter().filter_map(|v| v.error.as_deref()).collect();
-    let server_cpu = match (&cpu0, &cpu1) {
-        (Ok(Some(a)), Ok(Some(b))) => b - a,
+    let sched_cpu = match (&sched0, &sched1) {
+        (Some(a), Some(b)) if !b.is_empty() => procfs::thread_cpu_delta(a, b),
         _ => f64::NAN,
     };
-    for e in [
-        &cpu0.as_ref().err(),
-        &cpu1.as_ref().err(),
-        &mem.as_ref().err(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        eprintln!("vr-load: server accounting: {e}");
-    }
-    let (rss, hwm) = mem.ok().flatten().unwrap_or((0, 0));
-    let at_full = fps.iter().filter(|&&f| f >= 28.0).count();
-    let median = percentile(&fps, 50.0);
-    let min = fps.first().copied().unwrap_or(f64::NAN);
-
-    let status_json: Vec<String> = statuses
-        .iter()
-        .map(|(s, n)| format!("\"{s}\":{n}"))
-        .collect();
-    let first_error = errors
-        .first()
-        .map(|e| format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "'")))
-        .unwrap_or_else(|| "null".into());
-    println!(
-        "{{\"viewers\":{},\"served\":{},\"statuses\":{{{}}},\"errors\":{},\"first_error\":{},\
-         \"fps_median\":{},\"fps_min\":{},\"fps_max\":{},\"viewers_at_28fps\":{},\
-         \"latency_ms_p50\":{},\"latency_ms_p99\":{},\"latency_ms_max\":{},\
-         \"frames\":{},\"mbit_per_s\":{},\"window_s\":{},\
-         \"server_cpu_s\":{},\"server_cpu_pct\":{},\"server_cpu_ms_per_frame\":{},\
-         \"server_rss_kib\":{},\"server_hwm_kib\":{},\"server_threads\":{},\
-         \"client_cpu_pct\":{},\"connect_ms_max\":{},\"head_ms_max\":{},\"heads_over_1s\":{},\"first_part_ms_max\":{}}}",
-        viewers.len(),
-        served.len(),
-        status_json.join(","),
-        errors.len(),
-        first_error,
-        json_num(median),
-        json_num(min),
-        json_num(fps.last().copied().unwrap_or(f64::NAN)),
-        at_full,
-        json_num(percentile(&lat, 50.0)),
-        json_num(percentile(&lat, 99.0)),
-        json_num(lat.last().copied().unwrap_or(f64::NAN)),
-        frames,
-        json_num(bytes as f64 * 8.0 / dur / 1e6),
-        json_num(secs),
-        json_num(server_cpu),
-        json_num(server_cpu / secs * 100.0),
-        json_num(server_cpu * 1e3 / frames as f64),
-        rss,
-        hwm,
-        server_threads.unwrap_or(0),
-        json_num(client_cpu / secs * 100.0),
-        json_num(connect.last().copied().unwrap_or(f64::NAN)),
-        json_num(head_max),
-        slow_heads,
-        json_num(first.last().copied().unwrap_or(f64::NAN)),
-    );
-    eprintln!(
-        "{} viewers ({} served, {} errors): fps median {:.1} min {:.1}, {} at >= 28 fps; \
-         latency p50 {:.2} ms p99 {:.2} ms; server CPU {:.1}% = {:.4} ms/frame, RSS {} KiB; client CPU {:.0}%; \
-         slowest connect {:.0} ms, head {:.0} ms ({} over 1 s)",
-        viewers.len(),
-        served.len(),
-        errors.len(),
-        median,
-        min,
-        at_full,
-        percentile(&lat, 50.0),
-        percentile(&lat, 99.0),
-        server_cpu / secs * 100.0,
-        server_cpu * 1e3 / frames as f64,
-        rss,
-        client_cpu / secs * 100.0,
-        connect.last().copied().unwrap_or(f64::NAN),
-        head_max,
-        slow_heads,
-    );
-    if let Some(e) = errors.first() {
-        eprintln!("first error: {e}");
-    }
+    let cpu = Cpu {
+        before: cpu0,
+        after: cpu1,
+        threads: sched_cpu,
+        client: own1 - own0,
+    };
+    report(&args, &viewers, secs, cpu, mem, server_threads);
 }

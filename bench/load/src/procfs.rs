@@ -21,6 +21,41 @@ pub fn parse_stat_cpu(text: &str) -> Option<f64> {
     Some((utime + stime) as f64 / TICKS_PER_SEC)
 }
 
+/// Nanoseconds on CPU of each living thread (/proc/PID/task/TID/schedstat):
+/// finer than the 10 ms ticks of /proc/PID/stat, but threads that exit
+/// take their time with them.
+pub fn thread_cpu_ns(pid: u32) -> std::collections::HashMap<u32, u64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let ns = std::fs::read_to_string(entry.path().join("schedstat"))
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse().ok());
+        if let Some(ns) = ns {
+            out.insert(tid, ns);
+        }
+    }
+    out
+}
+
+/// CPU seconds between two `thread_cpu_ns` readings, threads born in between
+/// counted from zero.
+pub fn thread_cpu_delta(
+    before: &std::collections::HashMap<u32, u64>,
+    after: &std::collections::HashMap<u32, u64>,
+) -> f64 {
+    let ns: u64 = after
+        .iter()
+        .map(|(tid, &a)| a.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    ns as f64 / 1e9
+}
+
 /// (VmRSS, VmHWM) in KiB from /proc/PID/status.
 pub fn memory_kib(pid: u32) -> Result<(u64, u64), String> {
     let path = format!("/proc/{pid}/status");
@@ -66,6 +101,17 @@ mod tests {
         let (rss, hwm) = memory_kib(pid).unwrap();
         assert!(rss > 0 && hwm >= rss);
         assert!(threads(pid) >= 1);
+        let before = thread_cpu_ns(pid);
+        assert!(!before.is_empty());
+        let t = std::time::Instant::now();
+        while t.elapsed().as_millis() < 30 {
+            std::hint::black_box(0u64);
+        }
+        let spent = thread_cpu_delta(&before, &thread_cpu_ns(pid));
+        assert!(
+            (0.01..1.0).contains(&spent),
+            "busy 30 ms, counted {spent} s"
+        );
         assert!(open_files_limit().unwrap() > 0);
     }
 }
