@@ -13,6 +13,7 @@ pub mod test;
 pub mod v4l2;
 
 /// One JPEG as delivered by a source, before validation.
+#[derive(Debug)]
 pub struct RawFrame {
     pub jpeg: Vec<u8>,
     /// CLOCK_MONOTONIC capture time (V4L2 buffer timestamp or the source's clock).
