@@ -38,7 +38,8 @@ impl Canvas {
         let y1 = (y + h).clamp(0, self.height as i64) as usize;
         let stride = self.width as usize * 3;
         for row in y0..y1 {
-            for px in self.pixels[row * stride + x0 * 3..row * stride + x1 * 3].chunks_exact_mut(3) {
+            for px in self.pixels[row * stride + x0 * 3..row * stride + x1 * 3].chunks_exact_mut(3)
+            {
                 px.copy_from_slice(&color);
             }
         }
@@ -64,7 +65,13 @@ impl Canvas {
     pub fn label(&mut self, cx: i64, y: i64, scale: i64, color: Rgb, back: Rgb, text: &str) {
         let w = text_width(text, scale);
         let pad = scale * 2;
-        self.rect(cx - w / 2 - pad, y - pad, w + 2 * pad, 7 * scale + 2 * pad, back);
+        self.rect(
+            cx - w / 2 - pad,
+            y - pad,
+            w + 2 * pad,
+            7 * scale + 2 * pad,
+            back,
+        );
         self.text(cx - w / 2, y, scale, color, text);
     }
 

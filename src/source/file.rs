@@ -123,9 +123,8 @@ struct Pass {
 
 impl Pass {
     fn open(path: &Path, chunk: usize) -> Result<Pass, SourceError> {
-        let file = File::open(path).map_err(|e| {
-            SourceError(format!("MJPEG file {}: cannot open: {e}", path.display()))
-        })?;
+        let file = File::open(path)
+            .map_err(|e| SourceError(format!("MJPEG file {}: cannot open: {e}", path.display())))?;
         Ok(Pass {
             file,
             buf: Vec::new(),
@@ -211,7 +210,11 @@ mod tests {
     #[test]
     fn reads_frames_in_small_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let frames = vec![sample_jpeg(32, 16), sample_jpeg(48, 32), sample_jpeg(16, 16)];
+        let frames = vec![
+            sample_jpeg(32, 16),
+            sample_jpeg(48, 32),
+            sample_jpeg(16, 16),
+        ];
         let p = write(dir.path(), "a.mjpeg", &frames);
         for chunk in [1, 7, 100, CHUNK] {
             let mut pass = Pass::open(&p, chunk).unwrap();
@@ -226,7 +229,11 @@ mod tests {
     #[test]
     fn reports_first_frame_size_and_loops() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "b.mjpeg", &[sample_jpeg(48, 32), sample_jpeg(48, 32)]);
+        let p = write(
+            dir.path(),
+            "b.mjpeg",
+            &[sample_jpeg(48, 32), sample_jpeg(48, 32)],
+        );
         let mut src = FileSource::open(&p, want()).unwrap();
         assert_eq!(
             src.format(),
@@ -254,7 +261,10 @@ mod tests {
         let away = dir.path().join("away.mjpeg");
         std::fs::rename(&p, &away).unwrap();
         let err = src.next_frame(Duration::from_secs(1)).unwrap_err();
-        assert!(err.0.contains("c.mjpeg") && err.0.contains("cannot open"), "{err}");
+        assert!(
+            err.0.contains("c.mjpeg") && err.0.contains("cannot open"),
+            "{err}"
+        );
         let err = FileSource::open(&p, want()).err().unwrap();
         assert!(err.0.contains("c.mjpeg"), "{err}");
         std::fs::rename(&away, &p).unwrap();
@@ -267,7 +277,10 @@ mod tests {
         let p = dir.path().join("notes.txt");
         std::fs::write(&p, b"hello, not a video\xFF").unwrap();
         let err = FileSource::open(&p, want()).err().unwrap();
-        assert!(err.0.contains("notes.txt") && err.0.contains("no JPEG frames"), "{err}");
+        assert!(
+            err.0.contains("notes.txt") && err.0.contains("no JPEG frames"),
+            "{err}"
+        );
         let empty = dir.path().join("empty.mjpeg");
         std::fs::write(&empty, b"").unwrap();
         assert!(FileSource::open(&empty, want()).is_err());
@@ -279,7 +292,11 @@ mod tests {
     fn truncated_last_frame_is_handed_out_for_counting() {
         let dir = tempfile::tempdir().unwrap();
         let j = sample_jpeg(64, 64);
-        let p = write(dir.path(), "d.mjpeg", &[j.clone(), j[..j.len() - 300].to_vec()]);
+        let p = write(
+            dir.path(),
+            "d.mjpeg",
+            &[j.clone(), j[..j.len() - 300].to_vec()],
+        );
         let mut src = FileSource::open(&p, want()).unwrap();
         let a = src.next_frame(Duration::from_secs(1)).unwrap().unwrap();
         let b = src.next_frame(Duration::from_secs(1)).unwrap().unwrap();

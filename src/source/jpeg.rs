@@ -271,7 +271,10 @@ pub(crate) mod tests {
         assert!(sanitize(j[..j.len() - 1].to_vec()).is_err());
         assert!(sanitize(j[2..].to_vec()).is_err(), "no SOI");
         assert!(sanitize(Vec::new()).is_err());
-        assert!(sanitize(vec![0xFF, 0xD8, 0xFF, 0xD9]).is_err(), "no SOF/SOS");
+        assert!(
+            sanitize(vec![0xFF, 0xD8, 0xFF, 0xD9]).is_err(),
+            "no SOF/SOS"
+        );
         // Header cut off, but tail kept: segment lengths run past the end.
         let mut cut = j[..20].to_vec();
         cut.extend_from_slice(&[0xFF, 0xD9]);

@@ -185,14 +185,24 @@ mod tests {
     fn pacer_times_out_and_skips_missed_ticks() {
         let mut p = Pacer::new(1);
         p.wait(Duration::from_secs(1)).unwrap();
-        assert!(p.wait(Duration::from_millis(5)).is_none(), "next tick is 1 s away");
+        assert!(
+            p.wait(Duration::from_millis(5)).is_none(),
+            "next tick is 1 s away"
+        );
         let mut p = Pacer::new(1000);
         p.wait(Duration::ZERO).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         let late = p.wait(Duration::ZERO).unwrap();
         let now = crate::clock::monotonic_now();
-        assert!(now - late < Duration::from_millis(3), "skipped to a recent tick");
-        assert_eq!((late - p.start).as_nanos() % 1_000_000, 0, "still on the grid");
+        assert!(
+            now - late < Duration::from_millis(3),
+            "skipped to a recent tick"
+        );
+        assert_eq!(
+            (late - p.start).as_nanos() % 1_000_000,
+            0,
+            "still on the grid"
+        );
     }
 
     #[test]
@@ -200,6 +210,9 @@ mod tests {
         let now = crate::clock::monotonic_now();
         let wall = wall_at(now - Duration::from_millis(500));
         let age = SystemTime::now().duration_since(wall).unwrap();
-        assert!(age >= Duration::from_millis(499) && age < Duration::from_secs(2), "{age:?}");
+        assert!(
+            age >= Duration::from_millis(499) && age < Duration::from_secs(2),
+            "{age:?}"
+        );
     }
 }

@@ -288,8 +288,11 @@ pub fn rank_intervals(info: &IntervalInfo, fps: u32) -> Vec<(u32, u32)> {
     let want = f64::from(fps);
     match info {
         IntervalInfo::Discretes(list) => {
-            let mut list: Vec<(u32, u32)> =
-                list.iter().filter(|(n, d)| *n > 0 && *d > 0).copied().collect();
+            let mut list: Vec<(u32, u32)> = list
+                .iter()
+                .filter(|(n, d)| *n > 0 && *d > 0)
+                .copied()
+                .collect();
             list.sort_by(|a, b| {
                 (rate(a) - want)
                     .abs()
@@ -380,12 +383,8 @@ mod tests {
 
     #[test]
     fn picks_the_closest_size() {
-        let sizes = ResolutionInfo::Discretes(vec![
-            (640, 480),
-            (1280, 720),
-            (1920, 1080),
-            (320, 240),
-        ]);
+        let sizes =
+            ResolutionInfo::Discretes(vec![(640, 480), (1280, 720), (1920, 1080), (320, 240)]);
         assert_eq!(choose_size(&sizes, (1280, 720)), (1280, 720));
         assert_eq!(choose_size(&sizes, (1366, 768)), (1280, 720));
         assert_eq!(choose_size(&sizes, (800, 600)), (640, 480));
@@ -440,11 +439,27 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::ENODEV);
         let t = io_error_text("/dev/video0", "capture", &e);
         assert!(t.starts_with("camera /dev/video0: disconnected"), "{t}");
-        let t = io_error_text("/dev/video2", "cannot open", &io::Error::from_raw_os_error(libc::EACCES));
-        assert!(t.contains("/dev/video2") && t.contains("video` group"), "{t}");
-        let t = io_error_text("/dev/video0", "cannot open", &io::Error::from_raw_os_error(libc::EINVAL));
+        let t = io_error_text(
+            "/dev/video2",
+            "cannot open",
+            &io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert!(
+            t.contains("/dev/video2") && t.contains("video` group"),
+            "{t}"
+        );
+        let t = io_error_text(
+            "/dev/video0",
+            "cannot open",
+            &io::Error::from_raw_os_error(libc::EINVAL),
+        );
         assert!(t.starts_with("camera /dev/video0: cannot open: "), "{t}");
-        let t = start_error_text("/dev/video0", (640, 480), (1, 30), &rscam::Error::BadInterval);
+        let t = start_error_text(
+            "/dev/video0",
+            (640, 480),
+            (1, 30),
+            &rscam::Error::BadInterval,
+        );
         assert!(t.contains("640x480"), "{t}");
     }
 
@@ -460,7 +475,10 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(err.0.contains("/dev/video-does-not-exist") && err.0.contains("not found"), "{err}");
+        assert!(
+            err.0.contains("/dev/video-does-not-exist") && err.0.contains("not found"),
+            "{err}"
+        );
     }
 
     #[test]
