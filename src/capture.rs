@@ -46,6 +46,9 @@ fn run(hub: &Hub, settings: CaptureSettings) {
     log::debug!("capture thread stopped");
 }
 
+/// A source opened while resolving the spec, or why it did not open.
+type Opened = Result<Box<dyn Source>, SourceError>;
+
 /// Decides what the spec means here: `auto` becomes the camera if it opens
 /// (which is then kept, not opened twice), else the test pattern with a
 /// warning in the log and in `/status`.
@@ -54,7 +57,7 @@ fn resolve(
     spec: &SourceSpec,
     want: Format,
     auto_device: &Path,
-) -> (SourceSpec, Option<Result<Box<dyn Source>, SourceError>>, Up) {
+) -> (SourceSpec, Option<Opened>, Up) {
     match spec {
         SourceSpec::Auto => match source::v4l2::open(auto_device, want) {
             Ok(src) => {

@@ -64,6 +64,9 @@ fn loop_len(format: Format) -> usize {
     u64::from(format.fps).min(by_budget).max(2) as usize
 }
 
+/// One rendering thread's frames, with their places in the loop.
+type Rendered = Result<Vec<(usize, Vec<u8>)>, SourceError>;
+
 /// Renders and encodes the loop, spread over the available cores.
 pub fn render_loop(format: Format) -> Result<Vec<Vec<u8>>, SourceError> {
     let n = loop_len(format);
@@ -71,7 +74,7 @@ pub fn render_loop(format: Format) -> Result<Vec<Vec<u8>>, SourceError> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |p| p.get())
         .clamp(1, 4);
-    let results: Vec<Result<Vec<(usize, Vec<u8>)>, SourceError>> = std::thread::scope(|s| {
+    let results: Vec<Rendered> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let bg = &bg;
@@ -235,7 +238,10 @@ mod tests {
             let f = src.next_frame(Duration::from_secs(1)).unwrap().unwrap();
             // On the 20 ms grid (a busy machine may skip ticks, never drift).
             let step = (f.capture - last).as_nanos();
-            assert!(step > 0 && step % 20_000_000 == 0, "step {step} ns");
+            assert!(
+                step > 0 && step.is_multiple_of(20_000_000),
+                "step {step} ns"
+            );
             last = f.capture;
         }
         let now = crate::clock::monotonic_now();
