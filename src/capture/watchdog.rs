@@ -128,20 +128,25 @@ impl<'a> Watchdog<'a> {
     /// Passes frames on until the source fails, stalls or the hub closes.
     /// The source is dropped (closed) on return, before any reopen.
     fn stream(&mut self, mut src: Box<dyn Source>) -> Stop {
+        // A slow source is not a stalled one: allow at least three intervals.
+        let stall = self
+            .t
+            .stall
+            .max(3 * Duration::from_secs(1) / src.format().fps.max(1));
         let mut last_good = monotonic_now();
         loop {
             if self.hub.is_closed() {
                 return Stop::Closed;
             }
             let waited = monotonic_now().saturating_sub(last_good);
-            if waited >= self.t.stall {
+            if waited >= stall {
                 return Stop::Failed(SourceError(format!(
                     "{}: no frame for {:.1} s (stalled)",
                     self.name,
                     waited.as_secs_f64()
                 )));
             }
-            match src.next_frame(self.t.slice.min(self.t.stall - waited)) {
+            match src.next_frame(self.t.slice.min(stall - waited)) {
                 Ok(Some(raw)) => match jpeg::sanitize(raw.jpeg) {
                     Ok((jpeg, size)) => {
                         if size != self.size {

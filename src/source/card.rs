@@ -103,8 +103,12 @@ pub fn fit_scale(text: &str, max_w: i64, cap: i64) -> i64 {
 }
 
 /// 5x7 glyphs, one byte per row, bit 4 is the leftmost column. Lower case is
-/// drawn as upper case; characters without a glyph are drawn as a box.
+/// drawn as upper case (but for the `x` of `1280x720`); characters without a
+/// glyph are drawn as a box.
 fn glyph(c: char) -> [u8; 7] {
+    if c == 'x' {
+        return [0x00, 0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11];
+    }
     match c.to_ascii_uppercase() {
         'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
         'B' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
