@@ -32,7 +32,7 @@ else
 PROFILE_FLAG :=
 endif
 
-.PHONY: all help run build release test pi test-pi bench clean check-pi-toolchain
+.PHONY: all help run build release test pi test-pi bench clean check-pi-toolchain check-qemu
 
 all: build
 
@@ -73,6 +73,12 @@ check-pi-toolchain:
 	  echo "error: $$t missing: apt-get install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu" >&2; \
 	  echo "       (or use the cross tool with Docker: see cross/README.md)" >&2; exit 1; }; done
 
+check-qemu:
+	@command -v $(QEMU) >/dev/null || { \
+	  echo "error: $(QEMU) missing: apt-get install qemu-user" >&2; exit 1; }
+	@test -e $(PI_SYSROOT)/lib/ld-linux-aarch64.so.1 || { \
+	  echo "error: $(PI_SYSROOT) has no aarch64 libc: apt-get install libc6-dev-arm64-cross" >&2; exit 1; }
+
 # openh264 builds its bundled C++ source with the `cc` crate: it needs the
 # target's C and C++ compilers (.cargo/config.toml names the linker).
 pi: check-pi-toolchain
@@ -84,11 +90,7 @@ pi: check-pi-toolchain
 
 # The x86 test harness drives the aarch64 binary through qemu-user
 # (tests/common/mod.rs reads VRTEST_BIN and VRTEST_RUNNER).
-test-pi: pi
-	@command -v $(QEMU) >/dev/null || { \
-	  echo "error: $(QEMU) missing: apt-get install qemu-user" >&2; exit 1; }
-	@test -e $(PI_SYSROOT)/lib/ld-linux-aarch64.so.1 || { \
-	  echo "error: $(PI_SYSROOT) has no aarch64 libc: apt-get install libc6-dev-arm64-cross" >&2; exit 1; }
+test-pi: check-qemu pi
 	$(QEMU) -L $(PI_SYSROOT) $(PI_BIN) --version
 	VRTEST_BIN=$(abspath $(PI_BIN)) VRTEST_RUNNER="$(QEMU) -L $(PI_SYSROOT)" \
 	  $(CARGO) test --no-fail-fast --test '*' -- $(PI_TESTS)
