@@ -156,15 +156,39 @@ fn view(addr: SocketAddr, path: &str, w: &Window) -> Viewer {
         return v;
     }
     let mut parser = parts::Parser::default();
-    let mut pending = head[body_start..].to_vec();
+    let mut leftover = head[body_start..].to_vec();
     loop {
+        let left = parser.body_left();
+        let got = if !leftover.is_empty() {
+            let n = leftover.len();
+            buf[..n].copy_from_slice(&leftover);
+            leftover.clear();
+            Ok(n)
+        } else if left > 0 {
+            discard(&s, &mut buf, left)
+        } else {
+            // Headers and the boundary are short: read little, so a body
+            // is rarely copied into user space.
+            s.read(&mut buf[..512])
+        };
+        let n = match got {
+            Ok(0) => {
+                v.error = Some("server closed the stream".into());
+                return v;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                v.error = Some(format!("read: {e}"));
+                return v;
+            }
+        };
         let now = Instant::now();
         if now >= w.to {
             break;
         }
         let in_window = now >= w.from;
         let mut bad = None;
-        let res = parser.feed(&pending, |p| {
+        let on_part = |p: parts::PartInfo| {
             if v.first_part_ms.is_none() {
                 v.first_part_ms = Some(w.start.elapsed().as_secs_f64() * 1e3);
             }
@@ -178,30 +202,38 @@ fn view(addr: SocketAddr, path: &str, w: &Window) -> Viewer {
                     bad = Some("part without X-Timestamp");
                 }
             }
-        });
-        if let Err(e) = res {
+        };
+        if left > 0 && n <= left {
+            parser.skip_body(n, on_part);
+        } else if let Err(e) = parser.feed(&buf[..n], on_part) {
             v.error = Some(e);
             return v;
         }
         if let Some(b) = bad {
             v.error = Some(b.into());
         }
-        match s.read(&mut buf) {
-            Ok(0) => {
-                v.error = Some("server closed the stream".into());
-                return v;
-            }
-            Ok(n) => {
-                pending.clear();
-                pending.extend_from_slice(&buf[..n]);
-            }
-            Err(e) => {
-                v.error = Some(format!("read: {e}"));
-                return v;
-            }
-        }
     }
     v
+}
+
+/// Receives up to `max` bytes and throws them away inside the kernel
+/// (`MSG_TRUNC` on TCP), so the client does not pay a copy per frame and
+/// leaves the CPU to the server. `scratch` bounds the call even if a kernel
+/// copied anyway.
+fn discard(s: &TcpStream, scratch: &mut [u8], max: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
+    }
+    const MSG_TRUNC: i32 = 0x20;
+    let len = max.min(scratch.len());
+    // SAFETY: recv into a buffer we own, of at least `len` bytes.
+    let n = unsafe { recv(s.as_raw_fd(), scratch.as_mut_ptr(), len, MSG_TRUNC) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 fn main() {
@@ -288,4 +320,33 @@ fn main() {
         client: own1 - own0,
     };
     report(&args, &viewers, secs, cpu, mem, server_threads);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discard_drops_exactly_what_it_says() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let w = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.write_all(&vec![7u8; 300_000]).unwrap();
+            c.write_all(b"END").unwrap();
+        });
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut dropped = 0;
+        while dropped < 300_000 {
+            let n = discard(&s, &mut scratch, 300_000 - dropped).unwrap();
+            assert!(n > 0);
+            dropped += n;
+        }
+        assert_eq!(dropped, 300_000);
+        let mut end = Vec::new();
+        s.read_to_end(&mut end).unwrap();
+        assert_eq!(end, b"END");
+        w.join().unwrap();
+    }
 }

@@ -34,6 +34,26 @@ impl Default for Parser {
 }
 
 impl Parser {
+    /// Body bytes still expected of the current part (0 while reading headers):
+    /// the caller may discard them unread and report them with `skip_body`.
+    pub fn body_left(&self) -> usize {
+        match self.state {
+            State::Body { left, .. } => left,
+            State::Head => 0,
+        }
+    }
+
+    /// Accounts for `n <= body_left()` body bytes received without copying.
+    pub fn skip_body(&mut self, n: usize, on_part: impl FnOnce(PartInfo)) {
+        if let State::Body { left, info } = &mut self.state {
+            *left -= n.min(*left);
+            if *left == 0 {
+                on_part(*info);
+                self.state = State::Head;
+            }
+        }
+    }
+
     /// Consumes `data`; `on_part` runs when a body's last byte has arrived.
     pub fn feed(
         &mut self,
@@ -156,6 +176,29 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn skipped_bodies_count_like_read_ones() {
+        let data = stream(&[(b"0123456789", "2.5")]);
+        let head_end = find(&data, b"\r\n\r\n").unwrap() + 4;
+        let mut p = Parser::default();
+        let mut got = Vec::new();
+        p.feed(&data[..head_end + 3], |i| got.push(i)).unwrap();
+        assert_eq!(p.body_left(), 7);
+        p.skip_body(4, |i| got.push(i));
+        assert!(got.is_empty());
+        p.skip_body(3, |i| got.push(i));
+        assert_eq!(
+            got,
+            vec![PartInfo {
+                len: 10,
+                timestamp: 2.5
+            }]
+        );
+        assert_eq!(p.body_left(), 0);
+        p.feed(&data[head_end + 10..], |i| got.push(i)).unwrap();
+        assert_eq!(got.len(), 1, "the trailing boundary is no part");
     }
 
     #[test]
