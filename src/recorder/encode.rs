@@ -71,8 +71,9 @@ impl H264 {
             .complexity(Complexity::Low)
             .num_threads(1)
             .vui(VuiConfig::bt601());
-        let enc = Encoder::with_api_config(OpenH264API::from_source(), config)
+        let mut enc = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| format!("OpenH264 init ({width}x{height}): {e}"))?;
+        route_trace_to_log(&mut enc);
         log::info!(
             "H.264 encoder: {width}x{height}, {fps:.1} fps, {kbps} kbit/s target, keyframe every {} frames",
             fps.round()
@@ -117,6 +118,47 @@ impl H264 {
             }
         }
         Ok((!sample.data.is_empty()).then_some(sample))
+    }
+}
+
+// Option ids and levels from OpenH264's codec_app_def.h (a stable C ABI).
+const ENCODER_OPTION_TRACE_CALLBACK: std::ffi::c_int = 26;
+const WELS_LOG_ERROR: std::ffi::c_int = 1;
+
+type TraceCallback =
+    unsafe extern "C" fn(*mut std::ffi::c_void, std::ffi::c_int, *const std::ffi::c_char);
+
+/// OpenH264 prints to stderr by default; send its messages to our log instead.
+/// (It warns at init that bitrate cannot be held without frame skipping —
+/// known and intended, see the module doc — so warnings go to debug.)
+unsafe extern "C" fn trace(
+    _ctx: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    msg: *const std::ffi::c_char,
+) {
+    if msg.is_null() {
+        return;
+    }
+    // SAFETY: OpenH264 passes a NUL-terminated string valid for this call.
+    let text = unsafe { std::ffi::CStr::from_ptr(msg) }.to_string_lossy();
+    let text = text.trim();
+    if level <= WELS_LOG_ERROR {
+        log::error!("OpenH264: {text}");
+    } else {
+        log::debug!("OpenH264: {text}");
+    }
+}
+
+fn route_trace_to_log(enc: &mut Encoder) {
+    let mut cb: TraceCallback = trace;
+    // SAFETY: the trace callback option may be set before initialisation
+    // (welsEncoderExt.cpp SetOption); OpenH264 copies the function pointer
+    // out of `cb` during the call.
+    unsafe {
+        enc.raw_api().set_option(
+            ENCODER_OPTION_TRACE_CALLBACK,
+            (&raw mut cb).cast::<std::ffi::c_void>(),
+        );
     }
 }
 
