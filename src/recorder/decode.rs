@@ -161,18 +161,18 @@ impl Decoder {
             *out = Yuv420::new(ew, eh);
         }
         match out_cs {
-            ColorSpace::Luma => self.from_luma(w, out),
+            ColorSpace::Luma => self.luma_to_i420(w, out),
             ColorSpace::RGB => {
                 rgb_to_ycbcr_in_place(&mut self.scratch);
-                self.from_ycbcr(w, out)
+                self.ycbcr_to_i420(w, out)
             }
-            _ => self.from_ycbcr(w, out),
+            _ => self.ycbcr_to_i420(w, out),
         }
         Ok(())
     }
 
     /// Interleaved full-range YCbCr (stride `src_w`) → I420 video range.
-    fn from_ycbcr(&self, src_w: usize, out: &mut Yuv420) {
+    fn ycbcr_to_i420(&self, src_w: usize, out: &mut Yuv420) {
         let (w, h) = (out.width, out.height);
         let t = &self.tables;
         let src = &self.scratch;
@@ -198,7 +198,7 @@ impl Decoder {
         }
     }
 
-    fn from_luma(&self, src_w: usize, out: &mut Yuv420) {
+    fn luma_to_i420(&self, src_w: usize, out: &mut Yuv420) {
         let (w, h) = (out.width, out.height);
         let (py, pu, pv) = out.planes_mut();
         for y in 0..h {

@@ -496,14 +496,24 @@ fn recording_cost_720p() {
     let mut pic = decode::Yuv420::new(2, 2);
     let (mut t_dec, mut t_enc) = (Duration::ZERO, Duration::ZERO);
     let dir = tempfile::tempdir().unwrap();
-    let mut w = journal::ClipWriter::create(journal::ClipPaths::new(dir.path(), "x")).unwrap();
+    // VR_BENCH_KEEP=DIR keeps the clip (DIR/bench.mp4) to compare with the source.
+    let out_dir = std::env::var_os("VR_BENCH_KEEP").map_or(dir.path().to_path_buf(), Into::into);
+    let _ = std::fs::remove_file(out_dir.join("bench.mp4"));
+    let mut w = journal::ClipWriter::create(journal::ClipPaths::new(&out_dir, "bench")).unwrap();
     let mut enc: Option<encode::H264> = None;
+    // With VR_BENCH_DUMP_YUV=1 the decoded I420 goes to DIR/bench.yuv (not timed fairly).
+    let mut yuv_dump = std::env::var_os("VR_BENCH_DUMP_YUV")
+        .map(|_| std::fs::File::create(out_dir.join("bench.yuv")).unwrap());
+    println!("{} source frames", frames.len());
     let cpu0 = cpu_time();
     let wall0 = std::time::Instant::now();
     for i in 0..n {
         let t = std::time::Instant::now();
         dec.decode(&frames[i % frames.len()], &mut pic).unwrap();
         t_dec += t.elapsed();
+        if let Some(yuv) = yuv_dump.as_mut() {
+            std::io::Write::write_all(yuv, &pic.data).unwrap();
+        }
         let t = std::time::Instant::now();
         let e =
             enc.get_or_insert_with(|| encode::H264::new(pic.width, pic.height, 30.0, 0).unwrap());
