@@ -89,6 +89,7 @@ impl Clips {
         Ok(clips)
     }
 
+    #[allow(dead_code)] // agreed public surface; the recorder has its own copy
     pub fn dir(&self) -> &Path {
         &self.settings.dir
     }
@@ -165,8 +166,10 @@ impl Clips {
     }
 
     /// Deletes the oldest finished clips while over the byte budget or under
-    /// the free-space floor; never `protect` (the newest or current clip),
-    /// never a recording in progress. Each deletion is logged with its reason.
+    /// the free-space floor. Never deleted: `protect`, the newest finished
+    /// clip (the one `/stop` just answered with and `/last` serves, even when
+    /// it alone is over budget), and recordings in progress (`.part`). Each
+    /// deletion is logged with its reason.
     pub fn enforce(&self, protect: Option<&str>) {
         let mut warned = self.enforcing.lock().unwrap_or_else(|e| e.into_inner());
         let s = &self.settings;
@@ -176,7 +179,11 @@ impl Clips {
         let (clips, partial) = self.scan();
         let mut total: u64 = clips.iter().map(|c| c.size_bytes).sum::<u64>() + partial;
         let mut free = free_bytes(&s.dir);
-        for c in clips.iter().filter(|c| Some(c.id.as_str()) != protect) {
+        let newest = clips.last().map(|c| c.id.clone());
+        let deletable = clips
+            .iter()
+            .filter(|c| Some(c.id.as_str()) != protect && Some(&c.id) != newest.as_ref());
+        for c in deletable {
             let reason = if s.max_bytes > 0 && total > s.max_bytes {
                 format!("clips use {total} bytes, budget {}", s.max_bytes)
             } else if let Some(f) = free.filter(|&f| s.min_free_bytes > 0 && f < s.min_free_bytes) {

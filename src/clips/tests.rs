@@ -133,7 +133,7 @@ fn budget_deletes_oldest_first_but_never_protected_or_in_progress() {
 }
 
 #[test]
-fn free_space_floor_deletes_until_nothing_is_left_but_the_protected() {
+fn free_space_floor_deletes_all_but_the_newest_and_the_protected() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     for s in 0..3 {
@@ -143,12 +143,20 @@ fn free_space_floor_deletes_until_nothing_is_left_but_the_protected() {
     // No disk has this much free: everything deletable goes.
     let c = raw(d, 0, u64::MAX / 2);
     c.enforce(None);
-    assert_eq!(names(d), vec!["20240101-000009.mp4.part"]);
-    put(d, "20240101-000005.mp4", 100);
-    c.enforce(Some("20240101-000005"));
     assert_eq!(
         names(d),
-        vec!["20240101-000005.mp4", "20240101-000009.mp4.part"]
+        vec!["20240101-000002.mp4", "20240101-000009.mp4.part"]
+    );
+    put(d, "20240101-000001.mp4", 100);
+    put(d, "20240101-000005.mp4", 100);
+    c.enforce(Some("20240101-000001"));
+    assert_eq!(
+        names(d),
+        vec![
+            "20240101-000001.mp4",
+            "20240101-000005.mp4",
+            "20240101-000009.mp4.part"
+        ]
     );
 }
 

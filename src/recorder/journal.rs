@@ -67,8 +67,6 @@ pub fn sync_dir(dir: &Path) -> Result<(), String> {
 pub struct ClipWriter {
     pub paths: ClipPaths,
     file: File,
-    /// End of the last completely written sample.
-    written: u64,
     journal: Option<File>,
     journaled: usize,
     pub info: Option<TrackInfo>,
@@ -90,16 +88,11 @@ impl ClipWriter {
         Ok(ClipWriter {
             paths,
             file,
-            written: head.len() as u64,
             journal: None,
             journaled: 0,
             info: None,
             samples: Vec::new(),
         })
-    }
-
-    pub fn bytes(&self) -> u64 {
-        self.written
     }
 
     /// Appends one sample. On error the sample is not in the table and any
@@ -108,7 +101,6 @@ impl ClipWriter {
         self.file
             .write_all(data)
             .map_err(|e| format!("write {}: {e}", self.paths.part.display()))?;
-        self.written += data.len() as u64;
         self.samples.push(SampleEntry {
             size: data.len() as u32,
             pts,

@@ -27,7 +27,9 @@ use crate::clips::Clips;
 use crate::hub::Hub;
 
 pub use probe::probe;
-pub(crate) use recovery::{Recovered, recover_dir};
+#[cfg(test)]
+use recovery::Recovered;
+pub(crate) use recovery::recover_dir;
 
 pub struct RecorderSettings {
     pub clips_dir: PathBuf,
@@ -161,8 +163,7 @@ impl Recorder {
         }
         let requested = crate::clock::monotonic_now();
         let requested_wall = SystemTime::now();
-        let dir = self.clips.dir();
-        let (id, paths) = new_id(dir, requested_wall);
+        let (id, paths) = new_id(&self.settings.clips_dir, requested_wall);
         let writer = journal::ClipWriter::create(paths).map_err(RecError::Failed)?;
         let status = self.hub.status();
         let fps = match self.hub.measured_fps() {
@@ -243,6 +244,7 @@ impl Recorder {
     }
 
     /// The clip most recently finished by this process (stop, cap or shutdown).
+    #[allow(dead_code)] // agreed public surface; `/last` reads the directory
     pub fn last_finished(&self) -> Option<ClipInfo> {
         lock(&self.last).clone()
     }

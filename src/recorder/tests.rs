@@ -444,7 +444,7 @@ fn frames_the_recorder_cannot_take_are_counted() {
 
 #[test]
 fn stop_before_the_first_frame_takes_the_next_one() {
-    let mut r = rig(Duration::ZERO);
+    let r = rig(Duration::ZERO);
     r.rec.start(StartOptions::default()).unwrap();
     let hub = r.hub.clone();
     let feeder = std::thread::spawn(move || {
