@@ -197,7 +197,8 @@ impl Recorder {
             .name("recorder".into())
             .spawn(move || worker::run(job))
             .map_err(|e| RecError::Failed(format!("cannot start recorder thread: {e}")))?;
-        log::info!(
+        // The HTTP layer logs the start at info level.
+        log::debug!(
             "recording {id} started{}",
             max.map(|m| format!(" (at most {:.1} s)", m.as_secs_f64()))
                 .unwrap_or_default()
