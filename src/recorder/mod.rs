@@ -306,4 +306,6 @@ fn new_id(dir: &std::path::Path, now: SystemTime) -> (String, journal::ClipPaths
 }
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
