@@ -163,7 +163,11 @@ impl Recorder {
         }
         let requested = crate::clock::monotonic_now();
         let requested_wall = SystemTime::now();
-        let (id, paths) = new_id(&self.settings.clips_dir, requested_wall);
+        // The directory may have been removed under us (a user cleaning up).
+        let dir = &self.settings.clips_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RecError::Failed(format!("clips directory {}: {e}", dir.display())))?;
+        let (id, paths) = new_id(dir, requested_wall);
         let writer = journal::ClipWriter::create(paths).map_err(RecError::Failed)?;
         let status = self.hub.status();
         let fps = match self.hub.measured_fps() {

@@ -136,24 +136,23 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
     let last_pts = p.last_pts.unwrap_or(0);
     // The last sample lasts until the end; a frame taken after a stop lasts one interval.
     let interval = (f64::from(TIMESCALE) / job.fps_hint.clamp(1.0, 120.0)) as u64;
-    let end_ticks = if end > first_capture {
-        ticks(end - first_capture).max(last_pts + 1)
-    } else {
-        last_pts + interval
+    let end_ticks = match end.checked_sub(first_capture).map(ticks) {
+        Some(t) if t > last_pts => t,
+        _ => last_pts + interval,
     };
     finish(job, p, end_ticks, first_wall)
 }
 
 impl Pipeline {
     fn process(&mut self, f: &Frame, job: &mut Job) -> Result<(), String> {
-        let (base, _) = *self.base.get_or_insert((f.capture, f.wall));
-        if f.capture < base {
-            job.control.skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        let pts = ticks(f.capture - base);
-        if self.last_pts.is_some_and(|l| pts <= l) {
-            // Capture time went back or stood still: not a presentation time we can use.
+        // Presentation times must increase: a capture time that went back or
+        // stood still is not one we can use (checked before paying for a decode).
+        if self.base.is_some_and(|(b, _)| f.capture < b)
+            || self
+                .last_pts
+                .zip(self.base)
+                .is_some_and(|(l, (b, _))| ticks(f.capture - b) <= l)
+        {
             job.control.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
@@ -164,6 +163,9 @@ impl Pipeline {
             }
             return Ok(());
         }
+        // The clip's time zero: the first frame that decoded.
+        let (base, _) = *self.base.get_or_insert((f.capture, f.wall));
+        let pts = ticks(f.capture - base);
         let enc = match &mut self.enc {
             Some(enc) => enc,
             None => self.enc.insert(H264::new(
