@@ -142,7 +142,8 @@ fn start_stop_makes_a_clip_as_long_as_the_wall_time_between_requests() {
     let longest = secs(stop.answered - start.sent) + EPS;
     assert!(
         (shortest..=longest).contains(&duration),
-        "duration {duration} not within [{shortest}, {longest}]"
+        "duration {duration} not within [{shortest}, {longest}]\n{}",
+        s.log()
     );
     let frames = c["frames"].as_u64().unwrap();
     assert!(frames >= 40, "{c}");

@@ -196,6 +196,7 @@ impl Recorder {
             bitrate_kbps: self.settings.bitrate_kbps,
             fps_hint: fps,
             max_end: max.map(|m| requested + m),
+            begin: requested.saturating_sub(pre_roll),
         };
         let thread = std::thread::Builder::new()
             .name("recorder".into())

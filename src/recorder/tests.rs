@@ -242,27 +242,85 @@ fn records_every_frame_with_capture_times_as_presentation_times() {
 #[test]
 fn pre_roll_frames_open_the_clip() {
     let mut r = rig(Duration::from_secs(1));
-    let before = r.feed(45); // 1.5 s, of which the last second is kept
+    let before = r.feed(45); // 1.5 s, of which about the last second is kept
+    let t0 = crate::clock::monotonic_now();
     let _ = r.rec.start(StartOptions::default()).unwrap();
+    let t1 = crate::clock::monotonic_now();
     let after = r.feed(15);
     let end = after[14] + STEP;
     let clip = r.rec.stop_at(end).unwrap();
-    // The hub keeps frames captured less than 1 s before its newest one.
-    let kept: Vec<_> = before
-        .iter()
-        .filter(|&&c| before[44] - c < Duration::from_secs(1))
-        .collect();
-    assert!((30..=31).contains(&kept.len()));
-    assert_eq!(clip.frames as usize, kept.len() + 15);
-    let want = (end - *kept[0]).as_secs_f64();
+    // The clip begins with the first frame captured at most 1 s before the
+    // request (made between t0 and t1).
+    let pre = |req: Duration| {
+        before
+            .iter()
+            .filter(|&&c| c >= req - Duration::from_secs(1))
+            .count()
+    };
+    let n = clip.frames as usize - 15;
+    assert!(
+        (pre(t1)..=pre(t0)).contains(&n) && n >= 29,
+        "{n} pre-roll frames"
+    );
+    let first = before[45 - n];
+    let want = (end - first).as_secs_f64();
     assert!(
         close(clip.duration_sec, want, TICK),
         "{} vs {want}",
         clip.duration_sec
     );
+    let d = clip.duration_sec;
+    let (lo, hi) = (
+        (end - t1).as_secs_f64() + 1.0 - STEP.as_secs_f64(),
+        (end - t0).as_secs_f64() + 1.0,
+    );
+    assert!(d >= lo - TICK && d <= hi + TICK, "{d} not in [{lo}, {hi}]");
     assert_eq!(
         probe(Path::new(&clip.path)).unwrap()["frames"].as_u64(),
         Some(clip.frames)
+    );
+}
+
+#[test]
+fn frames_captured_before_the_request_stay_out_without_pre_roll() {
+    let mut r = rig(Duration::ZERO);
+    let t0 = crate::clock::monotonic_now();
+    r.rec.start(StartOptions::default()).unwrap();
+    // Captured before /start but published after it: a source running late.
+    r.publish(jpegs()[0].clone(), t0 - STEP, false);
+    let caps = r.feed(10);
+    let clip = r.rec.stop_at(caps[9] + STEP).unwrap();
+    assert_eq!((clip.frames, clip.dropped_frames), (10, 0));
+    assert!(close(clip.duration_sec, 10.0 * STEP.as_secs_f64(), TICK));
+}
+
+#[test]
+fn a_frame_captured_after_the_stop_stays_out_even_if_it_arrives_during_a_wait() {
+    let mut r = rig(Duration::ZERO);
+    r.rec.start(StartOptions::default()).unwrap();
+    let caps = r.feed(3);
+    std::thread::sleep(Duration::from_millis(60)); // the recorder waits for frames
+    let end = caps[2] + STEP;
+    let hub = r.hub.clone();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(15));
+        let wall = SystemTime::now();
+        hub.publish(Frame::new(
+            99,
+            jpegs()[3].clone(),
+            end + STEP,
+            wall,
+            (W as u32, H as u32),
+            false,
+        ));
+    });
+    let clip = r.rec.stop_at(end).unwrap();
+    late.join().unwrap();
+    assert_eq!(clip.frames, 3);
+    assert!(
+        close(clip.duration_sec, 3.0 * STEP.as_secs_f64(), TICK),
+        "{}",
+        clip.duration_sec
     );
 }
 

@@ -49,6 +49,9 @@ pub struct Job {
     pub fps_hint: f64,
     /// Monotonic time the clip ends by itself (`max_duration`).
     pub max_end: Option<Duration>,
+    /// Frames captured before this (the request minus the pre-roll) are not
+    /// part of the clip, even if published just after the tap was set up.
+    pub begin: Duration,
 }
 
 struct Pipeline {
@@ -84,12 +87,13 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             job.writer.abandon();
             return Err("aborted (test)".into());
         }
-        let stop = *lock(&job.control.end);
         let frame = match pre.next() {
             Some(f) => Some(f),
-            None if stop.is_some() => job.tap.rx.try_recv().ok(),
+            None if lock(&job.control.end).is_some() => job.tap.rx.try_recv().ok(),
             None => job.tap.rx.recv_timeout(POLL).ok(),
         };
+        // Read after the frame: a stop that came while we waited must apply to it.
+        let stop = *lock(&job.control.end);
         let now = crate::clock::monotonic_now();
         let max_end = job.max_end.filter(|&m| now >= m);
         match (frame, stop.or(max_end)) {
@@ -98,6 +102,7 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             (Some(f), _) if job.max_end.is_some_and(|m| f.capture >= m) => {
                 break job.max_end.unwrap_or(f.capture);
             }
+            (Some(f), _) if f.capture < job.begin => {}
             (Some(f), _) => {
                 if let Err(e) = p.process(&f, &mut job) {
                     return fail(job, p, e);
