@@ -299,20 +299,25 @@ fn a_frame_captured_after_the_stop_stays_out_even_if_it_arrives_during_a_wait() 
     let mut r = rig(Duration::ZERO);
     r.rec.start(StartOptions::default()).unwrap();
     let caps = r.feed(3);
-    std::thread::sleep(Duration::from_millis(60)); // the recorder waits for frames
+    std::thread::sleep(Duration::from_millis(75)); // the recorder waits for frames
     let end = caps[2] + STEP;
     let hub = r.hub.clone();
+    // Frames captured after the end, arriving from just after the stop on,
+    // so that one lands inside whatever wait the recorder was in.
     let late = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(15));
-        let wall = SystemTime::now();
-        hub.publish(Frame::new(
-            99,
-            jpegs()[3].clone(),
-            end + STEP,
-            wall,
-            (W as u32, H as u32),
-            false,
-        ));
+        for i in 0..12u32 {
+            std::thread::sleep(Duration::from_millis(if i == 0 { 1 } else { 4 }));
+            let (cap, wall) = (end + STEP * (i + 1), SystemTime::now());
+            let jpeg = jpegs()[3].clone();
+            hub.publish(Frame::new(
+                99 + u64::from(i),
+                jpeg,
+                cap,
+                wall,
+                (W as u32, H as u32),
+                false,
+            ));
+        }
     });
     let clip = r.rec.stop_at(end).unwrap();
     late.join().unwrap();
