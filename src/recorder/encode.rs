@@ -9,7 +9,9 @@
 //!   which we prefer to holes in a recording. Quality mode ignores the target
 //!   and Timestamp mode relies on skipping.
 //! - A keyframe every `fps` frames (about once a second): seeking, pre-roll
-//!   cut points and at most ~1 s of undecodable video after a crash.
+//!   cut points and at most ~1 s of undecodable video after a crash. The
+//!   recorder also forces one when a second of media time passed without
+//!   (a camera slowing down in the dark delivers fewer frames than assumed).
 //! - One thread, one slice: the recorder is one thread among several roles on
 //!   a small board; predictable beats fast.
 //! - VUI says BT.601 limited range, matching what `decode.rs` produces.
@@ -85,6 +87,11 @@ impl H264 {
             sps: None,
             pps: None,
         })
+    }
+
+    /// Makes the next picture an IDR frame.
+    pub fn force_keyframe(&mut self) {
+        self.enc.force_intra_frame();
     }
 
     /// Encodes one picture. `None` when the encoder produced nothing for it

@@ -330,6 +330,31 @@ fn a_frame_captured_after_the_stop_stays_out_even_if_it_arrives_during_a_wait() 
 }
 
 #[test]
+fn keyframes_come_every_second_even_when_the_camera_slows_down() {
+    let mut r = rig(Duration::ZERO);
+    r.rec.start(StartOptions::default()).unwrap(); // expects 30 fps
+    let t0 = crate::clock::monotonic_now();
+    // 10 fps: an intra period of 30 frames alone would mean one keyframe in 3 s.
+    for i in 0..35u32 {
+        r.publish(
+            jpegs()[i as usize % 30].clone(),
+            t0 + Duration::from_millis(100) * i,
+            false,
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let clip = r.rec.stop_at(t0 + Duration::from_millis(3500)).unwrap();
+    assert_eq!(clip.frames, 35);
+    let p = probe(Path::new(&clip.path)).unwrap();
+    assert_eq!(p["keyframes"], 4, "{p}"); // 0, 1, 2, 3 s
+    assert!(
+        close(p["max_keyframe_interval_sec"].as_f64().unwrap(), 1.0, 1e-3),
+        "{p}"
+    );
+}
+
+#[test]
 fn max_duration_finishes_the_clip_by_itself() {
     let mut r = rig(Duration::ZERO);
     let info = r

@@ -61,6 +61,7 @@ struct Pipeline {
     enc: Option<H264>,
     base: Option<(Duration, SystemTime)>,
     last_pts: Option<u64>,
+    last_sync_pts: Option<u64>,
     resized: u64,
 }
 
@@ -76,6 +77,7 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
         enc: None,
         base: None,
         last_pts: None,
+        last_sync_pts: None,
         resized: 0,
     };
     let mut pre = std::mem::take(&mut job.pre).into_iter();
@@ -203,6 +205,14 @@ impl Pipeline {
             self.pic.scale_into(dst);
             dst
         };
+        // A keyframe at least every second of media time, even when the
+        // camera delivers fewer frames than the intra period assumes.
+        if self
+            .last_sync_pts
+            .is_some_and(|k| pts - k >= u64::from(TIMESCALE))
+        {
+            enc.force_keyframe();
+        }
         let Some(sample) = enc.encode(pic, pts / u64::from(TIMESCALE / 1000))? else {
             return Ok(());
         };
@@ -228,6 +238,9 @@ impl Pipeline {
         }
         job.writer.write_sample(&sample.data, pts, sample.sync)?;
         self.last_pts = Some(pts);
+        if sample.sync {
+            self.last_sync_pts = Some(pts);
+        }
         job.control.frames.fetch_add(1, Ordering::Relaxed);
         job.control
             .first_capture_ns
