@@ -178,7 +178,11 @@ impl Recorder {
         let pre_roll = self.settings.pre_roll;
         // Room for the pre-roll backlog plus ~2 s of slack, bounded for memory.
         let capacity = ((pre_roll.as_secs_f64() + 2.0) * fps).clamp(16.0, 300.0) as usize;
-        let (pre, tap) = self.hub.tap_with_preroll(capacity, pre_roll);
+        let (pre, tap) = if pre_roll.is_zero() {
+            (Vec::new(), self.hub.tap(capacity))
+        } else {
+            self.hub.tap_with_preroll(capacity, pre_roll)
+        };
         let max = opts
             .max_duration
             .or(self.settings.default_max_duration)
