@@ -18,14 +18,12 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::clips::Clips;
-use crate::config::Config;
 use crate::hub::Hub;
 use crate::live::Viewers;
 use crate::recorder::Recorder;
 
 /// Everything a request handler may touch.
 pub struct App {
-    pub cfg: Config,
     pub hub: Arc<Hub>,
     pub recorder: Arc<Recorder>,
     pub clips: Arc<Clips>,
