@@ -8,6 +8,9 @@
   const POLL_MS = 700; // /status while the page is visible
   const POLL_HIDDEN_MS = 3000; // and while it is in the background
   const REQUEST_TIMEOUT_MS = 8000;
+  const STALL_CHECK_MS = 2000; // how often the preview is checked for a frozen picture
+  const STALL_MS = 6000; // unchanged this long while the source runs: reconnect
+  const STALL_MAX_MS = 60000; // backoff for scenes that really are still
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -52,7 +55,10 @@
     anchor: null, // {id, elapsed, at}
     shownElapsed: 0,
     clip: null, // {id, size, duration} of the clip in the player
-    stream: { attempt: 0, timer: 0, connected: false },
+    stream: { attempt: 0, timer: 0, connected: false, failed: false },
+    // A multipart <img> fires no event when its stream ends cleanly; the
+    // picture just freezes. Watch the picture itself.
+    stall: { fp: null, since: 0, limit: STALL_MS },
     pollTimer: 0,
   };
 
@@ -236,6 +242,7 @@
 
   function renderConnection() {
     el.conn.hidden = state.online;
+    el.reconnecting.hidden = state.online && !state.stream.failed;
   }
 
   function renderButton() {
@@ -347,6 +354,49 @@
     el.preview.removeAttribute("src");
   }
 
+  /// A tiny hash of the picture on screen, or null when there is none.
+  const stallCanvas = document.createElement("canvas");
+  stallCanvas.width = 64;
+  stallCanvas.height = 36;
+  function previewFingerprint() {
+    if (!el.preview.naturalWidth) return null;
+    try {
+      const ctx = stallCanvas.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(el.preview, 0, 0, stallCanvas.width, stallCanvas.height);
+      const d = ctx.getImageData(0, 0, stallCanvas.width, stallCanvas.height).data;
+      let h = 2166136261;
+      for (let i = 0; i < d.length; i++) h = Math.imul(h ^ d[i], 16777619) >>> 0;
+      return h;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function checkStall() {
+    const now = performance.now();
+    const w = state.stall;
+    const st = state.status && state.status.source && state.status.source.state;
+    const running = st === "live" || st === "test";
+    if (document.hidden || !state.online || !state.stream.connected || !running) {
+      w.since = now;
+      return;
+    }
+    const fp = previewFingerprint();
+    if (fp === null || fp !== w.fp) {
+      if (fp !== null && w.fp !== null) w.limit = STALL_MS; // frames are flowing
+      w.fp = fp;
+      w.since = now;
+      return;
+    }
+    if (now - w.since >= w.limit) {
+      // Frozen while the source runs: reconnect. A scene that is simply
+      // still also lands here, so back off for it.
+      w.since = now;
+      w.limit = Math.min(STALL_MAX_MS, w.limit * 2);
+      startStream();
+    }
+  }
+
   function restartStream(now) {
     clearTimeout(state.stream.timer);
     if (document.hidden) return;
@@ -356,14 +406,16 @@
 
   el.preview.addEventListener("load", () => {
     state.stream.connected = true;
-    el.reconnecting.hidden = true;
+    state.stream.failed = false;
     el.noSignal.hidden = true;
+    renderConnection();
   });
 
   el.preview.addEventListener("error", () => {
     if (!el.preview.getAttribute("src")) return; // we stopped it ourselves
     state.stream.connected = false;
-    el.reconnecting.hidden = false;
+    state.stream.failed = true;
+    renderConnection();
     restartStream(false);
   });
 
@@ -387,6 +439,7 @@
   });
 
   setInterval(renderRec, 200);
+  setInterval(checkStall, STALL_CHECK_MS);
   startStream();
   render();
   poll();
