@@ -35,6 +35,25 @@ pub struct Config {
     pub stall_timeout_sec: f64,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
+    /// Name of the user who may do everything.
+    pub admin_user: String,
+    /// Argon2 PHC string from `video-recorder hash-password` (or `VR_PASSWORD`).
+    pub password_hash: String,
+    /// Name of the optional read-only user (watch, download, no start/stop).
+    pub viewer_user: String,
+    /// Argon2 PHC string for the viewer (or `VR_VIEWER_PASSWORD`).
+    pub viewer_password_hash: String,
+    /// Argon2 PHC string of a bearer token for scripts (or `VR_API_TOKEN`).
+    pub api_token_hash: String,
+    /// Serve anyone on a non-loopback address without credentials. Loud.
+    pub insecure_no_auth: bool,
+    /// Simultaneous `/video` viewers from one client address.
+    pub max_viewers_per_client: usize,
+    /// PEM certificate and key for HTTPS (both or neither).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Generate a self-signed certificate on first start (fingerprint logged).
+    pub tls_self_signed: bool,
 }
 
 impl Default for Config {
@@ -55,6 +74,16 @@ impl Default for Config {
             max_duration_sec: 0.0,
             stall_timeout_sec: 3.0,
             log_level: "info".into(),
+            admin_user: "admin".into(),
+            password_hash: String::new(),
+            viewer_user: "viewer".into(),
+            viewer_password_hash: String::new(),
+            api_token_hash: String::new(),
+            insecure_no_auth: false,
+            max_viewers_per_client: 16,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_self_signed: false,
         }
     }
 }
@@ -65,6 +94,8 @@ pub enum Command {
     Serve(Box<Config>),
     /// `video-recorder probe FILE`: our own MP4 reader, prints JSON.
     Probe(PathBuf),
+    /// `video-recorder hash-password`: reads a password, prints its hash.
+    HashPassword,
     Help,
     Version,
 }
@@ -96,6 +127,7 @@ video-recorder: live MJPEG from a webcam, H.264 MP4 clips on request
 USAGE:
     video-recorder [OPTIONS]
     video-recorder probe FILE.mp4
+    video-recorder hash-password    (reads a password on stdin, prints a hash)
 
 OPTIONS (each also VR_<NAME> in the environment and <name> in the TOML file):
     --source SRC           auto | test | /dev/videoN | FILE.mjpeg   [auto]
@@ -113,6 +145,15 @@ OPTIONS (each also VR_<NAME> in the environment and <name> in the TOML file):
     --max-duration-sec S   default cap on a recording, 0: none     [0]
     --stall-timeout-sec S  no frame this long: source is down      [3]
     --log-level L          error|warn|info|debug|trace             [info]
+    --admin-user U         user allowed to start and stop          [admin]
+    --password-hash H      admin's hash (or VR_PASSWORD=plain in the environment)
+    --viewer-user U        read-only user                          [viewer]
+    --viewer-password-hash H   (or VR_VIEWER_PASSWORD)
+    --api-token-hash H     bearer token's hash (or VR_API_TOKEN)
+    --insecure-no-auth     serve a non-loopback address without credentials
+    --max-viewers-per-client N                                     [16]
+    --tls-cert FILE --tls-key FILE   serve HTTPS with this certificate
+    --tls-self-signed      make a self-signed certificate on first start
     -h, --help             this text
     -V, --version          version
 ";
@@ -134,10 +175,29 @@ const KEYS: &[&str] = &[
     "max_duration_sec",
     "stall_timeout_sec",
     "log_level",
+    "admin_user",
+    "password_hash",
+    "viewer_user",
+    "viewer_password_hash",
+    "api_token_hash",
+    "insecure_no_auth",
+    "max_viewers_per_client",
+    "tls_cert",
+    "tls_key",
+    "tls_self_signed",
 ];
 
-/// Environment variables with our prefix that are not settings.
-const ENV_NOT_SETTINGS: &[&str] = &["VR_CONFIG"];
+/// Flags that take no value: their presence means `true`.
+const SWITCHES: &[&str] = &["insecure_no_auth", "tls_self_signed"];
+
+/// Environment variables with our prefix that are not settings: the config
+/// path, and secrets, which are read by `auth` and never stored in `Config`.
+pub const ENV_NOT_SETTINGS: &[&str] = &[
+    "VR_CONFIG",
+    "VR_PASSWORD",
+    "VR_VIEWER_PASSWORD",
+    "VR_API_TOKEN",
+];
 
 impl Config {
     /// Sets one key from text (environment or flag), naming the key on error.
@@ -147,6 +207,13 @@ impl Config {
             origin: origin.to_string(),
             message,
         };
+        fn boolean(v: &str) -> Result<bool, String> {
+            match v.trim() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(format!("expected true or false, got {v:?}")),
+            }
+        }
         fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
             v.trim()
                 .parse()
@@ -168,6 +235,16 @@ impl Config {
             "max_duration_sec" => self.max_duration_sec = num(value).map_err(err)?,
             "stall_timeout_sec" => self.stall_timeout_sec = num(value).map_err(err)?,
             "log_level" => self.log_level = value.to_string(),
+            "admin_user" => self.admin_user = value.to_string(),
+            "password_hash" => self.password_hash = value.to_string(),
+            "viewer_user" => self.viewer_user = value.to_string(),
+            "viewer_password_hash" => self.viewer_password_hash = value.to_string(),
+            "api_token_hash" => self.api_token_hash = value.to_string(),
+            "insecure_no_auth" => self.insecure_no_auth = boolean(value).map_err(err)?,
+            "max_viewers_per_client" => self.max_viewers_per_client = num(value).map_err(err)?,
+            "tls_cert" => self.tls_cert = PathBuf::from(value),
+            "tls_key" => self.tls_key = PathBuf::from(value),
+            "tls_self_signed" => self.tls_self_signed = boolean(value).map_err(err)?,
             _ => return Err(err("unknown setting".into())),
         }
         Ok(())
@@ -191,10 +268,10 @@ impl Config {
         if self.clips_dir.as_os_str().is_empty() {
             return err("clips_dir", "must not be empty");
         }
-        if !(16..=7680).contains(&self.width) || self.width % 2 != 0 {
+        if !(16..=7680).contains(&self.width) || !self.width.is_multiple_of(2) {
             return err("width", "must be an even number from 16 to 7680");
         }
-        if !(16..=4320).contains(&self.height) || self.height % 2 != 0 {
+        if !(16..=4320).contains(&self.height) || !self.height.is_multiple_of(2) {
             return err("height", "must be an even number from 16 to 4320");
         }
         if !(1..=120).contains(&self.fps) {
@@ -220,6 +297,38 @@ impl Config {
         }
         if self.log_level.parse::<log::LevelFilter>().is_err() {
             return err("log_level", "must be error, warn, info, debug or trace");
+        }
+        for (key, name) in [
+            ("admin_user", &self.admin_user),
+            ("viewer_user", &self.viewer_user),
+        ] {
+            if name.is_empty() || name.contains(':') || name.chars().any(char::is_control) {
+                return err(key, "must be non-empty, without ':' or control characters");
+            }
+        }
+        if self.admin_user == self.viewer_user {
+            return err("viewer_user", "must differ from admin_user");
+        }
+        for (key, hash) in [
+            ("password_hash", &self.password_hash),
+            ("viewer_password_hash", &self.viewer_password_hash),
+            ("api_token_hash", &self.api_token_hash),
+        ] {
+            if !hash.is_empty() && argon2::PasswordHash::new(hash).is_err() {
+                return err(
+                    key,
+                    "is not a password hash; make one with `video-recorder hash-password`",
+                );
+            }
+        }
+        if !(1..=100_000).contains(&self.max_viewers_per_client) {
+            return err("max_viewers_per_client", "must be from 1 to 100000");
+        }
+        if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
+            return err(
+                "tls_key",
+                "tls_cert and tls_key go together: set both or neither",
+            );
         }
         Ok(())
     }
@@ -275,6 +384,17 @@ where
 {
     let args: Vec<String> = args.into_iter().collect();
     let env: Vec<(String, String)> = env.into_iter().collect();
+    if args.first().map(String::as_str) == Some("hash-password") {
+        return if args.len() == 1 {
+            Ok(Command::HashPassword)
+        } else {
+            Err(ConfigError {
+                key: "hash-password".into(),
+                origin: "command line".into(),
+                message: "takes no arguments; it reads the password from standard input".into(),
+            })
+        };
+    }
     if args.first().map(String::as_str) == Some("probe") {
         return match args.get(1) {
             Some(p) if args.len() == 2 => Ok(Command::Probe(PathBuf::from(p))),
@@ -314,6 +434,10 @@ where
                 origin: format!("flag --{name}"),
                 message: "unknown flag (see --help)".into(),
             });
+        }
+        if SWITCHES.contains(&key.as_str()) {
+            flags.push((key, inline.unwrap_or_else(|| "true".into())));
+            continue;
         }
         let value = match inline.or_else(|| it.next()) {
             Some(v) => v,

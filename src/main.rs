@@ -7,6 +7,7 @@ mod config;
 mod frame;
 mod http;
 mod hub;
+mod live;
 mod recorder;
 mod source;
 
@@ -30,6 +31,18 @@ fn main() -> ExitCode {
             println!("video-recorder {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Ok(Command::HashPassword) => {
+            return match read_password().and_then(|p| http::auth::hash_secret(&p)) {
+                Ok(hash) => {
+                    println!("{hash}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("video-recorder: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Command::Probe(path)) => {
             return match recorder::probe(&path) {
                 Ok(json) => {
@@ -48,7 +61,19 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cfg);
-    match run(cfg) {
+    let creds = match http::auth::Credentials::load(&cfg, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("video-recorder: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = http::auth::check_exposure(&cfg, &creds) {
+        log::error!("{e}");
+        eprintln!("video-recorder: {e}");
+        return ExitCode::from(2);
+    }
+    match run(cfg, creds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -88,8 +113,41 @@ fn raise_fd_limit() {
     }
 }
 
-fn run(cfg: Config) -> Result<(), String> {
+/// Reads a password from standard input, without echo on a terminal.
+fn read_password() -> Result<String, String> {
+    use std::io::BufRead;
+    // SAFETY: termios calls on stdin with a struct we own; restored below.
+    let tty = unsafe { libc::isatty(0) } == 1;
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    if tty && unsafe { libc::tcgetattr(0, &mut saved) } == 0 {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        eprint!("Password: ");
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if tty {
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+        eprintln!();
+    }
+    read.map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.chars().count() < 8 {
+        return Err("password too short: use at least 8 characters".into());
+    }
+    Ok(password)
+}
+
+fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
     raise_fd_limit();
+    if cfg.insecure_no_auth && !http::auth::is_loopback_host(&cfg.host) && !creds.any() {
+        log::warn!(
+            "INSECURE: --insecure-no-auth: anyone who can reach {}:{} may watch and record",
+            cfg.host,
+            cfg.port
+        );
+    }
     let spec = SourceSpec::parse(&cfg.source);
     let clips = Arc::new(
         clips::Clips::open(clips::ClipsSettings {
@@ -141,11 +199,19 @@ fn run(cfg: Config) -> Result<(), String> {
                 .then(|| Duration::from_secs_f64(cfg.max_duration_sec)),
         },
     ));
+    let auth = http::auth::Auth::new(&cfg, creds);
+    if !auth.required() {
+        log::info!("no credentials needed: listening on loopback only");
+    }
     let app = Arc::new(http::App {
+        viewers: live::Viewers::new(cfg.max_viewers, cfg.max_viewers_per_client),
+        auth,
+        tls: false,
         cfg,
         hub: hub.clone(),
         recorder: recorder.clone(),
         clips,
+        started: std::time::Instant::now(),
     });
     let http = std::thread::Builder::new()
         .name("http".into())

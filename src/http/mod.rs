@@ -1,11 +1,25 @@
-//! HTTP: routes over `tiny_http`. STUB until the HTTP work lands.
+//! HTTP over `tiny_http`: routing, JSON errors, and an accept loop that
+//! survives errors (tiny_http's own loop ends on the first accept error, for
+//! example when descriptors run out, which would silently stop the server).
 
+mod assets;
+pub mod auth;
+mod files;
+mod login;
+mod routes;
+
+use std::io::Read;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::clips::Clips;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::live::Viewers;
 use crate::recorder::Recorder;
 
 /// Everything a request handler may touch.
@@ -14,7 +28,441 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub recorder: Arc<Recorder>,
     pub clips: Arc<Clips>,
+    pub viewers: Arc<Viewers>,
+    pub started: Instant,
+    pub auth: auth::Auth,
+    /// Served over HTTPS: cookies get `Secure`.
+    pub tls: bool,
 }
 
-/// Serves until the hub closes.
-pub fn serve(_app: Arc<App>, _listener: TcpListener) {}
+pub type Reply = Response<Box<dyn Read + Send>>;
+
+/// A viewer that stops reading is dropped after this long, freeing its thread.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest URL we read; longer ones get 414.
+const MAX_URL: usize = 2048;
+/// Stack for viewer and worker threads: they hold no big buffers.
+const WORKER_STACK: usize = 128 * 1024;
+
+pub fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .unwrap_or_else(|_| Header::from_bytes(&b"X-Invalid-Header"[..], &b"1"[..]).unwrap())
+}
+
+pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+    let body = value.to_string().into_bytes();
+    let len = body.len();
+    Response::new(
+        StatusCode(status),
+        vec![
+            header("Content-Type", "application/json"),
+            header("Cache-Control", "no-store"),
+        ],
+        Box::new(std::io::Cursor::new(body)) as Box<dyn Read + Send>,
+        Some(len),
+        None,
+    )
+}
+
+/// Every API error: `{"error": "..."}` with a fitting status.
+pub fn error(status: u16, message: &str) -> Reply {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
+    let len = body.len();
+    Response::new(
+        StatusCode(status),
+        vec![header("Content-Type", content_type)],
+        Box::new(std::io::Cursor::new(body)) as Box<dyn Read + Send>,
+        Some(len),
+        None,
+    )
+}
+
+/// No inline script or style, no framing, nothing from elsewhere.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                   media-src 'self' blob:; connect-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// Sends a reply with the headers every response carries.
+fn respond(req: Request, mut reply: Reply) {
+    for (k, v) in security_headers() {
+        reply.add_header(header(k, v));
+    }
+    if let Err(e) = req.respond(reply) {
+        log::debug!("client went away before the answer: {e}");
+    }
+}
+
+pub fn security_headers() -> [(&'static str, &'static str); 5] {
+    [
+        ("Server", "video-recorder"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Content-Security-Policy", CSP),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
+}
+
+/// Sets SO_SNDTIMEO on the listening socket; accepted sockets inherit it, so a
+/// viewer that stops reading cannot hold its thread forever. (A receive timeout
+/// here would make accept() fail and end tiny_http's loop.)
+fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt on a socket we own with a correctly sized timeval.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!(
+            "cannot set send timeout on the listening socket: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Serves until the hub closes. When tiny_http's accept loop dies (it reports
+/// the error through `recv`), a new server is built on the same socket.
+pub fn serve(app: Arc<App>, listener: TcpListener) {
+    set_send_timeout(&listener, SEND_TIMEOUT);
+    let mut backoff = Duration::from_millis(50);
+    // Old servers stay alive a while: their open keep-alive connections may
+    // still deliver requests.
+    let mut retired: Vec<(Server, Instant)> = Vec::new();
+    while !app.hub.is_closed() {
+        let server = match listener
+            .try_clone()
+            .map_err(|e| e.to_string())
+            .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot start the HTTP server: {e}; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        loop {
+            match server.recv_timeout(Duration::from_millis(200)) {
+                Ok(Some(req)) => {
+                    backoff = Duration::from_millis(50);
+                    handle(&app, req);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::error!("HTTP accept failed ({e}); restarting the accept loop");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    break;
+                }
+            }
+            for (old, _) in &retired {
+                while let Ok(Some(req)) = old.try_recv() {
+                    handle(&app, req);
+                }
+            }
+            retired.retain(|(_, since)| since.elapsed() < Duration::from_secs(120));
+            if app.hub.is_closed() {
+                return;
+            }
+        }
+        retired.push((server, Instant::now()));
+    }
+}
+
+/// Runs `f` on its own thread; answers 503 if no thread can be had.
+fn spawn_with(name: &str, req: Request, f: impl FnOnce(Request) + Send + 'static) {
+    let (tx, rx) = mpsc::sync_channel::<Request>(1);
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || {
+            if let Ok(req) = rx.recv() {
+                f(req);
+            }
+        });
+    match spawned {
+        Ok(_) => {
+            // The thread is waiting on the channel; it cannot be full.
+            let _ = tx.send(req);
+        }
+        Err(e) => {
+            log::warn!("cannot start a thread for {}: {e}", req.url());
+            respond(req, error(503, "server busy, try again"));
+        }
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Public,
+    Viewer,
+    Admin,
+}
+
+/// Every route: `(method, path, access)`; a `*` path ends in a wildcard.
+/// `/openapi.json` documents exactly these (a unit test keeps them in step).
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/", "viewer"),
+    ("GET", "/app.js", "viewer"),
+    ("GET", "/app.css", "public"),
+    ("GET", "/login.css", "public"),
+    ("GET", "/favicon.svg", "public"),
+    ("GET", "/login", "public"),
+    ("POST", "/login", "public"),
+    ("POST", "/logout", "viewer"),
+    ("GET", "/video", "viewer"),
+    ("GET", "/snapshot.jpg", "viewer"),
+    ("GET", "/status", "viewer"),
+    ("POST", "/start", "admin"),
+    ("POST", "/stop", "admin"),
+    ("GET", "/last", "viewer"),
+    ("GET", "/clips/*", "viewer"),
+    ("GET", "/openapi.json", "viewer"),
+    ("GET", "/healthz", "public"),
+];
+
+fn lookup(method: &str, path: &str) -> Result<Access, Vec<&'static str>> {
+    let matches = |p: &str| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix) && path.len() > prefix.len(),
+        None => p == path,
+    };
+    let method = if method == "HEAD" { "GET" } else { method };
+    let mut allowed = Vec::new();
+    for (m, p, access) in ROUTES {
+        if matches(p) {
+            if *m == method {
+                return Ok(match *access {
+                    "public" => Access::Public,
+                    "admin" => Access::Admin,
+                    _ => Access::Viewer,
+                });
+            }
+            allowed.push(*m);
+        }
+    }
+    Err(allowed)
+}
+
+fn denied(req: &Request, why: auth::Denied, page: bool) -> Reply {
+    use auth::Denied;
+    match why {
+        Denied::Malformed(m) => error(400, m),
+        Denied::Limited(secs) => {
+            let mut r = error(429, "too many failed logins; try again later");
+            r.add_header(header("Retry-After", &secs.to_string()));
+            r
+        }
+        Denied::Missing | Denied::Wrong if page && auth::header(req, "Authorization").is_none() => {
+            let mut r = bytes(303, "text/plain", b"login required\n".to_vec());
+            r.add_header(header("Location", "/login"));
+            r
+        }
+        Denied::Missing | Denied::Wrong => {
+            let msg = if why == Denied::Missing {
+                "credentials required"
+            } else {
+                "wrong credentials"
+            };
+            let mut r = error(401, msg);
+            // No Basic dialog for the page's own scripts: they go to /login instead.
+            if !auth::from_script(req) {
+                r.add_header(header(
+                    "WWW-Authenticate",
+                    "Basic realm=\"video-recorder\", charset=\"UTF-8\"",
+                ));
+            }
+            r
+        }
+    }
+}
+
+fn handle(app: &Arc<App>, req: Request) {
+    let url = req.url().to_string();
+    if url.len() > MAX_URL {
+        return respond(req, error(414, "URL too long"));
+    }
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let method = req.method().clone();
+    let access = match lookup(method.as_str(), path) {
+        Ok(a) => a,
+        Err(allowed) if allowed.is_empty() => return respond(req, error(404, "no such route")),
+        Err(allowed) => {
+            let mut r = error(405, &format!("use {}", allowed.join(" or ")));
+            let mut allow = allowed.join(", ");
+            if allowed.contains(&"GET") {
+                allow.push_str(", HEAD");
+            }
+            r.add_header(header("Allow", &allow));
+            return respond(req, r);
+        }
+    };
+    if access != Access::Public {
+        let who = match app.auth.authenticate(&req) {
+            Ok(p) => p,
+            Err(why) => {
+                let r = denied(&req, why, path == "/" && method == Method::Get);
+                return respond(req, r);
+            }
+        };
+        if access == Access::Admin && who.role != auth::Role::Admin {
+            return respond(req, error(403, "this user may watch but not record"));
+        }
+        if !matches!(method, Method::Get | Method::Head) && !auth::same_origin(&req, who.via) {
+            log::warn!("refused cross-site {} {path}", method.as_str());
+            return respond(req, error(403, "cross-site request refused"));
+        }
+    }
+    let download = query.split('&').any(|kv| kv == "download=1");
+    match (method.as_str(), path) {
+        (_, "/video") => live_viewer(app, req),
+        (_, "/snapshot.jpg") => respond(req, snapshot(app)),
+        (_, "/status") => respond(req, json(200, &routes::status(app))),
+        (_, "/healthz") => respond(req, bytes(200, "text/plain", b"ok\n".to_vec())),
+        (_, "/openapi.json") => respond(
+            req,
+            bytes(200, "application/json", assets::OPENAPI.to_vec()),
+        ),
+        ("GET" | "HEAD", "/login") => respond(req, login::page(query)),
+        ("POST", "/login") => {
+            let app = app.clone();
+            spawn_with("login", req, move |mut req| {
+                let reply = login::submit(&app, &mut req);
+                respond(req, reply)
+            })
+        }
+        ("POST", "/logout") => {
+            let reply = login::logout(app, &req);
+            respond(req, reply)
+        }
+        ("POST", "/start") => {
+            let app = app.clone();
+            spawn_with("start", req, move |mut req| {
+                let reply = routes::start(&app, &mut req);
+                respond(req, reply)
+            })
+        }
+        ("POST", "/stop") => {
+            let app = app.clone();
+            spawn_with("stop", req, move |req| respond(req, routes::stop(&app)))
+        }
+        (_, "/last") => {
+            let app = app.clone();
+            spawn_with("last", req, move |req| {
+                let reply = routes::last(&app, range_of(&req).as_deref(), download);
+                respond(req, reply)
+            })
+        }
+        (_, p) if p.starts_with("/clips/") => {
+            let app = app.clone();
+            let id = p["/clips/".len()..].to_string();
+            spawn_with("clip", req, move |req| {
+                let reply = routes::clip(&app, &id, range_of(&req).as_deref(), download);
+                respond(req, reply)
+            })
+        }
+        (_, p) => match assets::find(p) {
+            Some((ct, body)) => {
+                let mut r = bytes(200, ct, body.to_vec());
+                r.add_header(header("Cache-Control", "no-cache"));
+                respond(req, r)
+            }
+            None => respond(req, error(404, "no such route")),
+        },
+    }
+}
+
+fn range_of(req: &Request) -> Option<String> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv("Range"))
+        .map(|h| h.value.as_str().to_string())
+}
+
+fn snapshot(app: &App) -> Reply {
+    match app.hub.latest() {
+        Some(frame) => {
+            let mut r = bytes(200, "image/jpeg", frame.jpeg.clone());
+            r.add_header(header("Cache-Control", "no-store"));
+            r.add_header(header(
+                "X-Timestamp",
+                &format!("{:.6}", crate::clock::unix_secs(frame.wall)),
+            ));
+            r
+        }
+        None => error(503, "no frame yet"),
+    }
+}
+
+fn live_viewer(app: &Arc<App>, req: Request) {
+    let ip = req.remote_addr().map(|a| a.ip());
+    let seat = match app.viewers.try_seat(ip) {
+        Ok(seat) => seat,
+        Err(why) => {
+            log::warn!("viewer refused: {why}");
+            return respond(req, error(503, why));
+        }
+    };
+    let hub = app.hub.clone();
+    spawn_with("viewer", req, move |req| {
+        let _seat = seat;
+        let mut out = req.into_writer();
+        match crate::live::stream(&hub, &mut out, &security_headers()) {
+            Ok(n) => log::debug!("viewer done after {n} frames"),
+            Err(e) => log::debug!("viewer gone: {e}"),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/openapi.json` documents exactly the routes we serve, with the same
+    /// access rule (`security: []` for public ones).
+    #[test]
+    fn openapi_matches_the_route_table() {
+        let doc: serde_json::Value = serde_json::from_slice(assets::OPENAPI).unwrap();
+        let mut documented = Vec::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let public = op["security"].as_array().is_some_and(|a| a.is_empty());
+                let path = path.replace("{name}", "*");
+                documented.push((method.to_uppercase(), path, public));
+            }
+        }
+        documented.sort();
+        let mut served: Vec<(String, String, bool)> = ROUTES
+            .iter()
+            .map(|(m, p, a)| (m.to_string(), p.to_string(), *a == "public"))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn route_lookup() {
+        assert_eq!(lookup("GET", "/status"), Ok(Access::Viewer));
+        assert_eq!(lookup("HEAD", "/video"), Ok(Access::Viewer));
+        assert_eq!(lookup("POST", "/start"), Ok(Access::Admin));
+        assert_eq!(lookup("GET", "/healthz"), Ok(Access::Public));
+        assert_eq!(lookup("GET", "/clips/x.mp4"), Ok(Access::Viewer));
+        assert_eq!(lookup("GET", "/clips/"), Err(vec![]));
+        assert_eq!(lookup("GET", "/start"), Err(vec!["POST"]));
+        assert_eq!(lookup("DELETE", "/status"), Err(vec!["GET"]));
+        assert_eq!(lookup("GET", "/nope"), Err(vec![]));
+    }
+}

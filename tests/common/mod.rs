@@ -81,7 +81,26 @@ impl Server {
 
     /// Starts the binary with a given clips directory (for restarts).
     pub fn start_in(clips: &Path, args: &[&str]) -> Server {
-        let mut cmd = command();
+        Server::start_wrapped(clips, args, &[])
+    }
+
+    /// Starts the binary under a wrapper command (e.g. `prlimit --nofile=…`).
+    pub fn start_wrapped(clips: &Path, args: &[&str], wrap: &[&str]) -> Server {
+        let mut cmd = if wrap.is_empty() {
+            command()
+        } else {
+            let inner = command();
+            let mut c = Command::new(wrap[0]);
+            c.args(&wrap[1..])
+                .arg(inner.get_program())
+                .args(inner.get_args());
+            for (k, _) in std::env::vars() {
+                if k.starts_with("VR_") {
+                    c.env_remove(k);
+                }
+            }
+            c
+        };
         cmd.args(["--port", "0", "--host", "127.0.0.1", "--clips-dir"])
             .arg(clips)
             .args(args)
@@ -115,10 +134,7 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "server did not start; log:\n{}",
-                    log.lock().unwrap()
-                );
+                panic!("server did not start; log:\n{}", log.lock().unwrap());
             }
         };
         Server {
@@ -161,7 +177,10 @@ impl Server {
                 return s;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; last status: {s:#}\nlog:\n{}", self.log());
+                panic!(
+                    "timed out waiting for {what}; last status: {s:#}\nlog:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -238,24 +257,38 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Like `request`, but a refused or broken connection is an error, not a panic.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
-    parse_response(&raw)
+    s.read_to_end(&mut raw)?;
+    if find(&raw, b"\r\n\r\n").is_none() {
+        return Err(std::io::Error::other("no complete answer"));
+    }
+    Ok(parse_response(&raw))
 }
 
 pub fn parse_response(raw: &[u8]) -> Response {
-    let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
-        panic!("no header end in {:?}", String::from_utf8_lossy(raw))
-    });
+    let end = find(raw, b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap();
@@ -286,8 +319,8 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = find(data, b"\r\n") {
         let size_str = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
-            .unwrap_or(0);
+        let size =
+            usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -413,7 +446,15 @@ impl MjpegClient {
 /// ffprobe's view of a clip's video stream and format, as JSON.
 pub fn ffprobe(path: &Path) -> serde_json::Value {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
@@ -428,7 +469,11 @@ pub fn ffprobe(path: &Path) -> serde_json::Value {
 
 /// Our own reader's view (`video-recorder probe FILE`).
 pub fn own_probe(path: &Path) -> serde_json::Value {
-    let out = command().arg("probe").arg(path).output().expect("run probe");
+    let out = command()
+        .arg("probe")
+        .arg(path)
+        .output()
+        .expect("run probe");
     assert!(
         out.status.success(),
         "probe failed on {}: {}",
@@ -444,7 +489,16 @@ pub fn make_mjpeg(dir: &Path, width: u32, height: u32, fps: u32, frames: u32) ->
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
-        .args(["-frames:v", &frames.to_string(), "-c:v", "mjpeg", "-q:v", "5", "-f", "mjpeg"])
+        .args([
+            "-frames:v",
+            &frames.to_string(),
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "5",
+            "-f",
+            "mjpeg",
+        ])
         .arg(&path)
         .status()
         .expect("run ffmpeg");

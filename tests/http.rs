@@ -1,0 +1,222 @@
+//! The HTTP contract against the real binary: routes, JSON errors, the live
+//! stream as a real MJPEG client sees it, viewer caps, and an accept loop that
+//! survives running out of file descriptors.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{MjpegClient, Server};
+
+fn is_jpeg(b: &[u8]) -> bool {
+    b.len() > 4 && b[..2] == [0xFF, 0xD8] && b[b.len() - 2..] == [0xFF, 0xD9]
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+const SMALL: &[&str] = &[
+    "--source", "test", "--width", "320", "--height", "240", "--fps", "30",
+];
+
+#[test]
+fn live_stream_parts_are_jpegs_with_increasing_timestamps() {
+    let s = Server::start(SMALL);
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    assert_eq!(c.content_type, "multipart/x-mixed-replace;boundary=vrframe");
+    let mut last = 0.0;
+    let mut distinct = std::collections::HashSet::new();
+    for i in 0..45 {
+        let p = c.next_part().expect("part");
+        assert!(is_jpeg(&p.jpeg), "part {i} is not a whole JPEG");
+        assert!(
+            p.timestamp > last,
+            "X-Timestamp must increase: {} after {last}",
+            p.timestamp
+        );
+        assert!(
+            (now() - p.timestamp).abs() < 10.0,
+            "X-Timestamp far from now: {}",
+            p.timestamp
+        );
+        last = p.timestamp;
+        distinct.insert(p.jpeg);
+    }
+    assert!(distinct.len() > 1, "the test picture never changes");
+    let status = s.get("/status").json();
+    assert_eq!(status["viewers"], 1);
+    assert_eq!(status["source"]["state"], "test");
+    assert!(status["warning"].as_str().is_some_and(|w| !w.is_empty()));
+    assert!(status["fps"].as_f64().unwrap() > 5.0, "{status}");
+}
+
+#[test]
+fn snapshot_and_health_and_page() {
+    let s = Server::start(SMALL);
+    s.wait_status(Duration::from_secs(30), "a first frame", |st| {
+        st["source"]["frames"].as_u64() > Some(0)
+    });
+    let r = s.get("/snapshot.jpg");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("image/jpeg"));
+    assert!(is_jpeg(&r.body));
+    assert!(r.header("X-Timestamp").is_some());
+    assert_eq!(s.get("/healthz").text(), "ok\n");
+    let page = s.get("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("Content-Type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().contains("/app.js"));
+    assert_eq!(s.get("/app.js").status, 200);
+    assert_eq!(s.get("/app.css").status, 200);
+}
+
+#[test]
+fn errors_are_json_with_fitting_status() {
+    let s = Server::start(SMALL);
+    let cases: Vec<(common::Response, u16)> = vec![
+        (s.get("/nope"), 404),
+        (s.get("/start"), 405),
+        (s.get("/stop"), 405),
+        (s.post("/status", ""), 405),
+        (s.post("/stop", ""), 409),
+        (s.get("/last"), 404),
+        (s.get("/clips/../../etc/passwd"), 404),
+        (s.get("/clips/20260101-000000.mp4"), 404),
+        (s.post("/start", "{not json"), 400),
+        (s.post("/start", r#"{"max_duration_sec": -3}"#), 400),
+        (s.post("/start", r#"{"path": "/etc/passwd"}"#), 400),
+        (
+            s.post("/start", &format!(r#"{{"pad": "{}"}}"#, "x".repeat(10_000))),
+            413,
+        ),
+        (s.get(&format!("/{}", "a".repeat(5000))), 414),
+    ];
+    for (i, (r, want)) in cases.iter().enumerate() {
+        assert_eq!(r.status, *want, "case {i}: {}", r.text());
+        let j = r.json();
+        assert!(
+            j["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "case {i}: no error message in {j}"
+        );
+        assert_eq!(r.header("Server"), Some("video-recorder"), "case {i}");
+    }
+    // Still serving after all that.
+    assert_eq!(s.get("/status").status, 200);
+}
+
+#[test]
+fn viewer_cap_answers_503_and_frees_seats() {
+    let s = Server::start(&[SMALL, &["--max-viewers", "2"]].concat());
+    let mut a = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    let mut b = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    a.next_part().unwrap();
+    b.next_part().unwrap();
+    let refused = match MjpegClient::connect(s.addr, "/video") {
+        Err(r) => r,
+        Ok(_) => panic!("third viewer accepted with --max-viewers 2"),
+    };
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("viewers")
+    );
+    drop(a);
+    // The departed viewer's seat comes back once its next write fails.
+    s.wait_status(Duration::from_secs(20), "a seat to free up", |st| {
+        st["viewers"] == 1
+    });
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    c.next_part().unwrap();
+}
+
+#[test]
+fn a_crowd_connecting_at_once_is_served() {
+    let s = Server::start(&[SMALL, &["--max-viewers-per-client", "1000"]].concat());
+    let n = 100;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let addr = s.addr;
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    let mut c = MjpegClient::connect(addr, "/video").map_err(|r| r.status)?;
+                    for _ in 0..10 {
+                        let p = c.next_part().map_err(|_| 0u16)?;
+                        if !is_jpeg(&p.jpeg) {
+                            return Err(1);
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<Result<(), u16>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let failed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {n} viewers failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(s.get("/status").status, 200);
+}
+
+#[test]
+fn running_out_of_descriptors_does_not_stop_the_server() {
+    if !common::have_tool("prlimit") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_wrapped(
+        &tmp.path().join("clips"),
+        SMALL,
+        &["prlimit", "--nofile=64:64", "--"],
+    );
+    // Idle connections hold descriptors until accept() fails with EMFILE,
+    // which ends tiny_http's own accept loop.
+    let hogs: Vec<TcpStream> = (0..120)
+        .filter_map(|_| TcpStream::connect(s.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    drop(hogs);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = common::try_request(s.addr, "GET", "/status", &[], b"").map(|r| r.status);
+        if ok.ok() == Some(200) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server stopped answering after descriptor exhaustion; log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        s.log().contains("restarting the accept loop")
+            || s.log().contains("cannot start the HTTP server"),
+        "descriptors never ran out, so the test proved nothing; log:\n{}",
+        s.log()
+    );
+}
+
+#[test]
+fn sigterm_when_idle_exits_zero() {
+    let mut s = Server::start(SMALL);
+    let st = s.signal(15);
+    assert!(st.success(), "exit status {st:?}; log:\n{}", s.log());
+}
