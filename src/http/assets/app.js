@@ -126,6 +126,11 @@
     clearTimeout(state.pollTimer);
     try {
       const r = await api("GET", "/status");
+      if (r.status === 401) {
+        // Signed out (session expired, password changed): back to the form.
+        window.location.assign("/login");
+        return;
+      }
       if (!r.ok || !r.body) throw new Error(`status ${r.status}`);
       const wasOffline = !state.online;
       state.online = true;
