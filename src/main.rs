@@ -199,6 +199,14 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
                 .then(|| Duration::from_secs_f64(cfg.max_duration_sec)),
         },
     ));
+    let tls = http::tls::load(&cfg)?;
+    if let Some(t) = &tls {
+        log::info!(
+            "HTTPS on; certificate SHA-256 fingerprint {}",
+            t.fingerprint
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let auth = http::auth::Auth::new(&cfg, creds);
     if !auth.required() {
         log::info!("no credentials needed: listening on loopback only");
@@ -206,7 +214,7 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
     let app = Arc::new(http::App {
         viewers: live::Viewers::new(cfg.max_viewers, cfg.max_viewers_per_client),
         auth,
-        tls: false,
+        tls,
         cfg,
         hub: hub.clone(),
         recorder: recorder.clone(),
@@ -217,7 +225,7 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         .name("http".into())
         .spawn(move || http::serve(app, listener))
         .map_err(|e| format!("cannot start HTTP thread: {e}"))?;
-    log::info!("listening on http://{addr}");
+    log::info!("listening on {scheme}://{addr}");
 
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

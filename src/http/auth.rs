@@ -334,15 +334,8 @@ impl Auth {
         if rest.is_empty() {
             return Err(Denied::Malformed("empty credentials"));
         }
-        if let Some(secs) = self.locked(ip) {
-            return Err(Denied::Limited(secs));
-        }
-        let kind = if via == Via::Basic { "basic" } else { "bearer" };
-        let cache_key = format!("{kind}\u{0}{rest}");
-        if let Some(role) = self.cached(&cache_key) {
-            return Ok(Principal { role, via });
-        }
-        let role = match via {
+        // Parse fully first: malformed input is a 400 whatever the lockout says.
+        let basic = match via {
             Via::Basic => {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(rest)
@@ -352,15 +345,25 @@ impl Auth {
                 let (user, pass) = text
                     .split_once(':')
                     .ok_or(Denied::Malformed("Basic credentials lack ':'"))?;
-                self.check_password(user, pass)
+                Some((user.to_string(), pass.to_string()))
             }
-            _ => match &self.creds.token {
-                Some(h) => verify(rest.as_bytes(), h).then_some(Role::Admin),
-                None => {
-                    verify(rest.as_bytes(), &self.decoy);
-                    None
-                }
-            },
+            _ => None,
+        };
+        if let Some(secs) = self.locked(ip) {
+            return Err(Denied::Limited(secs));
+        }
+        let kind = if via == Via::Basic { "basic" } else { "bearer" };
+        let cache_key = format!("{kind}\u{0}{rest}");
+        if let Some(role) = self.cached(&cache_key) {
+            return Ok(Principal { role, via });
+        }
+        let role = match (&basic, &self.creds.token) {
+            (Some((user, pass)), _) => self.check_password(user, pass),
+            (None, Some(h)) => verify(rest.as_bytes(), h).then_some(Role::Admin),
+            (None, None) => {
+                verify(rest.as_bytes(), &self.decoy);
+                None
+            }
         };
         match role {
             Some(role) => {

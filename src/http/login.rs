@@ -99,7 +99,7 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
                 ip.map_or("?".into(), |i| i.to_string())
             );
             let mut r = redirect("/");
-            let secure = if app.tls { "; Secure" } else { "" };
+            let secure = if app.tls.is_some() { "; Secure" } else { "" };
             r.add_header(header(
                 "Set-Cookie",
                 &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"),

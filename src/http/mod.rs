@@ -7,6 +7,7 @@ pub mod auth;
 mod files;
 mod login;
 mod routes;
+pub mod tls;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -32,7 +33,7 @@ pub struct App {
     pub started: Instant,
     pub auth: auth::Auth,
     /// Served over HTTPS: cookies get `Secure`.
-    pub tls: bool,
+    pub tls: Option<tls::Tls>,
 }
 
 pub type Reply = Response<Box<dyn Read + Send>>;
@@ -144,8 +145,10 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
         let server = match listener
             .try_clone()
             .map_err(|e| e.to_string())
-            .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
-        {
+            .and_then(|l| {
+                let ssl = app.tls.as_ref().map(tls::Tls::ssl_config);
+                Server::from_listener(l, ssl).map_err(|e| e.to_string())
+            }) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("cannot start the HTTP server: {e}; retrying");

@@ -5,11 +5,15 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+pub mod card;
 pub mod file;
+pub mod jpeg;
+pub mod split;
 pub mod test;
 pub mod v4l2;
 
 /// One JPEG as delivered by a source, before validation.
+#[derive(Debug)]
 pub struct RawFrame {
     pub jpeg: Vec<u8>,
     /// CLOCK_MONOTONIC capture time (V4L2 buffer timestamp or the source's clock).
@@ -43,6 +47,68 @@ pub trait Source: Send {
     fn next_frame(&mut self, timeout: Duration) -> Result<Option<RawFrame>, SourceError>;
     /// The format actually delivered (after negotiation).
     fn format(&self) -> Format;
+}
+
+/// Paces a synthetic source on CLOCK_MONOTONIC. Tick `n` is computed as
+/// `start + n * period`, never accumulated, so the rate does not drift; a
+/// frame's capture time is its tick, not the moment it was handed out.
+pub struct Pacer {
+    start: Duration,
+    n: u64,
+    fps: u32,
+}
+
+impl Pacer {
+    pub fn new(fps: u32) -> Pacer {
+        Pacer {
+            start: crate::clock::monotonic_now(),
+            n: 0,
+            fps: fps.max(1),
+        }
+    }
+
+    fn tick(&self, n: u64) -> Duration {
+        let ns = u128::from(n) * 1_000_000_000 / u128::from(self.fps);
+        self.start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
+    fn period(&self) -> Duration {
+        Duration::from_secs(1) / self.fps
+    }
+
+    /// Sleeps until the next tick, at most `timeout`; the tick if it came.
+    /// A consumer that fell behind skips the missed ticks (as a camera drops
+    /// frames) instead of getting a burst of stale ones.
+    pub fn wait(&mut self, timeout: Duration) -> Option<Duration> {
+        let now = crate::clock::monotonic_now();
+        let mut tick = self.tick(self.n);
+        if now > tick + 2 * self.period() {
+            let behind = (now - self.start).as_nanos() * u128::from(self.fps) / 1_000_000_000;
+            self.n = u64::try_from(behind).unwrap_or(u64::MAX);
+            tick = self.tick(self.n);
+        }
+        if tick > now {
+            let wait = tick - now;
+            if wait > timeout {
+                std::thread::sleep(timeout);
+                return None;
+            }
+            std::thread::sleep(wait);
+        }
+        self.n += 1;
+        Some(tick)
+    }
+}
+
+/// The wall-clock time at which CLOCK_MONOTONIC read `capture`.
+pub fn wall_at(capture: Duration) -> SystemTime {
+    let now_mono = crate::clock::monotonic_now();
+    let now = SystemTime::now();
+    if capture <= now_mono {
+        now.checked_sub(now_mono - capture).unwrap_or(now)
+    } else {
+        now + (capture - now_mono)
+    }
 }
 
 /// Which source the configuration names.
@@ -100,6 +166,53 @@ mod tests {
         assert_eq!(
             SourceSpec::parse("cam.mjpeg"),
             SourceSpec::File(PathBuf::from("cam.mjpeg"))
+        );
+    }
+
+    #[test]
+    fn pacer_ticks_on_a_fixed_grid() {
+        let mut p = Pacer::new(100);
+        let t0 = p.wait(Duration::from_secs(1)).unwrap();
+        let t1 = p.wait(Duration::from_secs(1)).unwrap();
+        let t2 = p.wait(Duration::from_secs(1)).unwrap();
+        assert_eq!(t1 - t0, Duration::from_millis(10));
+        assert_eq!(t2 - t0, Duration::from_millis(20));
+        // The tick, not the hand-out time, is the capture time.
+        assert!(crate::clock::monotonic_now() >= t2);
+    }
+
+    #[test]
+    fn pacer_times_out_and_skips_missed_ticks() {
+        let mut p = Pacer::new(1);
+        p.wait(Duration::from_secs(1)).unwrap();
+        assert!(
+            p.wait(Duration::from_millis(5)).is_none(),
+            "next tick is 1 s away"
+        );
+        let mut p = Pacer::new(1000);
+        p.wait(Duration::ZERO).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let late = p.wait(Duration::ZERO).unwrap();
+        let now = crate::clock::monotonic_now();
+        assert!(
+            now - late < Duration::from_millis(3),
+            "skipped to a recent tick"
+        );
+        assert_eq!(
+            (late - p.start).as_nanos() % 1_000_000,
+            0,
+            "still on the grid"
+        );
+    }
+
+    #[test]
+    fn wall_at_maps_monotonic_to_wall_time() {
+        let now = crate::clock::monotonic_now();
+        let wall = wall_at(now - Duration::from_millis(500));
+        let age = SystemTime::now().duration_since(wall).unwrap();
+        assert!(
+            age >= Duration::from_millis(499) && age < Duration::from_secs(2),
+            "{age:?}"
         );
     }
 }

@@ -1,12 +1,253 @@
-//! V4L2 webcam in MJPEG mode. STUB: to be replaced by the sources work.
+//! A V4L2 webcam in MJPEG mode, through `rscam` (no libv4l2, no bindgen).
+//!
+//! This layer stays thin because it cannot run here (no /dev/video*): the
+//! choices (format, size, rate, timestamps, error text) are pure functions
+//! with unit tests; the rest is calls into rscam.
+//!
+//! rscam opens the device blocking and does not expose its descriptor, so to
+//! have a timeout (a stalled camera must be noticed) we find the descriptor
+//! in /proc/self/fd by its device number, make it non-blocking and poll(2)
+//! it before each capture.
 
+use std::collections::HashSet;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::io::RawFd;
 use std::path::Path;
+use std::time::Duration;
 
-use super::{Format, Source, SourceError};
+use super::{Format, RawFrame, Source, SourceError};
 
-pub fn open(path: &Path, _want: Format) -> Result<Box<dyn Source>, SourceError> {
-    Err(SourceError(format!(
-        "camera {}: V4L2 not implemented yet",
-        path.display()
-    )))
+mod negotiate;
+
+use negotiate::{
+    capture_time, choose_size, io_error_text, offered_text, pick_fourcc, rank_intervals,
+    start_error_text,
+};
+
+/// Buffers queued in the driver: enough to ride out a slow moment, few
+/// enough to keep latency low.
+const BUFFERS: u32 = 4;
+
+pub struct V4l2Source {
+    cam: rscam::Camera,
+    fd: Option<RawFd>,
+    dev: String,
+    format: Format,
+    warned_timestamp: bool,
+}
+
+/// Opens the camera, requires MJPEG, negotiates the closest size and rate.
+pub fn open(path: &Path, want: Format) -> Result<Box<dyn Source>, SourceError> {
+    let dev = path.display().to_string();
+    let err = |what: &str, e: &io::Error| SourceError(io_error_text(&dev, what, e));
+    let path_str = path
+        .to_str()
+        .ok_or_else(|| SourceError(format!("camera {dev}: path is not UTF-8")))?;
+    let rdev = std::fs::metadata(path)
+        .map_err(|e| err("cannot open", &e))?
+        .rdev();
+    let before = device_fds(rdev);
+    let mut cam = rscam::Camera::new(path_str).map_err(|e| err("cannot open", &e))?;
+    let fd = {
+        let new: Vec<RawFd> = device_fds(rdev).difference(&before).copied().collect();
+        match new.as_slice() {
+            [fd] => Some(*fd),
+            _ => None,
+        }
+    };
+
+    let offered = cam
+        .formats()
+        .map(|f| f.map(|f| (f.format, f.description)))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| err("cannot list formats", &e))?;
+    let fourcc = pick_fourcc(&offered).map_err(|m| SourceError(format!("camera {dev}: {m}")))?;
+    let size = match cam.resolutions(&fourcc) {
+        Ok(info) => choose_size(&info, (want.width, want.height)),
+        Err(_) => (want.width, want.height),
+    };
+    let intervals = match cam.intervals(&fourcc, size) {
+        Ok(info) => rank_intervals(&info, want.fps),
+        Err(_) => vec![(1, want.fps)],
+    };
+    let mut last_err = None;
+    let mut chosen = None;
+    for &interval in intervals.iter().take(8) {
+        let cfg = rscam::Config {
+            interval,
+            resolution: size,
+            format: &fourcc,
+            field: rscam::FIELD_NONE,
+            nbuffers: BUFFERS,
+        };
+        match cam.start(&cfg) {
+            Ok(()) => {
+                chosen = Some(interval);
+                break;
+            }
+            // The driver adjusted the rate: try the next closest one.
+            Err(rscam::Error::BadInterval) => last_err = Some(rscam::Error::BadInterval),
+            Err(e) => return Err(SourceError(start_error_text(&dev, size, interval, &e))),
+        }
+    }
+    let Some(interval) = chosen else {
+        let e = last_err.unwrap_or(rscam::Error::BadInterval);
+        return Err(SourceError(start_error_text(&dev, size, (1, want.fps), &e)));
+    };
+    let fps = interval.1 as f64 / interval.0.max(1) as f64;
+    let format = Format {
+        width: size.0,
+        height: size.1,
+        fps: (fps.round() as u32).max(1),
+    };
+    log::info!(
+        "camera {dev}: {} {}x{} at {fps:.2} fps (asked for {}x{} at {} fps); it offers {}",
+        String::from_utf8_lossy(&fourcc),
+        size.0,
+        size.1,
+        want.width,
+        want.height,
+        want.fps,
+        offered_text(&offered)
+    );
+    let fd = fd.filter(|&fd| set_nonblocking(fd).is_ok());
+    if fd.is_none() {
+        log::warn!(
+            "camera {dev}: cannot find its descriptor to poll; a stalled camera will only be noticed when it is unplugged"
+        );
+    }
+    Ok(Box::new(V4l2Source {
+        cam,
+        fd,
+        dev,
+        format,
+        warned_timestamp: false,
+    }))
+}
+
+impl Source for V4l2Source {
+    fn next_frame(&mut self, timeout: Duration) -> Result<Option<RawFrame>, SourceError> {
+        let mut revents = 0;
+        if let Some(fd) = self.fd {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one pollfd we own, for a descriptor the camera keeps open.
+            let r = unsafe { libc::poll(&mut p, 1, ms) };
+            if r == 0 {
+                return Ok(None);
+            }
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    return Ok(None);
+                }
+                return Err(SourceError(io_error_text(&self.dev, "poll", &e)));
+            }
+            revents = p.revents;
+        }
+        match self.cam.capture() {
+            Ok(frame) => {
+                let now = crate::clock::monotonic_now();
+                let capture = match capture_time(frame.get_timestamp(), now) {
+                    Some(t) => t,
+                    None => {
+                        if !self.warned_timestamp {
+                            self.warned_timestamp = true;
+                            log::warn!(
+                                "camera {}: buffer timestamps are not on the monotonic clock; using the time frames arrive",
+                                self.dev
+                            );
+                        }
+                        now
+                    }
+                };
+                let jpeg = frame.to_vec();
+                drop(frame); // gives the buffer back to the driver
+                Ok(Some(RawFrame {
+                    jpeg,
+                    capture,
+                    wall: super::wall_at(capture),
+                }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                    Err(SourceError(format!(
+                        "camera {}: the device reported an error",
+                        self.dev
+                    )))
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(SourceError(io_error_text(&self.dev, "capture", &e))),
+        }
+    }
+
+    fn format(&self) -> Format {
+        self.format
+    }
+}
+
+/// Descriptors of this process open on the character device `rdev`.
+fn device_fds(rdev: u64) -> HashSet<RawFd> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return HashSet::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let fd: RawFd = e.file_name().to_str()?.parse().ok()?;
+            let meta = std::fs::metadata(e.path()).ok()?;
+            (meta.file_type().is_char_device() && meta.rdev() == rdev).then_some(fd)
+        })
+        .collect()
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own; only the O_NONBLOCK flag changes.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn missing_device_is_an_error_naming_it() {
+        let err = open(
+            Path::new("/dev/video-does-not-exist"),
+            Format {
+                width: 640,
+                height: 480,
+                fps: 30,
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.0.contains("/dev/video-does-not-exist") && err.0.contains("not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn finds_its_own_descriptor_by_device_number() {
+        // /dev/null is a character device every machine has.
+        let rdev = std::fs::metadata("/dev/null").unwrap().rdev();
+        let before = device_fds(rdev);
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let after = device_fds(rdev);
+        let new: Vec<_> = after.difference(&before).copied().collect();
+        use std::os::unix::io::AsRawFd;
+        assert_eq!(new, vec![f.as_raw_fd()]);
+    }
 }

@@ -84,8 +84,17 @@ impl Server {
         Server::start_wrapped(clips, args, &[])
     }
 
+    /// Starts the binary with extra environment variables (secrets, `VR_*`).
+    pub fn start_env(clips: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch(clips, args, &[], env)
+    }
+
     /// Starts the binary under a wrapper command (e.g. `prlimit --nofile=…`).
     pub fn start_wrapped(clips: &Path, args: &[&str], wrap: &[&str]) -> Server {
+        Server::launch(clips, args, wrap, &[])
+    }
+
+    fn launch(clips: &Path, args: &[&str], wrap: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = if wrap.is_empty() {
             command()
         } else {
@@ -101,6 +110,7 @@ impl Server {
             }
             c
         };
+        cmd.envs(env.iter().copied());
         cmd.args(["--port", "0", "--host", "127.0.0.1", "--clips-dir"])
             .arg(clips)
             .args(args)
@@ -119,7 +129,10 @@ impl Server {
                 if std::env::var_os("VRTEST_ECHO").is_some() {
                     eprintln!("[server] {line}");
                 }
-                if let Some(rest) = line.split("listening on http://").nth(1)
+                if let Some(rest) = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1))
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(rest.trim().to_string());
@@ -351,10 +364,23 @@ pub struct MjpegClient {
 
 impl MjpegClient {
     pub fn connect(addr: SocketAddr, path: &str) -> Result<MjpegClient, Response> {
+        MjpegClient::connect_with(addr, path, &[])
+    }
+
+    pub fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<MjpegClient, Response> {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut w = s.try_clone().unwrap();
-        write!(w, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        w.write_all(head.as_bytes()).unwrap();
         let mut reader = BufReader::new(s);
         let mut head = Vec::new();
         loop {

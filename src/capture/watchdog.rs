@@ -1,0 +1,283 @@
+//! The capture loop and its watchdog. While the source delivers, each frame
+//! is checked (broken ones are dropped and counted), numbered and published.
+//! When it fails or stalls, the source is closed, viewers and recordings get
+//! a NO SIGNAL picture about twice a second, and the source is reopened with
+//! capped exponential backoff until it is back. Each transition is logged
+//! once; retries are not.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock::monotonic_now;
+use crate::frame::Frame;
+use crate::hub::{Hub, SourceState};
+use crate::source::{Source, SourceError, card, jpeg};
+
+/// What `/status` says while frames flow: `live`, or `test` with the reason.
+pub struct Up {
+    pub state: SourceState,
+    pub message: Option<String>,
+}
+
+pub struct Timing {
+    pub stall: Duration,
+    pub no_signal_every: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Longest wait between checks for shutdown.
+    pub slice: Duration,
+}
+
+impl Timing {
+    pub fn standard(stall: Duration) -> Timing {
+        Timing {
+            stall,
+            no_signal_every: Duration::from_millis(500),
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(5),
+            slice: Duration::from_millis(250),
+        }
+    }
+}
+
+pub type Opener<'a> = dyn FnMut() -> Result<Box<dyn Source>, SourceError> + 'a;
+
+/// The NO SIGNAL pictures for one size, rendered once.
+struct NoSignal {
+    size: (u32, u32),
+    jpegs: [Vec<u8>; 2],
+    next: usize,
+}
+
+pub struct Watchdog<'a> {
+    hub: &'a Hub,
+    up: Up,
+    t: Timing,
+    name: String,
+    seq: u64,
+    last_capture: Duration,
+    /// Last known frame size: what the NO SIGNAL picture is drawn at.
+    size: (u32, u32),
+    no_signal: Option<NoSignal>,
+    broken_logged: Option<(Instant, u64)>,
+}
+
+enum Stop {
+    Closed,
+    Failed(SourceError),
+}
+
+impl<'a> Watchdog<'a> {
+    pub fn new(hub: &'a Hub, up: Up, t: Timing, name: String, size: (u32, u32)) -> Watchdog<'a> {
+        Watchdog {
+            hub,
+            up,
+            t,
+            name,
+            seq: 0,
+            last_capture: Duration::ZERO,
+            size,
+            no_signal: None,
+            broken_logged: None,
+        }
+    }
+
+    /// Runs until the hub closes. `first` is an already opened source, if any.
+    pub fn run(
+        &mut self,
+        first: Option<Result<Box<dyn Source>, SourceError>>,
+        opener: &mut Opener<'_>,
+    ) {
+        let mut source = first.unwrap_or_else(&mut *opener);
+        loop {
+            let error = match source {
+                Ok(src) => {
+                    self.went_up(&*src);
+                    match self.stream(src) {
+                        Stop::Closed => return,
+                        Stop::Failed(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            match self.recover(error, opener) {
+                Some(src) => {
+                    self.hub.counters.reopens.fetch_add(1, Ordering::Relaxed);
+                    source = Ok(src);
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn went_up(&mut self, src: &dyn Source) {
+        let f = src.format();
+        if f.width > 0 && f.height > 0 {
+            self.size = (f.width, f.height);
+        }
+        let (state, message) = (self.up.state.clone(), self.up.message.clone());
+        self.hub.set_status(|s| {
+            s.state = state;
+            s.message = message;
+            s.width = f.width;
+            s.height = f.height;
+            s.nominal_fps = f64::from(f.fps);
+        });
+    }
+
+    /// Passes frames on until the source fails, stalls or the hub closes.
+    /// The source is dropped (closed) on return, before any reopen.
+    fn stream(&mut self, mut src: Box<dyn Source>) -> Stop {
+        // A slow source is not a stalled one: allow at least three intervals.
+        let stall = self
+            .t
+            .stall
+            .max(3 * Duration::from_secs(1) / src.format().fps.max(1));
+        let mut last_good = monotonic_now();
+        loop {
+            if self.hub.is_closed() {
+                return Stop::Closed;
+            }
+            let waited = monotonic_now().saturating_sub(last_good);
+            if waited >= stall {
+                return Stop::Failed(SourceError(format!(
+                    "{}: no frame for {:.1} s (stalled)",
+                    self.name,
+                    waited.as_secs_f64()
+                )));
+            }
+            match src.next_frame(self.t.slice.min(stall - waited)) {
+                Ok(Some(raw)) => match jpeg::sanitize(raw.jpeg) {
+                    Ok((jpeg, size)) => {
+                        if size != self.size {
+                            self.size = size;
+                            self.hub.set_status(|s| (s.width, s.height) = size);
+                        }
+                        self.publish(jpeg, raw.capture, raw.wall, false);
+                        last_good = monotonic_now();
+                    }
+                    Err(why) => self.broken(why),
+                },
+                Ok(None) => {}
+                Err(e) => return Stop::Failed(e),
+            }
+        }
+    }
+
+    /// Shows NO SIGNAL and reopens with backoff; the new source, or `None`
+    /// when the hub closed first.
+    fn recover(&mut self, error: SourceError, opener: &mut Opener<'_>) -> Option<Box<dyn Source>> {
+        let down_since = Instant::now();
+        log::warn!("source down: {error}; showing NO SIGNAL and reopening");
+        let mut message = error.0;
+        let msg = message.clone();
+        self.hub.set_status(|s| {
+            s.state = SourceState::Down;
+            s.message = Some(msg);
+        });
+        let mut backoff = self.t.backoff_min;
+        let mut next_try = Instant::now() + backoff;
+        let mut next_picture = Instant::now();
+        let mut attempts = 0u64;
+        loop {
+            if self.hub.is_closed() {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= next_picture {
+                self.publish_no_signal();
+                next_picture = (next_picture + self.t.no_signal_every).max(now);
+            }
+            if now >= next_try {
+                attempts += 1;
+                match opener() {
+                    Ok(src) => {
+                        log::info!(
+                            "source back: {} after {:.1} s down ({attempts} attempts)",
+                            self.name,
+                            down_since.elapsed().as_secs_f64()
+                        );
+                        return Some(src);
+                    }
+                    Err(e) => {
+                        log::debug!("reopen attempt {attempts} failed: {e}");
+                        if e.0 != message {
+                            message = e.0;
+                            let msg = message.clone();
+                            self.hub.set_status(|s| s.message = Some(msg));
+                        }
+                        backoff = (backoff * 2).min(self.t.backoff_max);
+                        next_try = Instant::now() + backoff;
+                    }
+                }
+            }
+            let until = next_picture.min(next_try);
+            let now = Instant::now();
+            if until > now {
+                std::thread::sleep((until - now).min(self.t.slice));
+            }
+        }
+    }
+
+    fn publish(&mut self, jpeg: Vec<u8>, capture: Duration, wall: SystemTime, no_signal: bool) {
+        self.seq += 1;
+        // Consumers rely on capture times that only go forward.
+        let capture = if capture > self.last_capture {
+            capture
+        } else {
+            self.last_capture + Duration::from_micros(1)
+        };
+        self.last_capture = capture;
+        self.hub.publish(Frame::new(
+            self.seq, jpeg, capture, wall, self.size, no_signal,
+        ));
+    }
+
+    fn publish_no_signal(&mut self) {
+        if self.no_signal.as_ref().is_none_or(|n| n.size != self.size) {
+            let (w, h) = self.size;
+            let render = |blink| card::no_signal(w, h, &self.name, blink).encode(80);
+            match (render(false), render(true)) {
+                (Ok(a), Ok(b)) => {
+                    self.no_signal = Some(NoSignal {
+                        size: self.size,
+                        jpegs: [a, b],
+                        next: 0,
+                    })
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    log::error!("cannot draw the NO SIGNAL picture: {e}");
+                    return;
+                }
+            }
+        }
+        let Some(ns) = self.no_signal.as_mut() else {
+            return;
+        };
+        let jpeg = ns.jpegs[ns.next].clone();
+        ns.next = 1 - ns.next;
+        self.publish(jpeg, monotonic_now(), SystemTime::now(), true);
+    }
+
+    /// Counts a dropped frame; logs the first and then at most every 10 s.
+    fn broken(&mut self, why: jpeg::Broken) {
+        let total = self.hub.counters.broken.fetch_add(1, Ordering::Relaxed) + 1;
+        let due = match self.broken_logged {
+            None => true,
+            Some((at, _)) => at.elapsed() >= Duration::from_secs(10),
+        };
+        if due {
+            let since = self.broken_logged.map_or(0, |(_, n)| n);
+            log::warn!(
+                "{}: dropped a broken frame ({why}); {} dropped since the last report, {total} in all",
+                self.name,
+                total - since
+            );
+            self.broken_logged = Some((Instant::now(), total));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "watchdog_tests.rs"]
+mod tests;

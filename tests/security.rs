@@ -1,0 +1,571 @@
+//! Security against the real binary: credentials on every route, the
+//! refuse-to-start rule, CSRF, traversal, lockout, secrets kept out of logs
+//! and answers, headers, HTTPS.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use common::{Response, Server, request};
+
+const ADMIN_PW: &str = "s3cret-Admin-pw";
+const VIEWER_PW: &str = "s3cret-Viewer-pw";
+const TOKEN: &str = "tok-0123456789abcdef-secret";
+const SMALL: &[&str] = &[
+    "--source", "test", "--width", "320", "--height", "240", "--fps", "15",
+];
+
+fn basic(user: &str, pw: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+/// A server that needs credentials: admin and viewer passwords and a token.
+fn locked_server(extra: &[&str]) -> Server {
+    let tmp = tempfile::tempdir().unwrap();
+    let clips = tmp.path().join("clips");
+    std::mem::forget(tmp);
+    env_server(&clips, &[SMALL, extra].concat())
+}
+
+/// The secrets go in through the environment, as on the Pi.
+fn env_server(clips: &std::path::Path, args: &[&str]) -> Server {
+    Server::start_env(
+        clips,
+        args,
+        &[
+            ("VR_PASSWORD", ADMIN_PW),
+            ("VR_VIEWER_PASSWORD", VIEWER_PW),
+            ("VR_API_TOKEN", TOKEN),
+        ],
+    )
+}
+
+fn req(s: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    request(s.addr, method, path, headers, b"")
+}
+
+fn assert_json_error(r: &Response, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.text());
+    assert!(
+        r.json()["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{what}: {}",
+        r.text()
+    );
+}
+
+/// Every route of the OpenAPI document (the server's own copy).
+fn routes(s: &Server) -> Vec<(String, String, bool)> {
+    let doc = req(
+        s,
+        "GET",
+        "/openapi.json",
+        &[("Authorization", &basic("admin", ADMIN_PW))],
+    )
+    .json();
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let public = op["security"].as_array().is_some_and(|a| a.is_empty());
+            out.push((
+                method.to_uppercase(),
+                path.replace("{name}", "20260101-000000.mp4"),
+                public,
+            ));
+        }
+    }
+    assert!(out.len() >= 14, "too few routes documented: {out:?}");
+    out
+}
+
+#[test]
+fn every_route_needs_credentials() {
+    let s = locked_server(&[]);
+    let wrong = basic("admin", "wrong-password");
+    let malformed: &[&str] = &[
+        "Basic !!!notbase64",
+        "Basic",
+        "Digest username=\"admin\"",
+        "Basic bm9jb2xvbg==", // "nocolon"
+    ];
+    let long = format!("Basic {}", "A".repeat(8000));
+    let mut wrong_tries = 0;
+    for (method, path, public) in routes(&s) {
+        let r = req(&s, &method, &path, &[]);
+        if public {
+            assert_ne!(r.status, 401, "{method} {path} is public");
+            continue;
+        }
+        if method == "GET" && path == "/" {
+            assert_eq!(r.status, 303, "page without credentials");
+            assert_eq!(r.header("Location"), Some("/login"));
+        } else {
+            assert_json_error(&r, 401, &format!("{method} {path} without credentials"));
+            assert!(
+                r.header("WWW-Authenticate")
+                    .is_some_and(|h| h.starts_with("Basic"))
+            );
+        }
+        // Wrong passwords are 401 until the client is locked out (429).
+        let r = req(&s, &method, &path, &[("Authorization", &wrong)]);
+        let want = if wrong_tries < 5 { 401 } else { 429 };
+        wrong_tries += 1;
+        assert_json_error(&r, want, &format!("{method} {path} with a wrong password"));
+        for m in malformed {
+            let r = req(&s, &method, &path, &[("Authorization", m)]);
+            assert_json_error(&r, 400, &format!("{method} {path} with {m:?}"));
+        }
+        let r = common::try_request(s.addr, &method, &path, &[("Authorization", &long)], b"");
+        if let Ok(r) = r {
+            assert!(
+                matches!(r.status, 400 | 431),
+                "{method} {path} with an 8 KB header: {}",
+                r.status
+            );
+        }
+    }
+    assert!(wrong_tries > 5, "the lockout was never reached");
+    // Locked out now, even with the right password; the open route still answers.
+    let admin = basic("admin", ADMIN_PW);
+    assert_eq!(
+        req(&s, "GET", "/status", &[("Authorization", &admin)]).status,
+        429
+    );
+    assert_eq!(req(&s, "GET", "/healthz", &[]).text(), "ok\n");
+}
+
+#[test]
+fn right_credentials_open_every_route() {
+    let s = locked_server(&[]);
+    let admin = basic("admin", ADMIN_PW);
+    assert_eq!(
+        req(&s, "GET", "/status", &[("Authorization", &admin)]).status,
+        200
+    );
+    assert_eq!(
+        req(
+            &s,
+            "GET",
+            "/status",
+            &[("Authorization", &format!("Bearer {TOKEN}"))]
+        )
+        .status,
+        200
+    );
+    for (method, path, _) in routes(&s) {
+        if path == "/video" || method != "GET" {
+            continue;
+        }
+        let r = req(&s, &method, &path, &[("Authorization", &admin)]);
+        assert!(
+            !matches!(r.status, 400 | 401 | 403 | 429),
+            "{method} {path} with the admin password: {}",
+            r.status
+        );
+    }
+}
+
+#[test]
+fn viewer_may_watch_but_not_record() {
+    let s = locked_server(&[]);
+    let viewer = basic("viewer", VIEWER_PW);
+    assert_eq!(
+        req(&s, "GET", "/status", &[("Authorization", &viewer)]).status,
+        200
+    );
+    let mut c = common::MjpegClient::connect_with(s.addr, "/video", &[("Authorization", &viewer)])
+        .unwrap_or_else(|r| panic!("{r:?}"));
+    c.next_part().unwrap();
+    assert_json_error(
+        &req(&s, "POST", "/start", &[("Authorization", &viewer)]),
+        403,
+        "viewer start",
+    );
+    assert_json_error(
+        &req(&s, "POST", "/stop", &[("Authorization", &viewer)]),
+        403,
+        "viewer stop",
+    );
+}
+
+#[test]
+fn refuses_to_listen_on_the_lan_without_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::command()
+        .args([
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--source",
+            "test",
+            "--clips-dir",
+        ])
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("VR_PASSWORD")
+            && err.contains("hash-password")
+            && err.contains("--insecure-no-auth"),
+        "{err}"
+    );
+    // The explicit escape hatch starts, and says so loudly.
+    let s = Server::start(&[
+        "--source",
+        "test",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--host",
+        "0.0.0.0",
+        "--insecure-no-auth",
+    ]);
+    assert!(s.log().contains("INSECURE"), "{}", s.log());
+}
+
+fn login(s: &Server, user: &str, pw: &str, headers: &[(&str, &str)]) -> Response {
+    let body = format!("user={user}&password={pw}");
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    request(s.addr, "POST", "/login", &h, body.as_bytes())
+}
+
+fn session_cookie(r: &Response) -> String {
+    let c = r
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no cookie: {r:?}"));
+    assert!(
+        c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+        "{c}"
+    );
+    c.split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn cross_site_posts_are_refused() {
+    let s = locked_server(&[]);
+    let r = login(
+        &s,
+        "admin",
+        ADMIN_PW,
+        &[("Origin", &format!("http://{}", s.addr))],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("Location"), Some("/"));
+    let cookie = session_cookie(&r);
+    assert_eq!(
+        req(&s, "GET", "/status", &[("Cookie", &cookie)]).status,
+        200
+    );
+    assert_eq!(req(&s, "GET", "/", &[("Cookie", &cookie)]).status, 200);
+
+    let evil = [("Origin", "http://evil.example")];
+    let cross = [("Sec-Fetch-Site", "cross-site")];
+    let admin = basic("admin", ADMIN_PW);
+    for (how, auth) in [
+        ("session", ("Cookie", cookie.as_str())),
+        ("basic", ("Authorization", admin.as_str())),
+    ] {
+        for bad in [&evil[..], &cross[..], &[("Origin", "null")][..]] {
+            let mut h = vec![auth];
+            h.extend_from_slice(bad);
+            assert_json_error(
+                &req(&s, "POST", "/start", &h),
+                403,
+                &format!("{how} {bad:?}"),
+            );
+        }
+        assert_eq!(
+            req(&s, "GET", "/status", &[("Cookie", cookie.as_str())]).json()["recording"],
+            false,
+            "a refused start must not record"
+        );
+    }
+    // Same origin passes (the page's own fetch), then stop.
+    let same = format!("http://{}", s.addr);
+    let r = req(
+        &s,
+        "POST",
+        "/start",
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &same),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+    );
+    assert_ne!(r.status, 403, "{}", r.text());
+    let _ = req(
+        &s,
+        "POST",
+        "/stop",
+        &[("Cookie", &cookie), ("Origin", &same)],
+    );
+    // Bearer calls are not replayed by browsers: exempt.
+    let r = req(
+        &s,
+        "POST",
+        "/stop",
+        &[
+            ("Authorization", &format!("Bearer {TOKEN}")),
+            ("Origin", "http://evil.example"),
+        ],
+    );
+    assert_ne!(r.status, 403, "{}", r.text());
+    // Login CSRF.
+    let r = login(&s, "admin", ADMIN_PW, &evil);
+    assert_json_error(&r, 403, "cross-site login");
+    // Logout ends the session.
+    let r = req(
+        &s,
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("Origin", &same)],
+    );
+    assert_eq!(r.status, 303);
+    assert_json_error(
+        &req(&s, "GET", "/status", &[("Cookie", &cookie)]),
+        401,
+        "after logout",
+    );
+}
+
+#[test]
+fn failed_logins_are_rate_limited() {
+    let s = locked_server(&[]);
+    let wrong = basic("admin", "nope-nope-nope");
+    for i in 0..5 {
+        let r = req(&s, "GET", "/status", &[("Authorization", &wrong)]);
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    let r = req(
+        &s,
+        "GET",
+        "/status",
+        &[("Authorization", &basic("admin", ADMIN_PW))],
+    );
+    assert_json_error(&r, 429, "locked out, even with the right password");
+    assert!(r.header("Retry-After").is_some());
+    let r = login(&s, "admin", ADMIN_PW, &[]);
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("Location"), Some("/login?locked=1"));
+    let page = req(&s, "GET", "/login?locked=1", &[]).text();
+    assert!(page.contains("Too many failed attempts"));
+}
+
+#[test]
+fn secrets_never_leak() {
+    let s = locked_server(&["--log-level", "debug"]);
+    let admin = basic("admin", ADMIN_PW);
+    let mut seen = String::new();
+    for r in [
+        req(&s, "GET", "/status", &[("Authorization", &admin)]),
+        req(
+            &s,
+            "GET",
+            "/status",
+            &[("Authorization", &basic("admin", "Wrong-Secret-x1"))],
+        ),
+        req(
+            &s,
+            "GET",
+            "/status",
+            &[("Authorization", &format!("Bearer {TOKEN}x"))],
+        ),
+        login(&s, "admin", "Wrong-Secret-x2", &[]),
+        req(&s, "GET", "/openapi.json", &[("Authorization", &admin)]),
+        req(&s, "POST", "/start", &[("Authorization", &admin)]),
+        req(&s, "POST", "/stop", &[("Authorization", &admin)]),
+    ] {
+        seen.push_str(&format!("{:?}\n{}\n", r.headers, r.text()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    seen.push_str(&s.log());
+    for secret in [
+        ADMIN_PW,
+        VIEWER_PW,
+        TOKEN,
+        "Wrong-Secret-x1",
+        "Wrong-Secret-x2",
+        "$argon2",
+    ] {
+        assert!(!seen.contains(secret), "{secret:?} leaked:\n{seen}");
+    }
+    let b64 = admin.trim_start_matches("Basic ");
+    assert!(!seen.contains(b64), "the Basic header leaked");
+}
+
+#[test]
+fn traversal_attempts_find_nothing() {
+    let s = Server::start(SMALL);
+    std::fs::create_dir_all(&s.clips).unwrap();
+    // A symlink that looks like a clip but points out of the clips directory.
+    std::os::unix::fs::symlink("/etc/passwd", s.clips.join("20260101-000000.mp4")).unwrap();
+    std::fs::write(s.clips.parent().unwrap().join("outside.mp4"), b"secret").unwrap();
+    for path in [
+        "/clips/20260101-000000.mp4",
+        "/clips/../outside.mp4",
+        "/clips/..%2Foutside.mp4",
+        "/clips/%2e%2e/outside.mp4",
+        "/clips/%2Fetc%2Fpasswd",
+        "/clips//etc/passwd",
+        "/clips/....//outside.mp4",
+        "/clips/outside",
+        "/clips/..",
+        "/../../etc/passwd",
+        "/last/../../etc/passwd",
+    ] {
+        let r = req(&s, "GET", path, &[]);
+        assert!(matches!(r.status, 400 | 404), "{path}: {}", r.status);
+        assert!(!r.text().contains("root:"), "{path} served /etc/passwd");
+        assert!(
+            !r.text().contains("secret"),
+            "{path} served a file outside clips"
+        );
+    }
+}
+
+#[test]
+fn security_headers_and_no_version_banner() {
+    let s = Server::start(SMALL);
+    for path in ["/", "/status", "/nope", "/login"] {
+        let r = req(&s, "GET", path, &[]);
+        let csp = r
+            .header("Content-Security-Policy")
+            .unwrap_or_else(|| panic!("{path}: no CSP"));
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(
+            r.header("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("X-Frame-Options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("Server"), Some("video-recorder"), "{path}");
+    }
+    // The page has no inline script for the CSP to allow.
+    let page = req(&s, "GET", "/", &[]).text();
+    let lower = page.to_lowercase();
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find("<script") {
+        let tag_end = rest[i..].find('>').unwrap() + i;
+        assert!(
+            rest[i..tag_end].contains("src="),
+            "inline script in the page"
+        );
+        rest = &rest[tag_end..];
+    }
+    assert!(!lower.contains(" style=\""), "inline style in the page");
+    assert!(!lower.contains(" onclick="), "inline handler in the page");
+}
+
+#[test]
+fn https_with_a_self_signed_certificate() {
+    if !common::have_tool("curl") {
+        return;
+    }
+    let s = Server::start(&[SMALL, &["--tls-self-signed"]].concat());
+    let log = s.log();
+    let fp = log
+        .split("fingerprint ")
+        .nth(1)
+        .map(|r| r.split_whitespace().next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no fingerprint logged:\n{log}"));
+    let cert = s.clips.join(".tls/cert.pem");
+    let url = format!("https://localhost:{}/status", s.addr.port());
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl --cacert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["source"]["state"], "test");
+    // Without the certificate, curl refuses: this really is TLS with our key.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // The logged fingerprint is the certificate's.
+    if common::have_tool("openssl") {
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&fp), "openssl says {text}, log says {fp}");
+    }
+    // Plain HTTP on the TLS port gets nowhere.
+    let plain = common::try_request(s.addr, "GET", "/status", &[], b"");
+    assert!(plain.map(|r| r.status != 200).unwrap_or(true));
+}
+
+#[test]
+fn hash_password_makes_a_working_hash() {
+    let mut child = common::command()
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"another-Secret-9\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("vr.toml");
+    std::fs::write(&cfg, format!("password_hash = \"{hash}\"\n")).unwrap();
+    let s = Server::start(&[SMALL, &["--config", cfg.to_str().unwrap()]].concat());
+    assert_eq!(req(&s, "GET", "/status", &[]).status, 401);
+    assert_eq!(
+        req(
+            &s,
+            "GET",
+            "/status",
+            &[("Authorization", &basic("admin", "another-Secret-9"))]
+        )
+        .status,
+        200
+    );
+    // A broken hash in the config names the key.
+    std::fs::write(&cfg, "password_hash = \"hunter2\"\n").unwrap();
+    let out = common::command()
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password_hash"));
+}
