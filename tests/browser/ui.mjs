@@ -44,6 +44,7 @@ async function until(what, fn, ms = 15_000, every = 100) {
       last = await fn();
       if (last) return last;
     } catch (e) {
+      if (e instanceof Failure) throw e;
       last = e;
     }
     if (Date.now() > deadline) throw new Failure(`timed out after ${ms} ms waiting for ${what} (last: ${fmt(last)})`);
@@ -188,7 +189,14 @@ async function main() {
       return b.disabled;
     });
     check(disabledInFlight, "Start button stays enabled while its request is in flight");
-    await page.waitForSelector("#rec", { state: "visible", timeout: 15_000 });
+    await until("REC after Start", async () => {
+      const ui = await page.evaluate(() => ({
+        rec: !document.getElementById("rec").hidden,
+        error: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
+      }));
+      check(!ui.error, `Start failed on the page: ${ui.error}`);
+      return ui.rec;
+    }, 30_000);
     await until("the button to offer Stop", async () => (await page.textContent("#record-label")).includes("Stop"));
     const st1 = (await api("GET", "/status")).body;
     check(st1.recording === true, `server not recording after Start: ${fmt(st1)}`);
