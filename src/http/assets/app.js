@@ -237,6 +237,7 @@
     if (typeof c.bytes === "number") {
       setText(el.clips, c.max_bytes ? `${fmtBytes(c.bytes)} / ${fmtBytes(c.max_bytes)}` : fmtBytes(c.bytes));
       el.clipsMeter.value = c.max_bytes ? Math.min(1, c.bytes / c.max_bytes) : 0;
+      el.clipsMeter.hidden = !c.max_bytes; // no byte budget: nothing to fill
       const parts = [`${c.clips || 0} clip${c.clips === 1 ? "" : "s"}`];
       if (typeof c.free_bytes === "number") parts.push(`${fmtBytes(c.free_bytes)} free on disk`);
       setText(el.free, parts.join(" · "));
