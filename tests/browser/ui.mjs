@@ -12,134 +12,31 @@
 //
 // PHONE_SCREENSHOT=path also saves the phone-sized page.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import {
+  apiFor,
+  baseArg,
+  check,
+  fmt,
+  horizontalOverflow,
+  log,
+  openBrowser,
+  parseClock,
+  previewFingerprint,
+  run,
+  sleep,
+  until,
+} from "./lib.mjs";
 
-const base = (process.argv[2] || "").replace(/\/$/, "");
+const base = baseArg("node ui.mjs http://HOST:PORT [SCREENSHOT.png]");
 const screenshotPath = process.argv[3] || "";
-if (!/^https?:\/\//.test(base)) {
-  console.error("usage: node ui.mjs http://HOST:PORT [SCREENSHOT.png]");
-  process.exit(2);
-}
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const OVERALL_TIMEOUT_MS = 180_000;
-
-const t0 = Date.now();
-const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-class Failure extends Error {}
-function check(cond, msg) {
-  if (!cond) throw new Failure(msg);
-}
-
-/// Polls `fn` until it returns a truthy value; fails with `what` after `ms`.
-async function until(what, fn, ms = 15_000, every = 100) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      if (e instanceof Failure) throw e;
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Failure(`timed out after ${ms} ms waiting for ${what} (last: ${fmt(last)})`);
-    await sleep(every);
-  }
-}
-
-function fmt(v) {
-  if (v instanceof Error) return v.message;
-  try {
-    return JSON.stringify(v);
-  } catch (_) {
-    return String(v);
-  }
-}
-
-/// "MM:SS" or "H:MM:SS" to seconds.
-function parseClock(text) {
-  const parts = text.trim().split(":").map(Number);
-  check(parts.length >= 2 && parts.every(Number.isFinite), `elapsed time ${JSON.stringify(text)} is not a clock`);
-  return parts.reduce((acc, p) => acc * 60 + p, 0);
-}
-
-async function api(method, path) {
-  const res = await fetch(base + path, { method });
-  const body = await res.json().catch(() => null);
-  return { status: res.status, body };
-}
-
-/// A small fingerprint of the preview's current picture, read back through
-/// a canvas: it differs between frames only if new frames are really drawn.
-async function previewFingerprint(page) {
-  return page.evaluate(() => {
-    const img = document.getElementById("preview");
-    if (!img.naturalWidth) return null;
-    const c = document.createElement("canvas");
-    c.width = 96;
-    c.height = 54;
-    const ctx = c.getContext("2d", { willReadFrequently: true });
-    ctx.drawImage(img, 0, 0, c.width, c.height);
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let h = 2166136261;
-    for (let i = 0; i < d.length; i++) h = Math.imul(h ^ d[i], 16777619) >>> 0;
-    return h;
-  });
-}
-
-/// Elements sticking out past the right edge of the viewport.
-async function horizontalOverflow(page) {
-  return page.evaluate(() => {
-    const vw = document.documentElement.clientWidth;
-    const out = [];
-    if (document.documentElement.scrollWidth > vw) out.push(`document scrollWidth ${document.documentElement.scrollWidth} > ${vw}`);
-    for (const e of document.querySelectorAll("body *")) {
-      const r = e.getBoundingClientRect();
-      if (r.width === 0 && r.height === 0) continue;
-      if (r.right > vw + 0.5 || r.left < -0.5) {
-        out.push(`${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${e.className} [${r.left.toFixed(0)}..${r.right.toFixed(0)}]`);
-      }
-    }
-    return out;
-  });
-}
+const api = apiFor(base);
 
 async function main() {
-  const profile = mkdtempSync(join(tmpdir(), "vr-chromium-"));
-  let context;
-  const consoleErrors = [];
-  let expectErrors = null; // RegExp of console errors a step provokes on purpose
+  const browser = await openBrowser();
+  const { context } = browser;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 800 },
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-      ],
-    });
-    const watch = (page, name) => {
-      page.on("console", (m) => {
-        if (m.type() !== "error") return;
-        const text = `${name}: ${m.text()} (${m.location().url || "?"})`;
-        if (expectErrors && expectErrors.test(m.text())) log(`expected console error: ${text}`);
-        else consoleErrors.push(text);
-      });
-      page.on("pageerror", (e) => consoleErrors.push(`${name}: uncaught ${e.message}`));
-    };
     const page = context.pages()[0] || (await context.newPage());
-    watch(page, "desktop");
+    browser.watch(page, "desktop");
     let streamRequests = 0; // the page reconnects only when something broke
     page.on("request", (r) => {
       if (new URL(r.url()).pathname === "/video") streamRequests++;
@@ -273,7 +170,7 @@ async function main() {
 
     // 7. Phone size: nothing sticks out sideways, the button is thumb-sized.
     const phone = await context.newPage();
-    watch(phone, "phone");
+    browser.watch(phone, "phone");
     await phone.setViewportSize({ width: 390, height: 844 });
     await phone.goto(base + "/", { waitUntil: "load" });
     await phone.waitForSelector("#rec", { state: "visible", timeout: 10_000 });
@@ -300,7 +197,7 @@ async function main() {
     check(stopped.status === 200, `POST /stop: ${fmt(stopped)}`);
     const again = await api("POST", "/stop");
     check(again.status === 409 && again.body && again.body.error, `second POST /stop: ${fmt(again)}`);
-    expectErrors = /409|Conflict/;
+    browser.expect = /409|Conflict/;
     check((await page.textContent("#record-label")).includes("Stop"), "page already shows Start: a /status poll got through");
     await page.click("#record");
     const shownError = await until("the error message", () =>
@@ -313,34 +210,17 @@ async function main() {
     await page.unroute("**/status*");
     for (const r of held) await r.continue().catch(() => {});
     await until("the page to go back to Start", async () => (await page.textContent("#record-label")).includes("Start"));
-    expectErrors = null;
+    browser.expect = null;
     log(`API error shown: ${shownError}`);
 
     // 9. One stream for the whole visit, and no console errors anywhere.
     check(streamRequests === 1, `the page opened /video ${streamRequests} times (reconnects on a healthy server)`);
     await sleep(300);
-    check(consoleErrors.length === 0, `console errors:\n  ${consoleErrors.join("\n  ")}`);
+    browser.checkConsole();
     log("no console errors");
   } finally {
-    if (context) await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    await browser.close();
   }
 }
 
-const guard = setTimeout(() => {
-  console.error(`FAIL: browser test took longer than ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-
-main().then(
-  () => {
-    clearTimeout(guard);
-    log("PASS");
-    process.exit(0);
-  },
-  (e) => {
-    clearTimeout(guard);
-    console.error(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}`);
-    process.exit(1);
-  },
-);
+run(main);
