@@ -446,7 +446,15 @@
 
   setInterval(renderRec, 200);
   setInterval(checkStall, STALL_CHECK_MS);
-  startStream();
+  // The page's own src="/video" is already loading (it also works without
+  // this script); take over from there.
+  state.stream.attempt = 1;
+  if (el.preview.complete && el.preview.naturalWidth === 0) {
+    state.stream.failed = true; // failed before we were listening
+    restartStream(false);
+  } else if (el.preview.naturalWidth > 0) {
+    state.stream.connected = true;
+  }
   render();
   poll();
 })();
