@@ -221,6 +221,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/app.js", "viewer"),
     ("GET", "/app.css", "public"),
     ("GET", "/login.css", "public"),
+    ("GET", "/favicon.svg", "public"),
     ("GET", "/login", "public"),
     ("POST", "/login", "public"),
     ("POST", "/logout", "viewer"),
