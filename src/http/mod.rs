@@ -42,6 +42,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_URL: usize = 2048;
 /// Stack for viewer and worker threads: they hold no big buffers.
 const WORKER_STACK: usize = 128 * 1024;
+/// Servers kept after their accept loop died, for their open connections.
+const MAX_RETIRED: usize = 2;
 
 pub fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes())
@@ -178,6 +180,11 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
             if app.hub.is_closed() {
                 return;
             }
+        }
+        // Each retired server holds a duplicate of the listening socket: keep
+        // few, or repeated restarts would themselves use up the descriptors.
+        if retired.len() >= MAX_RETIRED {
+            retired.remove(0);
         }
         retired.push((server, Instant::now()));
     }
