@@ -19,7 +19,11 @@ pub struct Frame {
     pub capture: Duration,
     /// Wall clock at capture, for people and `X-Timestamp`.
     pub wall: SystemTime,
+    /// Size from the JPEG's SOF, parsed once at capture. The recorder reads
+    /// it from the bitstream it decodes anyway; kept for other consumers.
+    #[allow(dead_code)]
     pub width: u32,
+    #[allow(dead_code)]
     pub height: u32,
     /// A synthetic "NO SIGNAL" picture published while the source is down.
     pub no_signal: bool,

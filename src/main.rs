@@ -215,7 +215,6 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         viewers: live::Viewers::new(cfg.max_viewers, cfg.max_viewers_per_client),
         auth,
         tls,
-        cfg,
         hub: hub.clone(),
         recorder: recorder.clone(),
         clips,

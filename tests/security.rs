@@ -479,6 +479,7 @@ fn https_with_a_self_signed_certificate() {
         return;
     }
     let s = Server::start(&[SMALL, &["--tls-self-signed"]].concat());
+    // The self-signed pair is made before the server listens, so the log has it.
     let log = s.log();
     let fp = log
         .split("fingerprint ")
@@ -499,7 +500,7 @@ fn https_with_a_self_signed_certificate() {
         String::from_utf8_lossy(&out.stderr)
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["source"]["state"], "test");
+    assert_eq!(status["source"]["kind"], "test", "{status}");
     // Without the certificate, curl refuses: this really is TLS with our key.
     let out = std::process::Command::new("curl")
         .args(["-sS", &url])

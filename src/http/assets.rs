@@ -18,6 +18,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/app.css"),
     ),
     (
+        "/favicon.svg",
+        "image/svg+xml",
+        include_bytes!("assets/favicon.svg"),
+    ),
+    (
         "/login.css",
         "text/css; charset=utf-8",
         include_bytes!("assets/login.css"),

@@ -18,14 +18,12 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::clips::Clips;
-use crate::config::Config;
 use crate::hub::Hub;
 use crate::live::Viewers;
 use crate::recorder::Recorder;
 
 /// Everything a request handler may touch.
 pub struct App {
-    pub cfg: Config,
     pub hub: Arc<Hub>,
     pub recorder: Arc<Recorder>,
     pub clips: Arc<Clips>,
@@ -44,6 +42,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_URL: usize = 2048;
 /// Stack for viewer and worker threads: they hold no big buffers.
 const WORKER_STACK: usize = 128 * 1024;
+/// Servers kept after their accept loop died, for their open connections.
+const MAX_RETIRED: usize = 2;
 
 pub fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes())
@@ -181,6 +181,11 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
                 return;
             }
         }
+        // Each retired server holds a duplicate of the listening socket: keep
+        // few, or repeated restarts would themselves use up the descriptors.
+        if retired.len() >= MAX_RETIRED {
+            retired.remove(0);
+        }
         retired.push((server, Instant::now()));
     }
 }
@@ -223,6 +228,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/app.js", "viewer"),
     ("GET", "/app.css", "public"),
     ("GET", "/login.css", "public"),
+    ("GET", "/favicon.svg", "public"),
     ("GET", "/login", "public"),
     ("POST", "/login", "public"),
     ("POST", "/logout", "viewer"),

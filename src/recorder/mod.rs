@@ -1,14 +1,35 @@
-//! Recording: the one role that decodes. STUB public surface: the recorder
-//! work fills it in (decode → OpenH264 → MP4, crash-safe `.part` + journal).
+//! Recording: the one role that decodes. A recorder thread exists only while
+//! recording: JPEG → YUV 4:2:0 → OpenH264 → MP4, crash-safe (`.part` +
+//! journal, durable every second), capture times as presentation times.
+//!
+//! Modules: `decode` (JPEG → I420), `encode` (OpenH264 setup, Annex B →
+//! AVCC), `mux` (MP4 boxes), `journal` (`.part` writer, sidecar journal),
+//! `recovery` (finishing, shared with crash recovery), `worker` (the
+//! thread), `probe` (our own reader).
+
+mod decode;
+mod encode;
+mod journal;
+mod mux;
+mod probe;
+mod recovery;
+mod worker;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::clips::Clips;
 use crate::hub::Hub;
+
+pub use probe::probe;
+#[cfg(test)]
+use recovery::Recovered;
+pub(crate) use recovery::recover_dir;
 
 pub struct RecorderSettings {
     pub clips_dir: PathBuf,
@@ -21,6 +42,7 @@ pub struct RecorderSettings {
 
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
+    /// Zero means no limit.
     pub max_duration: Option<Duration>,
 }
 
@@ -28,6 +50,7 @@ pub struct StartOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct ActiveInfo {
     pub id: String,
+    /// When recording was requested (a pre-roll makes the clip start earlier).
     pub started_at: String,
     pub elapsed_sec: f64,
     pub frames: u64,
@@ -36,7 +59,8 @@ pub struct ActiveInfo {
     pub max_duration_sec: Option<f64>,
 }
 
-/// A finished clip: the `/stop` answer.
+/// A finished clip: the `/stop` answer. `started_at` is the wall time of the
+/// clip's first frame and `ended_at` = `started_at` + `duration_sec`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClipInfo {
     pub id: String,
@@ -58,14 +82,64 @@ pub enum RecError {
     Failed(String),
 }
 
+impl std::fmt::Display for RecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecError::AlreadyRecording(a) => write!(f, "already recording {}", a.id),
+            RecError::NotRecording => f.write_str("not recording"),
+            RecError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Poisoned locks only mean a thread panicked mid-update of plain data.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Running {
+    id: String,
+    requested: Duration,
+    requested_wall: SystemTime,
+    max: Option<Duration>,
+    control: Arc<worker::Control>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+    thread: JoinHandle<Result<ClipInfo, String>>,
+}
+
+impl Running {
+    fn info(&self) -> ActiveInfo {
+        let now = crate::clock::monotonic_now();
+        let frames = self.control.frames.load(Ordering::Relaxed);
+        let first = self.control.first_capture_ns.load(Ordering::Relaxed);
+        let span = now
+            .saturating_sub(Duration::from_nanos(first))
+            .as_secs_f64();
+        ActiveInfo {
+            id: self.id.clone(),
+            started_at: crate::clock::rfc3339(self.requested_wall),
+            elapsed_sec: now.saturating_sub(self.requested).as_secs_f64(),
+            frames,
+            fps: if first > 0 && span > 0.0 {
+                frames as f64 / span
+            } else {
+                0.0
+            },
+            dropped_frames: self.dropped.load(Ordering::Relaxed)
+                + self.control.skipped.load(Ordering::Relaxed),
+            max_duration_sec: self.max.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
 pub struct Recorder {
-    #[allow(dead_code)]
     hub: Arc<Hub>,
-    #[allow(dead_code)]
     clips: Arc<Clips>,
-    #[allow(dead_code)]
     settings: RecorderSettings,
-    last: Mutex<Option<ClipInfo>>,
+    /// Serialises start/stop/shutdown; `current` stays quick to read for /status.
+    ops: Mutex<()>,
+    current: Mutex<Option<Running>>,
+    last: Arc<Mutex<Option<ClipInfo>>>,
 }
 
 impl Recorder {
@@ -74,34 +148,173 @@ impl Recorder {
             hub,
             clips,
             settings,
-            last: Mutex::new(None),
+            ops: Mutex::new(()),
+            current: Mutex::new(None),
+            last: Arc::new(Mutex::new(None)),
         }
     }
 
-    pub fn start(&self, _opts: StartOptions) -> Result<ActiveInfo, RecError> {
-        Err(RecError::Failed("recording not implemented yet".into()))
+    /// Starts the recorder thread; the clip file exists when this returns.
+    pub fn start(&self, opts: StartOptions) -> Result<ActiveInfo, RecError> {
+        let _op = lock(&self.ops);
+        self.reap();
+        if let Some(r) = lock(&self.current).as_ref() {
+            return Err(RecError::AlreadyRecording(r.info()));
+        }
+        let requested = crate::clock::monotonic_now();
+        let requested_wall = SystemTime::now();
+        // The directory may have been removed under us (a user cleaning up).
+        let dir = &self.settings.clips_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RecError::Failed(format!("clips directory {}: {e}", dir.display())))?;
+        let (id, paths) = new_id(dir, requested_wall);
+        let writer = journal::ClipWriter::create(paths).map_err(RecError::Failed)?;
+        let status = self.hub.status();
+        let fps = match self.hub.measured_fps() {
+            f if f >= 1.0 => f,
+            _ if status.nominal_fps >= 1.0 => status.nominal_fps,
+            _ => 30.0,
+        };
+        let pre_roll = self.settings.pre_roll;
+        // Room for the pre-roll backlog plus ~2 s of slack, bounded for memory.
+        let capacity = ((pre_roll.as_secs_f64() + 2.0) * fps).clamp(16.0, 300.0) as usize;
+        let (pre, tap) = if pre_roll.is_zero() {
+            (Vec::new(), self.hub.tap(capacity))
+        } else {
+            self.hub.tap_with_preroll(capacity, pre_roll)
+        };
+        let max = opts
+            .max_duration
+            .or(self.settings.default_max_duration)
+            .filter(|d| !d.is_zero());
+        let control = Arc::new(worker::Control::default());
+        let dropped = tap.dropped.clone();
+        let job = worker::Job {
+            id: id.clone(),
+            writer,
+            pre,
+            tap,
+            control: control.clone(),
+            clips: self.clips.clone(),
+            last: self.last.clone(),
+            bitrate_kbps: self.settings.bitrate_kbps,
+            fps_hint: fps,
+            max_end: max.map(|m| requested + m),
+            begin: requested.saturating_sub(pre_roll),
+        };
+        let thread = std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || worker::run(job))
+            .map_err(|e| RecError::Failed(format!("cannot start recorder thread: {e}")))?;
+        // The HTTP layer logs the start at info level.
+        log::debug!(
+            "recording {id} started{}",
+            max.map(|m| format!(" (at most {:.1} s)", m.as_secs_f64()))
+                .unwrap_or_default()
+        );
+        let running = Running {
+            id,
+            requested,
+            requested_wall,
+            max,
+            control,
+            dropped,
+            thread,
+        };
+        let info = running.info();
+        *lock(&self.current) = Some(running);
+        Ok(info)
     }
 
+    /// Ends the clip at this instant and waits until it is a finished file.
     pub fn stop(&self) -> Result<ClipInfo, RecError> {
-        Err(RecError::NotRecording)
+        self.stop_at(crate::clock::monotonic_now())
+    }
+
+    fn stop_at(&self, end: Duration) -> Result<ClipInfo, RecError> {
+        let _op = lock(&self.ops);
+        self.reap();
+        let Some(running) = lock(&self.current).take() else {
+            return Err(RecError::NotRecording);
+        };
+        *lock(&running.control.end) = Some(end);
+        match running.thread.join() {
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(e)) => Err(RecError::Failed(format!("recording {}: {e}", running.id))),
+            Err(_) => Err(RecError::Failed(format!(
+                "recording {}: recorder thread panicked",
+                running.id
+            ))),
+        }
     }
 
     pub fn active(&self) -> Option<ActiveInfo> {
-        None
+        self.reap();
+        lock(&self.current).as_ref().map(Running::info)
     }
 
     /// The clip most recently finished by this process (stop, cap or shutdown).
+    #[allow(dead_code)] // agreed public surface; `/last` reads the directory
     pub fn last_finished(&self) -> Option<ClipInfo> {
-        self.last.lock().ok()?.clone()
+        lock(&self.last).clone()
     }
 
     /// Finishes the current clip, if any (SIGTERM/SIGINT).
     pub fn shutdown(&self) -> Option<ClipInfo> {
-        None
+        match self.stop() {
+            Ok(info) => Some(info),
+            Err(RecError::NotRecording) => None,
+            Err(e) => {
+                log::error!("{e}");
+                None
+            }
+        }
+    }
+
+    /// Collects a recorder thread that ended by itself (max duration, error).
+    fn reap(&self) {
+        let mut cur = lock(&self.current);
+        if cur.as_ref().is_some_and(|r| r.thread.is_finished())
+            && let Some(r) = cur.take()
+        {
+            drop(cur);
+            match r.thread.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => log::error!("recording {}: {e}", r.id),
+                Err(_) => log::error!("recording {}: recorder thread panicked", r.id),
+            }
+        }
+    }
+
+    /// Test hook: make the thread vanish without finishing, like `kill -9`.
+    #[cfg(test)]
+    fn abort(&self) {
+        if let Some(r) = lock(&self.current).take() {
+            r.control.abort.store(true, Ordering::Relaxed);
+            let _ = r.thread.join();
+        }
     }
 }
 
-/// `video-recorder probe FILE`: our own reader's view of a clip, as JSON.
-pub fn probe(path: &std::path::Path) -> Result<serde_json::Value, String> {
-    Err(format!("{}: probe not implemented yet", path.display()))
+/// `YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken.
+fn new_id(dir: &std::path::Path, now: SystemTime) -> (String, journal::ClipPaths) {
+    let stamp = crate::clock::file_stamp(now);
+    let mut n = 1;
+    loop {
+        let id = if n == 1 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        let paths = journal::ClipPaths::new(dir, &id);
+        if !paths.taken() {
+            return (id, paths);
+        }
+        n += 1;
+    }
 }
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod tests;

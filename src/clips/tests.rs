@@ -1,0 +1,182 @@
+use super::*;
+
+fn clips(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
+    Clips::open(ClipsSettings {
+        dir: dir.to_path_buf(),
+        max_bytes,
+        min_free_bytes,
+    })
+    .unwrap()
+}
+
+/// Without `open`'s recovery, so leftovers stay as the test made them.
+fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
+    Clips {
+        settings: ClipsSettings {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            min_free_bytes,
+        },
+        enforcing: Mutex::new(false),
+    }
+}
+
+fn put(dir: &Path, name: &str, len: usize) {
+    std::fs::write(dir.join(name), vec![0u8; len]).unwrap();
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn ids_are_validated_strictly() {
+    for ok in ["20240101-000000", "20240101-000000-2", "20240101-235959-17"] {
+        assert!(valid_id(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "..",
+        "../20240101-000000",
+        "/etc/passwd",
+        "20240101-000000/..",
+        "20240101-000000-",
+        "20240101-000000-2a",
+        "2024010-000000",
+        "20240101_000000",
+        "20240101-00000x",
+        "20240101-000000.mp4",
+        "２0240101-000000",
+        "20240101-000000-99999999999",
+    ] {
+        assert!(!valid_id(bad), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn get_returns_only_regular_files_inside_the_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("clips");
+    std::fs::create_dir(&dir).unwrap();
+    let c = clips(&dir, 0, 0);
+    put(&dir, "20240101-000000.mp4", 10);
+    let e = c.get("20240101-000000").unwrap();
+    assert_eq!((e.size_bytes, e.id.as_str()), (10, "20240101-000000"));
+    assert!(c.get("20240101-000009").is_none(), "missing");
+    assert!(c.get("../clips/20240101-000000").is_none());
+    assert!(c.get("/etc/passwd").is_none());
+    // A symlink pointing out of the directory is refused.
+    put(tmp.path(), "secret.mp4", 5);
+    std::os::unix::fs::symlink(
+        tmp.path().join("secret.mp4"),
+        dir.join("20240101-000001.mp4"),
+    )
+    .unwrap();
+    assert!(c.get("20240101-000001").is_none());
+    // A directory named like a clip is not a clip.
+    std::fs::create_dir(dir.join("20240101-000002.mp4")).unwrap();
+    assert!(c.get("20240101-000002").is_none());
+    // A symlink to a clip inside the directory is fine.
+    std::os::unix::fs::symlink("20240101-000000.mp4", dir.join("20240101-000003.mp4")).unwrap();
+    assert_eq!(c.get("20240101-000003").unwrap().size_bytes, 10);
+    // Listing counts regular files only.
+    assert_eq!(c.usage().clips, 1);
+}
+
+#[test]
+fn last_is_the_newest_by_id_and_collision_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clips(tmp.path(), 0, 0);
+    assert!(c.last().is_none());
+    for id in [
+        "20240101-000000",
+        "20240101-000005-2",
+        "20240101-000005-10",
+        "20231231-235959",
+    ] {
+        put(tmp.path(), &format!("{id}.mp4"), 1);
+    }
+    put(tmp.path(), "20250101-000000.mp4.part", 1); // in progress: not a clip
+    put(tmp.path(), "zzz.mp4", 1); // not ours
+    assert_eq!(c.last().unwrap().id, "20240101-000005-10");
+    let u = c.usage();
+    assert_eq!((u.clips, u.bytes), (4, 5));
+    assert!(u.free_bytes > 0);
+}
+
+#[test]
+fn budget_deletes_oldest_first_but_never_protected_or_in_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for s in 0..4 {
+        put(d, &format!("20240101-00000{s}.mp4"), 1000);
+    }
+    put(d, "20240101-000009.mp4.part", 500);
+    let c = raw(d, 2600, 0);
+    c.enforce(Some("20240101-000000"));
+    assert_eq!(
+        names(d),
+        vec![
+            "20240101-000000.mp4",
+            "20240101-000003.mp4",
+            "20240101-000009.mp4.part"
+        ]
+    );
+    // Within budget: nothing more goes.
+    c.enforce(None);
+    assert_eq!(names(d).len(), 3);
+}
+
+#[test]
+fn free_space_floor_deletes_all_but_the_newest_and_the_protected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for s in 0..3 {
+        put(d, &format!("20240101-00000{s}.mp4"), 100);
+    }
+    put(d, "20240101-000009.mp4.part", 100);
+    // No disk has this much free: everything deletable goes.
+    let c = raw(d, 0, u64::MAX / 2);
+    c.enforce(None);
+    assert_eq!(
+        names(d),
+        vec!["20240101-000002.mp4", "20240101-000009.mp4.part"]
+    );
+    put(d, "20240101-000001.mp4", 100);
+    put(d, "20240101-000005.mp4", 100);
+    c.enforce(Some("20240101-000001"));
+    assert_eq!(
+        names(d),
+        vec![
+            "20240101-000001.mp4",
+            "20240101-000005.mp4",
+            "20240101-000009.mp4.part"
+        ]
+    );
+}
+
+#[test]
+fn open_recovers_then_applies_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    put(d, "20240101-000000.mp4", 100);
+    put(d, "20240101-000001.mp4", 100);
+    put(d, "20240101-000002.mp4.part", 10); // no journal: nothing to recover
+    let c = clips(d, 150, 0);
+    assert_eq!(names(d), vec!["20240101-000001.mp4"]);
+    assert_eq!(c.usage().bytes, 100);
+}
+
+#[test]
+fn open_creates_the_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a/b");
+    let c = clips(&dir, 0, 0);
+    assert!(dir.is_dir());
+    assert_eq!(c.dir(), dir);
+}

@@ -1,0 +1,354 @@
+//! Crash safety: a clip is written as `<id>.mp4.part` (ftyp, mdat, samples)
+//! plus a sidecar `<id>.journal` listing the samples known to be on disk.
+//!
+//! About once a second the `.part` is fsynced FIRST and only THEN are the
+//! lines for the now-durable samples appended to the journal and fsynced
+//! (write, fsync, then record the fact — as Moonfire NVR does). A journal
+//! line therefore never points at data that may be missing after a power
+//! cut, and a kill or power cut loses at most the last second. The `.part`
+//! is only ever appended to; finishing appends `moov` and patches the mdat
+//! size in the header, once.
+//!
+//! Journal (text, one fact per line, readable with `cat`):
+//! ```text
+//! video-recorder journal 1
+//! timescale 90000
+//! size 1280 720
+//! created 1700000000
+//! sps 6742c01f...
+//! pps 68ce3c80
+//! data 48
+//! s 51234 0 k        <- sample: size, pts (ticks), k = keyframe, - = not
+//! s 8123 3000 -
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::mux::{self, SampleEntry, SampleTable, TrackInfo};
+
+const MAGIC: &str = "video-recorder journal 1";
+
+/// The three names one clip goes by.
+#[derive(Debug, Clone)]
+pub struct ClipPaths {
+    pub dir: PathBuf,
+    pub part: PathBuf,
+    pub journal: PathBuf,
+    pub fin: PathBuf,
+}
+
+impl ClipPaths {
+    pub fn new(dir: &Path, id: &str) -> ClipPaths {
+        ClipPaths {
+            dir: dir.to_path_buf(),
+            part: dir.join(format!("{id}.mp4.part")),
+            journal: dir.join(format!("{id}.journal")),
+            fin: dir.join(format!("{id}.mp4")),
+        }
+    }
+
+    /// True if any file of this id exists (ids must never be reused).
+    pub fn taken(&self) -> bool {
+        [&self.part, &self.journal, &self.fin]
+            .iter()
+            .any(|p| p.symlink_metadata().is_ok())
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> Result<(), String> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("fsync directory {}: {e}", dir.display()))
+}
+
+/// Writes one clip sequentially and keeps its journal.
+pub struct ClipWriter {
+    pub paths: ClipPaths,
+    file: File,
+    journal: Option<File>,
+    journaled: usize,
+    pub info: Option<TrackInfo>,
+    pub samples: Vec<SampleEntry>,
+}
+
+impl ClipWriter {
+    /// Creates `<id>.mp4.part` (never overwriting anything) with its headers.
+    pub fn create(paths: ClipPaths) -> Result<ClipWriter, String> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&paths.part)
+            .map_err(|e| format!("create {}: {e}", paths.part.display()))?;
+        let mut head = mux::ftyp();
+        head.extend_from_slice(&mux::mdat_header(0));
+        file.write_all(&head)
+            .map_err(|e| format!("write {}: {e}", paths.part.display()))?;
+        Ok(ClipWriter {
+            paths,
+            file,
+            journal: None,
+            journaled: 0,
+            info: None,
+            samples: Vec::new(),
+        })
+    }
+
+    /// Appends one sample. On error the sample is not in the table and any
+    /// partial bytes are cut off when the clip is finished.
+    pub fn write_sample(&mut self, data: &[u8], pts: u64, sync: bool) -> Result<(), String> {
+        self.file
+            .write_all(data)
+            .map_err(|e| format!("write {}: {e}", self.paths.part.display()))?;
+        self.samples.push(SampleEntry {
+            size: data.len() as u32,
+            pts,
+            sync,
+        });
+        Ok(())
+    }
+
+    /// Makes every sample written so far durable: fsync the data, then journal it.
+    pub fn make_durable(&mut self) -> Result<(), String> {
+        if self.samples.len() == self.journaled {
+            return Ok(());
+        }
+        let Some(info) = &self.info else {
+            return Ok(());
+        };
+        let part = &self.paths.part;
+        self.file
+            .sync_data()
+            .map_err(|e| format!("fsync {}: {e}", part.display()))?;
+        let mut text = String::new();
+        let created = self.journal.is_none();
+        if created {
+            text = header(info);
+        }
+        for s in &self.samples[self.journaled..] {
+            text.push_str(&format!(
+                "s {} {} {}\n",
+                s.size,
+                s.pts,
+                if s.sync { "k" } else { "-" }
+            ));
+        }
+        let jpath = &self.paths.journal;
+        if self.journal.is_none() {
+            self.journal = Some(
+                OpenOptions::new()
+                    .append(true)
+                    .create_new(true)
+                    .open(jpath)
+                    .map_err(|e| format!("create {}: {e}", jpath.display()))?,
+            );
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.write_all(text.as_bytes())
+                .and_then(|_| j.sync_data())
+                .map_err(|e| format!("write {}: {e}", jpath.display()))?;
+        }
+        if created {
+            // The new names (.part and journal) must survive a power cut too.
+            sync_dir(&self.paths.dir)?;
+        }
+        self.journaled = self.samples.len();
+        Ok(())
+    }
+
+    /// Finishes the clip: `moov` built from the in-memory table, then rename.
+    /// Returns the final size in bytes.
+    pub fn finish(self, end: u64) -> Result<u64, String> {
+        let info = self.info.ok_or("no frames were encoded")?;
+        let table = SampleTable {
+            info,
+            data_start: mux::data_start(),
+            samples: self.samples,
+            end,
+        };
+        drop(self.journal);
+        super::recovery::finish_file(&self.paths, self.file, &table)
+    }
+
+    /// Removes a clip that never got a frame.
+    pub fn discard(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.paths.part);
+        let _ = std::fs::remove_file(&self.paths.journal);
+    }
+
+    /// Test hook: stop as a `kill -9` would, leaving `.part` and journal behind.
+    #[cfg(test)]
+    pub fn abandon(self) {}
+}
+
+fn header(info: &TrackInfo) -> String {
+    format!(
+        "{MAGIC}\ntimescale {}\nsize {} {}\ncreated {}\nsps {}\npps {}\ndata {}\n",
+        info.timescale,
+        info.width,
+        info.height,
+        info.created_unix,
+        hex(&info.sps),
+        hex(&info.pps),
+        mux::data_start()
+    )
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Parses a journal. Lines after the first damaged or incomplete one are
+/// ignored (a crash can cut the last line). `None` if the header is unusable.
+/// `end` of the returned table is the last sample's pts plus the previous
+/// frame interval (the true end was lost with the process).
+pub fn parse(text: &str) -> Option<SampleTable> {
+    // Only newline-terminated lines were completely written.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let mut lines = complete.lines();
+    if lines.next()? != MAGIC {
+        return None;
+    }
+    let (mut ts, mut size, mut created, mut sps, mut pps, mut data) =
+        (None, None, None, None, None, None);
+    let mut samples: Vec<SampleEntry> = Vec::new();
+    for line in lines {
+        let mut f = line.split(' ');
+        let key = f.next()?;
+        let args: Vec<&str> = f.collect();
+        let ok = match (key, args.as_slice()) {
+            ("timescale", [v]) => v.parse().ok().map(|v| ts = Some(v)),
+            ("size", [w, h]) => w.parse().ok().zip(h.parse().ok()).map(|s| size = Some(s)),
+            ("created", [v]) => v.parse().ok().map(|v| created = Some(v)),
+            ("sps", [v]) => unhex(v).map(|v| sps = Some(v)),
+            ("pps", [v]) => unhex(v).map(|v| pps = Some(v)),
+            ("data", [v]) => v.parse().ok().map(|v| data = Some(v)),
+            ("s", [n, pts, k]) => parse_sample(n, pts, k, samples.last()).map(|s| samples.push(s)),
+            _ => None,
+        };
+        if ok.is_none() {
+            break;
+        }
+    }
+    let ((width, height), timescale) = (size?, ts?);
+    if timescale == 0 {
+        return None;
+    }
+    let end = match samples.as_slice() {
+        [.., a, b] => b.pts + (b.pts - a.pts),
+        [a] => a.pts + u64::from(timescale) / 30,
+        [] => 0,
+    };
+    Some(SampleTable {
+        info: TrackInfo {
+            width,
+            height,
+            sps: sps?,
+            pps: pps?,
+            timescale,
+            created_unix: created.unwrap_or(0),
+        },
+        data_start: data?,
+        samples,
+        end,
+    })
+}
+
+fn parse_sample(n: &str, pts: &str, k: &str, prev: Option<&SampleEntry>) -> Option<SampleEntry> {
+    let s = SampleEntry {
+        size: n.parse().ok().filter(|&n| n > 0)?,
+        pts: pts.parse().ok()?,
+        sync: match k {
+            "k" => true,
+            "-" => false,
+            _ => return None,
+        },
+    };
+    // Presentation times only ever increase.
+    prev.is_none_or(|p| s.pts > p.pts).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> TrackInfo {
+        TrackInfo {
+            width: 64,
+            height: 48,
+            sps: vec![0x67, 66, 0xC0, 30],
+            pps: vec![0x68, 0xCE],
+            timescale: 90_000,
+            created_unix: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn journal_round_trips_and_ignores_a_torn_last_line() {
+        let mut text = header(&info());
+        text.push_str("s 10 0 k\ns 20 3000 -\ns 30 6000 -\ns 4");
+        let t = parse(&text).unwrap();
+        assert_eq!(t.info, info());
+        assert_eq!(t.data_start, mux::data_start());
+        assert_eq!(t.samples.len(), 3);
+        assert_eq!(
+            t.samples[1],
+            SampleEntry {
+                size: 20,
+                pts: 3000,
+                sync: false
+            }
+        );
+        assert_eq!(t.end, 9000);
+        assert_eq!(t.data_end(), mux::data_start() + 60);
+    }
+
+    #[test]
+    fn damaged_lines_end_the_table() {
+        let mut text = header(&info());
+        text.push_str("s 10 0 k\ns 20 0 -\ns 30 6000 -\n");
+        assert_eq!(parse(&text).unwrap().samples.len(), 1, "pts must increase");
+        let mut text = header(&info());
+        text.push_str("s 10 0 k\ngarbage\ns 30 6000 -\n");
+        assert_eq!(parse(&text).unwrap().samples.len(), 1);
+        assert!(parse("something else\n").is_none());
+        assert!(parse(&header(&info())[..40]).is_none(), "torn header");
+    }
+
+    #[test]
+    fn writer_journals_only_durable_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = ClipPaths::new(dir.path(), "20240101-000000");
+        let mut w = ClipWriter::create(paths.clone()).unwrap();
+        assert!(paths.taken());
+        assert!(
+            ClipWriter::create(paths.clone()).is_err(),
+            "never overwrite"
+        );
+        w.info = Some(info());
+        w.write_sample(&[1; 10], 0, true).unwrap();
+        w.make_durable().unwrap();
+        w.write_sample(&[2; 20], 3000, false).unwrap();
+        let t = parse(&std::fs::read_to_string(&paths.journal).unwrap()).unwrap();
+        assert_eq!(t.samples.len(), 1);
+        w.make_durable().unwrap();
+        let t = parse(&std::fs::read_to_string(&paths.journal).unwrap()).unwrap();
+        assert_eq!(t.samples.len(), 2);
+        assert_eq!(
+            std::fs::metadata(&paths.part).unwrap().len(),
+            mux::data_start() + 30
+        );
+    }
+}

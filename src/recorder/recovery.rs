@@ -1,0 +1,145 @@
+//! Finishing a clip — the one code path shared by `/stop` and by recovery of
+//! a crashed recording at start — and the scan for leftovers.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::journal::{self, ClipPaths};
+use super::mux::{self, SampleTable};
+
+/// Turns a `.part` into a playable clip: cut it after the last sample in the
+/// table (drops unjournaled bytes or a half-written `moov` from a crash),
+/// append `moov`, patch the mdat size, fsync, rename to `.mp4`, fsync the
+/// directory, delete the journal. Returns the final size in bytes.
+pub fn finish_file(paths: &ClipPaths, mut file: File, table: &SampleTable) -> Result<u64, String> {
+    let part = paths.part.display();
+    let moov = table.moov().map_err(|e| format!("{part}: {e}"))?;
+    let end = table.data_end();
+    let mdat_pos = table.data_start - mux::MDAT_HEADER_LEN;
+    let io = |e: std::io::Error| format!("finishing {part}: {e}");
+    file.set_len(end).map_err(io)?;
+    file.seek(SeekFrom::Start(end)).map_err(io)?;
+    file.write_all(&moov).map_err(io)?;
+    file.seek(SeekFrom::Start(mdat_pos)).map_err(io)?;
+    file.write_all(&mux::mdat_header(end - mdat_pos))
+        .map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&paths.part, &paths.fin)
+        .map_err(|e| format!("rename {part} to {}: {e}", paths.fin.display()))?;
+    journal::sync_dir(&paths.dir)?;
+    // A journal left behind by a crash right here is removed by the next scan.
+    match std::fs::remove_file(&paths.journal) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            log::warn!("cannot remove journal {}: {e}", paths.journal.display())
+        }
+        _ => {}
+    }
+    Ok(end + moov.len() as u64)
+}
+
+/// What recovery did with one leftover.
+#[derive(Debug, PartialEq)]
+pub enum Recovered {
+    /// Became `<id>.mp4` with this many frames and seconds.
+    Clip {
+        id: String,
+        frames: usize,
+        duration_sec: f64,
+    },
+    /// Had nothing playable and was removed.
+    Removed { id: String },
+    /// Left as it was (a clip of that id exists, or finishing failed).
+    Kept { id: String },
+}
+
+/// Turns every leftover `.part` + journal in `dir` into a clip, removes
+/// leftovers with no usable samples and stray journals. Logs each action.
+pub fn recover_dir(dir: &Path, valid_id: impl Fn(&str) -> bool) -> Vec<Recovered> {
+    let mut done = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return done;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for name in &names {
+        if let Some(id) = name.strip_suffix(".mp4.part").filter(|id| valid_id(id)) {
+            done.push(recover_one(dir, id));
+        }
+    }
+    for name in &names {
+        if let Some(id) = name.strip_suffix(".journal").filter(|id| valid_id(id)) {
+            let paths = ClipPaths::new(dir, id);
+            if !paths.part.exists() && paths.journal.exists() {
+                log::info!("removing stray journal {}", paths.journal.display());
+                let _ = std::fs::remove_file(&paths.journal);
+            }
+        }
+    }
+    done
+}
+
+fn recover_one(dir: &Path, id: &str) -> Recovered {
+    let paths = ClipPaths::new(dir, id);
+    let removed = |why: &str| {
+        log::warn!(
+            "removing leftover {} from an interrupted recording: {why}",
+            paths.part.display()
+        );
+        let _ = std::fs::remove_file(&paths.part);
+        let _ = std::fs::remove_file(&paths.journal);
+        Recovered::Removed { id: id.to_string() }
+    };
+    if paths.fin.exists() {
+        // Never touch a finished clip; a .part beside it is not ours to merge.
+        log::warn!(
+            "leaving {} alone: {} already exists",
+            paths.part.display(),
+            paths.fin.display()
+        );
+        return Recovered::Kept { id: id.to_string() };
+    }
+    let table = match std::fs::read(&paths.journal) {
+        Ok(bytes) => journal::parse(&String::from_utf8_lossy(&bytes)),
+        Err(_) => None,
+    };
+    let Some(mut table) = table else {
+        return removed("no usable journal (killed before its first second was durable)");
+    };
+    let file = match OpenOptions::new().read(true).write(true).open(&paths.part) {
+        Ok(f) => f,
+        Err(e) => return removed(&format!("cannot open: {e}")),
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // Journaled samples are durable by construction; guard against a damaged disk anyway.
+    while !table.samples.is_empty() && table.data_end() > len {
+        table.samples.pop();
+    }
+    if table.samples.is_empty() || table.data_start > len {
+        return removed("no samples on disk");
+    }
+    let frames = table.samples.len();
+    let duration_sec =
+        table.end.saturating_sub(table.samples[0].pts) as f64 / f64::from(table.info.timescale);
+    match finish_file(&paths, file, &table) {
+        Ok(size) => {
+            log::info!(
+                "recovered interrupted recording {}: {frames} frames, {duration_sec:.2} s, {size} bytes",
+                paths.fin.display()
+            );
+            Recovered::Clip {
+                id: id.to_string(),
+                frames,
+                duration_sec,
+            }
+        }
+        // Keep the files: a later start (say, with more free space) can try again.
+        Err(e) => {
+            log::error!("cannot recover {}: {e}", paths.part.display());
+            Recovered::Kept { id: id.to_string() }
+        }
+    }
+}

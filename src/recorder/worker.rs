@@ -1,0 +1,313 @@
+//! The recorder thread: frames from the hub's tap → decode → encode → `.part`,
+//! durable every second, finished when asked (or at its maximum duration).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::decode::{Decoder, Yuv420};
+use super::encode::H264;
+use super::journal::ClipWriter;
+use super::mux::{TIMESCALE, TrackInfo};
+use super::{ClipInfo, lock};
+use crate::clips::Clips;
+use crate::frame::Frame;
+use crate::hub::TapReceiver;
+
+/// How often samples are made durable (fsync + journal): the most a crash loses.
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
+/// How often the clips directory budget is checked while recording.
+const ENFORCE_EVERY: Duration = Duration::from_secs(5);
+/// Idle wake-up to notice a stop request when no frames come.
+const POLL: Duration = Duration::from_millis(50);
+/// A stop before any frame arrived waits this long for one.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
+
+/// Shared between the recorder thread and `Recorder` (status, stop, abort).
+#[derive(Default)]
+pub struct Control {
+    /// Monotonic time the clip ends at: set by `/stop` or shutdown.
+    pub end: Mutex<Option<Duration>>,
+    /// Test hook: vanish like a killed process.
+    pub abort: AtomicBool,
+    pub frames: AtomicU64,
+    /// Frames not in the clip for our own reasons (undecodable, time going back).
+    pub skipped: AtomicU64,
+    /// Capture time (ns) of the first frame in the clip; 0 until then.
+    pub first_capture_ns: AtomicU64,
+}
+
+pub struct Job {
+    pub id: String,
+    pub writer: ClipWriter,
+    pub pre: Vec<Arc<Frame>>,
+    pub tap: TapReceiver,
+    pub control: Arc<Control>,
+    pub clips: Arc<Clips>,
+    pub last: Arc<Mutex<Option<ClipInfo>>>,
+    pub bitrate_kbps: u32,
+    pub fps_hint: f64,
+    /// Monotonic time the clip ends by itself (`max_duration`).
+    pub max_end: Option<Duration>,
+    /// Frames captured before this (the request minus the pre-roll) are not
+    /// part of the clip, even if published just after the tap was set up.
+    pub begin: Duration,
+}
+
+struct Pipeline {
+    decoder: Decoder,
+    pic: Yuv420,
+    scaled: Option<Yuv420>,
+    enc: Option<H264>,
+    base: Option<(Duration, SystemTime)>,
+    last_pts: Option<u64>,
+    last_sync_pts: Option<u64>,
+    resized: u64,
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos() * u128::from(TIMESCALE) / 1_000_000_000) as u64
+}
+
+pub fn run(mut job: Job) -> Result<ClipInfo, String> {
+    let mut p = Pipeline {
+        decoder: Decoder::new(),
+        pic: Yuv420::new(2, 2),
+        scaled: None,
+        enc: None,
+        base: None,
+        last_pts: None,
+        last_sync_pts: None,
+        resized: 0,
+    };
+    let mut pre = std::mem::take(&mut job.pre).into_iter();
+    let now = crate::clock::monotonic_now();
+    let (mut next_durable, mut next_enforce) = (now + DURABLE_EVERY, now + ENFORCE_EVERY);
+    let end = loop {
+        if job.control.abort.load(Ordering::Relaxed) {
+            #[cfg(test)]
+            job.writer.abandon();
+            return Err("aborted (test)".into());
+        }
+        let frame = match pre.next() {
+            Some(f) => Some(f),
+            None if lock(&job.control.end).is_some() => job.tap.rx.try_recv().ok(),
+            None => job.tap.rx.recv_timeout(POLL).ok(),
+        };
+        // Read after the frame: a stop that came while we waited must apply to it.
+        let stop = *lock(&job.control.end);
+        let now = crate::clock::monotonic_now();
+        let max_end = job.max_end.filter(|&m| now >= m);
+        match (frame, stop.or(max_end)) {
+            // Frames captured at or after the end are not part of the clip.
+            (Some(f), Some(e)) if f.capture >= e => break e,
+            (Some(f), _) if job.max_end.is_some_and(|m| f.capture >= m) => {
+                break job.max_end.unwrap_or(f.capture);
+            }
+            (Some(f), _) if f.capture < job.begin => {}
+            (Some(f), _) => {
+                if let Err(e) = p.process(&f, &mut job) {
+                    return fail(job, p, e);
+                }
+            }
+            (None, Some(e)) => break e,
+            (None, None) => {}
+        }
+        if now >= next_durable {
+            next_durable = now + DURABLE_EVERY;
+            if let Err(e) = job.writer.make_durable() {
+                return fail(job, p, e);
+            }
+        }
+        if now >= next_enforce {
+            next_enforce = now + ENFORCE_EVERY;
+            job.clips.enforce(Some(&job.id));
+        }
+    };
+    if job.writer.samples.is_empty() {
+        // Stopped before the first frame: take the next one so a clip exists.
+        if let Ok(f) = job.tap.rx.recv_timeout(FIRST_FRAME_WAIT)
+            && let Err(e) = p.process(&f, &mut job)
+        {
+            return fail(job, p, e);
+        }
+    }
+    let Some(&(first_capture, first_wall)) = p.base.as_ref() else {
+        job.writer.discard();
+        return Err("no frames arrived from the source; nothing recorded".into());
+    };
+    if job.writer.samples.is_empty() {
+        job.writer.discard();
+        return Err("no frame could be encoded; nothing recorded".into());
+    }
+    let last_pts = p.last_pts.unwrap_or(0);
+    // The last sample lasts until the end; a frame taken after a stop lasts one interval.
+    let interval = (f64::from(TIMESCALE) / job.fps_hint.clamp(1.0, 120.0)) as u64;
+    let end_ticks = match end.checked_sub(first_capture).map(ticks) {
+        Some(t) if t > last_pts => t,
+        _ => last_pts + interval,
+    };
+    finish(job, p, end_ticks, first_wall)
+}
+
+impl Pipeline {
+    fn process(&mut self, f: &Frame, job: &mut Job) -> Result<(), String> {
+        // Presentation times must increase: a capture time that went back or
+        // stood still is not one we can use (checked before paying for a decode).
+        if self.base.is_some_and(|(b, _)| f.capture < b)
+            || self
+                .last_pts
+                .zip(self.base)
+                .is_some_and(|(l, (b, _))| ticks(f.capture - b) <= l)
+        {
+            job.control.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        if let Err(e) = self.decoder.decode(&f.jpeg, &mut self.pic) {
+            let n = job.control.skipped.fetch_add(1, Ordering::Relaxed);
+            if n < 5 {
+                log::warn!("recording {}: frame {} skipped: {e}", job.id, f.seq);
+            }
+            return Ok(());
+        }
+        // The clip's time zero: the first frame that decoded.
+        let (base, _) = *self.base.get_or_insert((f.capture, f.wall));
+        let pts = ticks(f.capture - base);
+        let enc = match &mut self.enc {
+            Some(enc) => enc,
+            None => self.enc.insert(H264::new(
+                self.pic.width,
+                self.pic.height,
+                job.fps_hint,
+                job.bitrate_kbps,
+            )?),
+        };
+        let pic = if (self.pic.width, self.pic.height) == (enc.width, enc.height) {
+            &self.pic
+        } else {
+            // The camera changed size mid-clip (renegotiated, or a NO SIGNAL
+            // picture of another size): scale to the clip's size rather than
+            // lose the frame or split the clip.
+            if self.resized == 0 {
+                log::warn!(
+                    "recording {}: frames now {}x{}, scaling them to the clip's {}x{}",
+                    job.id,
+                    self.pic.width,
+                    self.pic.height,
+                    enc.width,
+                    enc.height
+                );
+            }
+            self.resized += 1;
+            let dst = self
+                .scaled
+                .get_or_insert_with(|| Yuv420::new(enc.width, enc.height));
+            self.pic.scale_into(dst);
+            dst
+        };
+        // A keyframe at least every second of media time, even when the
+        // camera delivers fewer frames than the intra period assumes.
+        if self
+            .last_sync_pts
+            .is_some_and(|k| pts - k >= u64::from(TIMESCALE))
+        {
+            enc.force_keyframe();
+        }
+        let Some(sample) = enc.encode(pic, pts / u64::from(TIMESCALE / 1000))? else {
+            return Ok(());
+        };
+        if job.writer.info.is_none() {
+            let (Some(sps), Some(pps)) = (enc.sps.clone(), enc.pps.clone()) else {
+                return Err("H.264 encoder gave no SPS/PPS with its first picture".into());
+            };
+            if !sample.sync {
+                return Err("H.264 encoder did not start with a keyframe".into());
+            }
+            job.writer.info = Some(TrackInfo {
+                width: enc.width as u16,
+                height: enc.height as u16,
+                sps,
+                pps,
+                timescale: TIMESCALE,
+                created_unix: f
+                    .wall
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            });
+        }
+        job.writer.write_sample(&sample.data, pts, sample.sync)?;
+        self.last_pts = Some(pts);
+        if sample.sync {
+            self.last_sync_pts = Some(pts);
+        }
+        job.control.frames.fetch_add(1, Ordering::Relaxed);
+        job.control
+            .first_capture_ns
+            .compare_exchange(
+                0,
+                base.as_nanos().max(1) as u64,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .ok();
+        Ok(())
+    }
+}
+
+/// A write error (disk full, card gone): keep what is on disk as a clip if
+/// possible; otherwise leave `.part` + journal for recovery at the next start.
+fn fail(job: Job, p: Pipeline, e: String) -> Result<ClipInfo, String> {
+    log::error!("recording {} stopped: {e}", job.id);
+    job.clips.enforce(Some(&job.id));
+    let (Some(&(_, wall)), Some(last)) = (p.base.as_ref(), p.last_pts) else {
+        job.writer.discard();
+        return Err(e);
+    };
+    let end = last + (f64::from(TIMESCALE) / job.fps_hint.clamp(1.0, 120.0)) as u64;
+    finish(job, p, end, wall).map_err(|e2| format!("{e}; and then: {e2}"))
+}
+
+fn finish(
+    job: Job,
+    p: Pipeline,
+    end_ticks: u64,
+    first_wall: SystemTime,
+) -> Result<ClipInfo, String> {
+    let frames = job.writer.samples.len() as u64;
+    let first_pts = job.writer.samples.first().map_or(0, |s| s.pts);
+    let duration = (end_ticks - first_pts) as f64 / f64::from(TIMESCALE);
+    let path = job.writer.paths.fin.display().to_string();
+    let size_bytes = job.writer.finish(end_ticks)?;
+    let dropped =
+        job.tap.dropped.load(Ordering::Relaxed) + job.control.skipped.load(Ordering::Relaxed);
+    if p.resized > 0 {
+        log::info!(
+            "recording {}: {} frames were scaled to the clip's size",
+            job.id,
+            p.resized
+        );
+    }
+    let info = ClipInfo {
+        id: job.id.clone(),
+        path,
+        duration_sec: duration,
+        size_bytes,
+        frames,
+        fps: if duration > 0.0 {
+            frames as f64 / duration
+        } else {
+            0.0
+        },
+        started_at: crate::clock::rfc3339(first_wall),
+        ended_at: crate::clock::rfc3339(first_wall + Duration::from_secs_f64(duration)),
+        dropped_frames: dropped,
+    };
+    log::info!(
+        "saved {}: {frames} frames, {duration:.3} s, {size_bytes} bytes, {dropped} dropped",
+        info.path
+    );
+    *lock(&job.last) = Some(info.clone());
+    job.clips.enforce(Some(&job.id));
+    Ok(info)
+}

@@ -1,0 +1,168 @@
+//! The web page in a real browser: Debian's headless Chromium driven by
+//! playwright-core runs the scripts in `tests/browser/` against the real
+//! binary: `ui.mjs` (live frames, test banner, Start, REC and a growing
+//! elapsed time, Stop, the last clip playing, an API error shown, the phone
+//! layout, no console errors) and `signal.mjs` (NO SIGNAL and back).
+//!
+//! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
+//! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
+//! the README), so ordinary test runs leave the tree clean.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::{Server, have_tool, make_mjpeg, wait_timeout};
+
+/// The script has its own 180 s guard; this one catches a hung node.
+const NODE_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn require_tools() -> bool {
+    std::env::var("CI_REQUIRE_TOOLS").as_deref() == Ok("1")
+}
+
+/// Installs playwright-core from the lock file when it is missing. Returns
+/// false (skip) when that cannot be done outside CI.
+fn ensure_node_modules(dir: &Path) -> bool {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        return true;
+    }
+    if !have_tool("npm") {
+        return false;
+    }
+    eprintln!("installing playwright-core: npm ci in {}", dir.display());
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => true,
+        other => {
+            let why = format!(
+                "`npm ci` in {} failed ({other:?}); run it by hand to install playwright-core",
+                dir.display()
+            );
+            if require_tools() {
+                panic!("{why} (CI_REQUIRE_TOOLS=1)");
+            }
+            eprintln!("SKIP: {why}");
+            false
+        }
+    }
+}
+
+/// One browser at a time: two Chromiums on a 2-core machine would only
+/// slow each other, and `npm ci` must not run twice at once.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+/// Checks the tools, installs playwright-core when needed; None = skip.
+fn setup() -> Option<(MutexGuard<'static, ()>, PathBuf)> {
+    let guard = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    if !have_tool("chromium") || !have_tool("node") {
+        return None;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    ensure_node_modules(&dir).then_some((guard, dir))
+}
+
+/// Runs `node SCRIPT http://ADDR ARGS...`, prints its output, and fails the
+/// test with the output and the server's log unless it exits 0 with PASS.
+fn run_script(dir: &Path, script: &str, server: &Server, args: &[&Path]) {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let stdout_path = out_dir.join(format!("{script}.stdout.txt"));
+    let stderr_path = out_dir.join(format!("{script}.stderr.txt"));
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(dir.join(script))
+        .arg(format!("http://{}", server.addr))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout_path).expect("browser stdout file"))
+        .stderr(File::create(&stderr_path).expect("browser stderr file"))
+        .spawn()
+        .expect("run node");
+    let status = wait_timeout(&mut child, NODE_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let took = started.elapsed();
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    println!("{stdout}{stderr}{script} took {:.1} s", took.as_secs_f64());
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => panic!(
+            "{script} failed ({s}):\n{stdout}{stderr}\nserver log:\n{}",
+            server.log()
+        ),
+        None => panic!(
+            "{script} hung for {NODE_TIMEOUT:?}:\n{stdout}{stderr}\nserver log:\n{}",
+            server.log()
+        ),
+    }
+    assert!(
+        stdout.contains("PASS"),
+        "{script} exited 0 without PASS:\n{stdout}{stderr}"
+    );
+}
+
+/// The whole visit: live preview, Start, REC, Stop, the clip plays, errors
+/// shown, phone layout; and the README's screenshot.
+#[test]
+fn web_page_in_headless_chromium() {
+    let Some((_guard, dir)) = setup() else {
+        return;
+    };
+    let server = Server::start(&[
+        "--source", "test", "--width", "640", "--height", "360", "--fps", "15",
+    ]);
+    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshot.png");
+    let _ = std::fs::remove_file(&screenshot);
+    run_script(&dir, "ui.mjs", &server, &[&screenshot]);
+
+    let png = std::fs::read(&screenshot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "screenshot {} is not a real PNG ({} bytes)",
+        screenshot.display(),
+        png.len()
+    );
+    if std::env::var("UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::create_dir_all(&docs).expect("create docs/");
+        std::fs::copy(&screenshot, docs.join("screenshot.png"))
+            .expect("copy to docs/screenshot.png");
+        println!("updated docs/screenshot.png");
+    }
+}
+
+/// A camera outage as the page shows it: an MJPEG file source whose file
+/// goes away (NO SIGNAL) and comes back (LIVE), on one /video connection.
+#[test]
+fn web_page_through_no_signal() {
+    if !have_tool("ffmpeg") {
+        return;
+    }
+    let Some((_guard, dir)) = setup() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = make_mjpeg(tmp.path(), 320, 240, 10, 10);
+    let server = Server::start(&[
+        "--source",
+        file.to_str().expect("utf-8 path"),
+        "--fps",
+        "10",
+    ]);
+    run_script(&dir, "signal.mjs", &server, &[&file]);
+}
