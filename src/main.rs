@@ -10,6 +10,7 @@ mod hub;
 mod live;
 mod recorder;
 mod source;
+mod system;
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -141,6 +142,9 @@ fn read_password() -> Result<String, String> {
 
 fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
     raise_fd_limit();
+    for w in system::warnings() {
+        log::warn!("{w}");
+    }
     if cfg.insecure_no_auth && !http::auth::is_loopback_host(&cfg.host) && !creds.any() {
         log::warn!(
             "INSECURE: --insecure-no-auth: anyone who can reach {}:{} may watch and record",

@@ -57,6 +57,7 @@ pub fn status(app: &App) -> Value {
         "clips": app.clips.usage(),
         "last_clip": last,
         "warning": warning,
+        "system": crate::system::status(),
         "uptime_sec": app.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
     })
