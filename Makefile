@@ -26,13 +26,23 @@ PI_TESTS  ?=
 # debug build of every dependency for aarch64). 0 to skip.
 PI_UNIT   ?= 1
 
+PI32_TARGET  := armv7-unknown-linux-gnueabihf
+PI32_BIN     := target/$(PI32_TARGET)/release/$(BIN)
+PI32_CC      ?= arm-linux-gnueabihf-gcc
+PI32_CXX     ?= arm-linux-gnueabihf-g++
+PI32_STRIP   ?= arm-linux-gnueabihf-strip
+QEMU32       ?= qemu-arm
+PI32_SYSROOT ?= /usr/arm-linux-gnueabihf
+# Test binaries run against the armv7 build (cargo test flags).
+PI32_TESTS   ?= --test http --test recording --test last
+
 ifeq ($(RELEASE),1)
 PROFILE_FLAG := --release
 else
 PROFILE_FLAG :=
 endif
 
-.PHONY: all help run build release test pi test-pi bench clean check-pi-toolchain check-qemu
+.PHONY: all help run build release test pi test-pi pi32 test-pi32 bench clean check-pi-toolchain check-pi32-toolchain check-qemu
 
 all: build
 
@@ -43,6 +53,8 @@ help:
 	@echo "make test                        fmt check, clippy -D warnings, all tests"
 	@echo "make pi                          stripped release binary for 64-bit Raspberry Pi OS"
 	@echo "make test-pi [PI_TESTS=...]      integration tests against the aarch64 binary under qemu"
+	@echo "make pi32                        stripped release binary for 32-bit Raspberry Pi OS (armv7)"
+	@echo "make test-pi32                   a subset of the integration tests against it under qemu-arm"
 	@echo "make bench                       benchmarks (bench/README.md)"
 	@echo "make clean                       remove build output"
 
@@ -98,6 +110,28 @@ ifeq ($(PI_UNIT),1)
 	CC_aarch64_unknown_linux_gnu=$(PI_CC) CXX_aarch64_unknown_linux_gnu=$(PI_CXX) \
 	  $(CARGO) test --target $(PI_TARGET) --bins
 endif
+
+# --- 32-bit Raspberry Pi OS (armv7 hard-float: Pi 2, 3, 4, Zero 2 W) ---------
+# ARMv6 boards (Pi 1, Zero W) are out: OpenH264's ARM build always uses NEON.
+
+pi32: check-pi32-toolchain
+	CC_armv7_unknown_linux_gnueabihf=$(PI32_CC) CXX_armv7_unknown_linux_gnueabihf=$(PI32_CXX) \
+	  $(CARGO) build --release --target $(PI32_TARGET) --bin $(BIN)
+	$(PI32_STRIP) $(PI32_BIN)
+	@ls -l $(PI32_BIN) | awk '{ printf "%s: %d bytes (%.2f MB), stripped\n", $$9, $$5, $$5 / 1048576 }'
+	@file $(PI32_BIN) 2>/dev/null || true
+
+check-pi32-toolchain:
+	@rustup target list --installed 2>/dev/null | grep -qx '$(PI32_TARGET)' || { \
+	  echo "error: Rust target $(PI32_TARGET) missing: rustup target add $(PI32_TARGET)" >&2; exit 1; }
+	@for t in $(PI32_CC) $(PI32_CXX) $(PI32_STRIP); do command -v $$t >/dev/null || { \
+	  echo "error: $$t missing: apt-get install gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf" >&2; exit 1; }; done
+
+# A named subset of the integration tests against the armv7 binary (qemu-arm).
+test-pi32: pi32
+	$(QEMU32) -L $(PI32_SYSROOT) $(PI32_BIN) --version
+	VRTEST_BIN=$(abspath $(PI32_BIN)) VRTEST_RUNNER="$(QEMU32) -L $(PI32_SYSROOT)" \
+	  $(CARGO) test --no-fail-fast $(PI32_TESTS)
 
 # --- Pi deployment (later issue: deploy, image, flash) -----------------------
 
