@@ -303,6 +303,9 @@ fn handle(app: &Arc<App>, req: Request) {
     if url.len() > MAX_URL {
         return respond(req, error(414, "URL too long"));
     }
+    if let Some(reply) = malformed(&req) {
+        return respond(req, reply);
+    }
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     let method = req.method().clone();
     let access = match lookup(method.as_str(), path) {
@@ -391,6 +394,33 @@ fn handle(app: &Arc<App>, req: Request) {
             None => respond(req, error(404, "no such route")),
         },
     }
+}
+
+/// Longest total of header names and values we serve.
+const MAX_HEADERS: usize = 16 * 1024;
+/// Largest body any route reads (forms, `/start` JSON).
+pub const MAX_BODY: usize = 4096;
+
+/// What tiny_http lets through but we refuse: oversized headers, an
+/// unparseable Content-Length, a body larger than any route reads.
+fn malformed(req: &Request) -> Option<Reply> {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .sum();
+    if total > MAX_HEADERS {
+        return Some(error(431, "request headers too large"));
+    }
+    if let Some(cl) = auth::header(req, "Content-Length")
+        && cl.trim().parse::<u64>().is_err()
+    {
+        return Some(error(400, "Content-Length is not a number"));
+    }
+    if req.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Some(error(413, "body too large"));
+    }
+    None
 }
 
 fn range_of(req: &Request) -> Option<String> {

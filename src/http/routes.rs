@@ -6,12 +6,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tiny_http::Request;
 
-use super::{App, Reply, error, files};
+use super::{App, MAX_BODY, Reply, error, files};
 use crate::hub::SourceState;
 use crate::recorder::{RecError, StartOptions};
 
-/// Largest `/start` body we read.
-const MAX_BODY: usize = 4096;
 /// Longest recording a client may ask for (a day).
 const MAX_DURATION_SEC: f64 = 86_400.0;
 
