@@ -141,6 +141,12 @@ fn read_password() -> Result<String, String> {
 }
 
 fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
+    // First of all: a SIGTERM from here on finishes clips instead of killing us.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     raise_fd_limit();
     for w in system::warnings() {
         log::warn!("{w}");
@@ -230,11 +236,6 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         .map_err(|e| format!("cannot start HTTP thread: {e}"))?;
     log::info!("listening on {scheme}://{addr}");
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     if let Some(sig) = signals.forever().next() {
         log::info!("signal {sig}: finishing the current clip, then exiting");
     }
