@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2016 # '$argon2' is literal
+# shellcheck shell=bash disable=SC2016,SC2034 # '$argon2' is literal; globals are read by callers
 # Shared by deploy.sh, make-image.sh and flash.sh (sourced, bash).
 # Nothing here builds a shell command from its input: values reach other
 # programs as separate arguments, and the one remote command line is quoted
@@ -103,7 +103,6 @@ hash_password() {
 # order) PASSWORD_HASH, PASSWORD_FILE, PASSWORD, the hash already installed
 # ($1), or a new random password, whose text goes into NEW_PASSWORD for the
 # caller to show once. Not in a subshell: it sets globals.
-# shellcheck disable=SC2034 # read by the caller
 HASH=
 NEW_PASSWORD=
 choose_hash() { # EXISTING_HASH
