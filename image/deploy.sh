@@ -82,12 +82,15 @@ trap cleanup EXIT
 say "==> connecting to $PI (ssh port $SSH_PORT)"
 ssh_ -o ControlMaster=yes -f -N -- "$PI" || die "cannot ssh to $PI on port $SSH_PORT"
 
+# Round trips are few: each one starts a login shell on the Pi.
 # The userland's architecture (a 32-bit Raspberry Pi OS may run a 64-bit
-# kernel, so dpkg is asked first, uname only without dpkg) and who we are.
+# kernel, so dpkg is asked first, uname only without dpkg), who we are, and
+# a private directory for the upload.
 # shellcheck disable=SC2016 # expanded on the Pi
-info=$(on_pi 'printf "%s|%s|%s\n" "$(dpkg --print-architecture 2>/dev/null)" "$(uname -m)" "$(id -u)"') ||
+info=$(on_pi 'printf "%s|%s|%s|%s\n" "$(dpkg --print-architecture 2>/dev/null)" "$(uname -m)" "$(id -u)" "$(mktemp -d /tmp/video-recorder-deploy.XXXXXX)"') ||
   die "cannot run commands on $PI"
-IFS='|' read -r dpkg_arch machine remote_uid <<<"$info"
+IFS='|' read -r dpkg_arch machine remote_uid RTMP <<<"$info"
+[[ $RTMP == /tmp/video-recorder-deploy.* ]] || die "cannot make a temporary directory on $PI"
 if [[ -n $dpkg_arch ]]; then
   REMOTE_ARCH=$(dpkg_to_elf "$dpkg_arch")
 else
@@ -105,22 +108,21 @@ fi
 # sudo must not wait for a password nobody can type: fail at once instead.
 if [[ $SUDO == sudo ]]; then SUDO_CMD='sudo -n '; elif [[ -n $SUDO ]]; then SUDO_CMD="$SUDO "; else SUDO_CMD=; fi
 
-RTMP=$(on_pi 'mktemp -d /tmp/video-recorder-deploy.XXXXXX') || die "cannot make a temporary directory on $PI"
-on_pi "cat > $(q "$RTMP/remote.sh")" <"$HERE/remote.sh"
-
-# Runs remote.sh as root with our settings.
+# The command that runs remote.sh as root with our settings.
 remote() { # ACTION [KEY=VALUE...]
   local cmd kv
   cmd="${SUDO_CMD}sh $(q "$RTMP/remote.sh") $(q "$1")"
   shift
-  for kv in "DESTDIR=$DESTDIR" "PREFIX=$PREFIX" "SYSTEMCTL=$SYSTEMCTL" "JOURNALCTL=$JOURNALCTL" \
+  for kv in "DESTDIR=$DESTDIR" "PREFIX=$PREFIX" "SYSTEMCTL=$SYSTEMCTL" \
     "SYSUSERS=$SYSUSERS" "GROUP=$CONFIG_GROUP" "$@"; do
     cmd+=" $(q "$kv")"
   done
-  on_pi "$cmd"
+  printf '%s' "$cmd"
 }
 
-remote config >"$WORK/old.toml" || die "cannot read the installed config on $PI (sudo without a password is needed, or PI=root@…)"
+# Upload remote.sh and read the installed config (for its password hash).
+on_pi "cat > $(q "$RTMP/remote.sh") && $(remote config)" <"$HERE/remote.sh" >"$WORK/old.toml" ||
+  die "cannot read the installed config on $PI (sudo without a password is needed, or PI=root@…)"
 
 # --- deploy: stage, upload, install -------------------------------------------
 
@@ -142,22 +144,29 @@ if [[ $ACTION == deploy ]]; then
   render_config "$CONFIG" "$HASH" >"$stage/video-recorder.toml"
 
   say "==> installing on $PI ($REMOTE_ARCH): $bin ($(wc -c <"$bin") bytes)"
-  on_pi "mkdir $(q "$RTMP/src")"
-  tar -C "$stage" -cf - . | on_pi "tar -xf - -C $(q "$RTMP/src")" || die "upload to $PI failed"
-  out=$(remote install "SRC=$RTMP/src") || {
+  tar -C "$stage" -cf - . | on_pi "mkdir $(q "$RTMP/src") && tar -xf - -C $(q "$RTMP/src")" ||
+    die "upload to $PI failed"
+  out=$(on_pi "$(remote install "SRC=$RTMP/src"); rc=\$?; rm -rf $(q "$RTMP"); exit \$rc") || {
     printf '%s\n' "$out"
     die "installing on $PI failed"
   }
+  RTMP=
   printf '%s\n' "$out"
-  [[ $out != *"config: KEPT"* ]] || KEPT=1
+  if [[ $out == *"config: KEPT"* ]]; then
+    KEPT=1
+    cp "$WORK/old.toml" "$WORK/now.toml"
+  else
+    cp "$stage/video-recorder.toml" "$WORK/now.toml"
+  fi
 else
   say "==> rolling back on $PI"
-  remote rollback || die "rollback on $PI failed"
+  on_pi "$(remote rollback); rc=\$?; rm -rf $(q "$RTMP"); exit \$rc" || die "rollback on $PI failed"
+  RTMP=
+  cp "$WORK/old.toml" "$WORK/now.toml"
 fi
 
 # --- wait for /status ------------------------------------------------------------
 
-remote config >"$WORK/now.toml"
 port=${PI_PORT:-$(config_port <"$WORK/now.toml")}
 scheme=http
 if grep -Eq '^[[:space:]]*(tls_self_signed[[:space:]]*=[[:space:]]*true|tls_cert[[:space:]]*=[[:space:]]*"[^"])' "$WORK/now.toml"; then
@@ -208,7 +217,7 @@ while :; do
       say "$ACTION FAILED: video-recorder on $PI did not answer /status within ${DEPLOY_WAIT}s"
       say "  last answer: HTTP $code $(tr '\n' ' ' <"$WORK/curl.err")"
       say "  last $LOG_LINES log lines ($JOURNALCTL -u video-recorder.service):"
-      remote journal "LINES=$LOG_LINES" 2>&1 | sed 's/^/    /' || true
+      on_pi "${SUDO_CMD}$(q "$JOURNALCTL") -u video-recorder.service -n $LOG_LINES --no-pager" 2>&1 | sed 's/^/    /' || true
       if [[ $ACTION == deploy ]]; then
         say "  the previous binary is kept: make rollback PI=$PI"
       fi

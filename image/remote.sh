@@ -2,8 +2,8 @@
 # Runs on the Pi, sent there by deploy.sh and run as root (or with sudo):
 #   sh remote.sh ACTION KEY=VALUE...
 # ACTION: install (from SRC, a directory deploy.sh uploaded), rollback,
-# journal, config. Keys: DESTDIR PREFIX SYSTEMCTL JOURNALCTL SYSUSERS GROUP
-# SRC LINES. Values are taken as they are, never evaluated. POSIX sh: the Pi
+# config (prints the installed one). Keys: DESTDIR PREFIX SYSTEMCTL
+# SYSUSERS GROUP SRC. Values are taken as they are, never evaluated. POSIX sh: the Pi
 # may only have dash.
 set -eu
 
@@ -18,21 +18,17 @@ ACTION=${1:-}
 DESTDIR=''
 PREFIX=/usr/local
 SYSTEMCTL=systemctl
-JOURNALCTL=journalctl
 SYSUSERS=systemd-sysusers
 GROUP=video-recorder
-SRC=''
-LINES=30
+SRC=
 for kv in "$@"; do
   case $kv in
     DESTDIR=*) DESTDIR=${kv#*=} ;;
     PREFIX=*) PREFIX=${kv#*=} ;;
     SYSTEMCTL=*) SYSTEMCTL=${kv#*=} ;;
-    JOURNALCTL=*) JOURNALCTL=${kv#*=} ;;
     SYSUSERS=*) SYSUSERS=${kv#*=} ;;
     GROUP=*) GROUP=${kv#*=} ;;
     SRC=*) SRC=${kv#*=} ;;
-    LINES=*) LINES=${kv#*=} ;;
     *) die "unknown argument: $kv" ;;
   esac
 done
@@ -126,7 +122,6 @@ rollback() {
 case $ACTION in
   install) install_all ;;
   rollback) rollback ;;
-  journal) "$JOURNALCTL" -u "$SERVICE" -n "$LINES" --no-pager ;;
   config) if [ -e "$CONF" ]; then cat "$CONF"; fi ;;
-  *) die "unknown action '$ACTION' (install, rollback, journal, config)" ;;
+  *) die "unknown action '$ACTION' (install, rollback, config)" ;;
 esac

@@ -1,0 +1,519 @@
+//! `make deploy` and `make rollback` against a real OpenSSH server that the
+//! test starts on a loopback port with a throw-away host key and client key,
+//! logging in as the current user. The "Pi" is this machine: files go into a
+//! temp dir (DESTDIR), and a fake systemctl records its arguments and, on
+//! `restart`, really starts the deployed binary with the deployed config, so
+//! the wait for /status through the ssh tunnel is real.
+
+mod common;
+mod pi;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use pi::{host_binary, make, mode, repo, text, write_exec};
+
+fn tools_present() -> bool {
+    [
+        "make",
+        "ssh",
+        "ssh-keygen",
+        "/usr/sbin/sshd",
+        "curl",
+        "tar",
+        "setsid",
+    ]
+    .iter()
+    .all(|t| common::have_tool(t))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn group() -> String {
+    let out = Command::new("id").arg("-gn").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// sshd on 127.0.0.1, plus a stand-in Pi: a DESTDIR, fake systemctl,
+/// journalctl and systemd-sysusers, and the service's port.
+struct Pi {
+    sshd: Child,
+    tmp: tempfile::TempDir,
+    ssh_port: u16,
+    svc_port: u16,
+}
+
+impl Pi {
+    fn start() -> Pi {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for key in ["host_key", "user_key"] {
+            pi::run(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(d.join(key)),
+            );
+        }
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        // sshd running as root wants its privilege-separation directory.
+        if whoami() == "root" {
+            std::fs::create_dir_all("/run/sshd").unwrap();
+        }
+        let ssh_port = free_port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\n\
+                 AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nUsePAM no\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nAllowTcpForwarding yes\n\
+                 AllowStreamLocalForwarding yes\nPidFile {dir}/sshd.pid\n",
+                dir = d.display()
+            ),
+        )
+        .unwrap();
+        let sshd = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("start sshd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen: {}",
+                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        let svc_port = free_port();
+        let root = d.join("root");
+        std::fs::create_dir_all(d.join("clips")).unwrap();
+        // restart: stop the running copy (SIGKILL: quick, and how it stops
+        // does not matter here), then start whatever binary is installed now
+        // with the installed config (only the port, camera and clips dir
+        // overridden, as this machine has no /dev/video0).
+        write_exec(
+            &d.join("systemctl"),
+            &format!(
+                r#"#!/bin/sh
+echo "systemctl $*" >> {d}/calls.log
+case "$1" in
+restart)
+  if [ -f {d}/service.pid ]; then
+    pid=$(cat {d}/service.pid); kill -9 "$pid" 2>/dev/null; n=0
+    # Gone, or a zombie (its port is free) that init has yet to reap.
+    while [ -n "$(ps -o stat= -p "$pid" | grep -v Z)" ] && [ $n -lt 100 ]; do
+      sleep 0.05; n=$((n+1))
+    done
+  fi
+  setsid {root}/usr/local/bin/video-recorder --config {root}/etc/video-recorder/video-recorder.toml \
+    --port {svc_port} --source test --clips-dir {d}/clips >> {d}/service.log 2>&1 < /dev/null &
+  echo $! > {d}/service.pid ;;
+esac
+"#,
+                d = d.display(),
+                root = root.display(),
+            ),
+        );
+        write_exec(
+            &d.join("journalctl"),
+            &format!(
+                "#!/bin/sh\necho \"journalctl $*\" >> {d}/calls.log\ntail -n 20 {d}/service.log\n",
+                d = d.display()
+            ),
+        );
+        write_exec(
+            &d.join("sysusers"),
+            &format!(
+                "#!/bin/sh\necho \"sysusers $*\" >> {d}/calls.log\n",
+                d = d.display()
+            ),
+        );
+        Pi {
+            sshd,
+            tmp,
+            ssh_port,
+            svc_port,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir().join("root")
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.root().join("usr/local/bin/video-recorder")
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.root().join("etc/video-recorder/video-recorder.toml")
+    }
+
+    fn calls(&self) -> String {
+        std::fs::read_to_string(self.dir().join("calls.log")).unwrap_or_default()
+    }
+
+    /// Every setting `make deploy` needs to reach this stand-in Pi.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let d = self.dir().display();
+        vec![
+            ("PI", format!("{}@127.0.0.1", whoami())),
+            ("SSH_PORT", self.ssh_port.to_string()),
+            (
+                "SSH_OPTS",
+                format!(
+                    "-i {d}/user_key -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null \
+                     -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR"
+                ),
+            ),
+            ("DESTDIR", self.root().display().to_string()),
+            ("SYSTEMCTL", format!("{d}/systemctl")),
+            ("JOURNALCTL", format!("{d}/journalctl")),
+            ("SYSUSERS", format!("{d}/sysusers")),
+            ("CONFIG_GROUP", group()),
+            ("SUDO", String::new()),
+            ("PI_PORT", self.svc_port.to_string()),
+            ("DEPLOY_WAIT", "60".into()),
+            ("HOST_VR", host_binary().display().to_string()),
+        ]
+    }
+
+    fn deploy(&self, target: &str, extra: &[(&'static str, String)]) -> Output {
+        let mut vars = self.vars();
+        vars.extend(extra.iter().cloned());
+        make(target, &vars, "")
+    }
+
+    fn status(&self, auth: Option<&str>) -> common::Response {
+        let addr = format!("127.0.0.1:{}", self.svc_port).parse().unwrap();
+        let header;
+        let headers: Vec<(&str, &str)> = match auth {
+            Some(pw) => {
+                header = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("admin:{pw}"))
+                );
+                vec![("Authorization", header.as_str())]
+            }
+            None => vec![],
+        };
+        common::request(addr, "GET", "/status", &headers, b"")
+    }
+}
+
+impl Drop for Pi {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir().join("service.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+/// A copy of the test binary, stripped when `strip` is at hand (a tenth of
+/// the bytes to copy around), made different by trailing bytes (the loader
+/// ignores them) to tell deployed versions apart.
+fn variant(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let stripped = Command::new("strip")
+        .arg("-o")
+        .arg(&path)
+        .arg(host_binary())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(host_binary(), &path).unwrap();
+    }
+    let mut bytes = read(&path);
+    bytes.extend_from_slice(format!("\0variant {name}").as_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    pi::run(Command::new("chmod").arg("755").arg(&path));
+    path
+}
+
+#[test]
+fn deploy_installs_restarts_keeps_the_previous_binary_and_rolls_back() {
+    if !tools_present() {
+        return;
+    }
+    let pi = Pi::start();
+    let work = tempfile::tempdir().unwrap();
+    let a = variant(work.path(), "a");
+    let b = variant(work.path(), "b");
+    let password = "deploy-test-password";
+    let pw_file = work.path().join("pw");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let pw = ("PASSWORD_FILE", pw_file.display().to_string());
+
+    let out = pi.deploy("deploy", &[("BIN", a.display().to_string()), pw.clone()]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    // With the password known, the wait checks /status with it: 200.
+    assert!(log.contains("/status answered 200"), "{log}");
+    assert!(
+        !log.contains(password),
+        "the password must not be printed: {log}"
+    );
+    assert_eq!(read(&pi.bin()), read(&a), "the binary is installed");
+    assert_eq!(mode(&pi.bin()), 0o755);
+    assert!(!pi.bin().with_extension("prev").exists());
+    let unit = pi.root().join("etc/systemd/system/video-recorder.service");
+    assert_eq!(
+        read(&unit),
+        read(&repo().join("image/video-recorder.service"))
+    );
+    assert_eq!(mode(&unit), 0o644);
+    assert_eq!(
+        read(&pi.root().join("usr/lib/sysusers.d/video-recorder.conf")),
+        read(&repo().join("image/video-recorder.sysusers.conf"))
+    );
+    let conf = String::from_utf8(read(&pi.conf())).unwrap();
+    let template = std::fs::read_to_string(repo().join("image/video-recorder.toml")).unwrap();
+    assert!(
+        conf.starts_with(&template),
+        "the shipped config, then: {conf}"
+    );
+    assert!(conf.contains("\npassword_hash = \"$argon2id$"), "{conf}");
+    assert!(!conf.contains(password), "only the hash goes to the Pi");
+    assert_eq!(mode(&pi.conf()), 0o640, "the hash is not world-readable");
+    let calls = pi.calls();
+    for call in [
+        "sysusers ",
+        "systemctl daemon-reload",
+        "systemctl enable video-recorder.service",
+        "systemctl restart video-recorder.service",
+    ] {
+        assert!(calls.contains(call), "{call} missing from:\n{calls}");
+    }
+    // The running service is the deployed one, on the LAN address with the
+    // password from the deployed config.
+    assert_eq!(pi.status(None).status, 401);
+    let st = pi.status(Some(password));
+    assert_eq!(st.status, 200, "{}", st.text());
+    let service_log = std::fs::read_to_string(pi.dir().join("service.log")).unwrap();
+    assert!(
+        service_log.contains(&format!("listening on http://0.0.0.0:{}", pi.svc_port)),
+        "{service_log}"
+    );
+
+    // Second deploy: the first binary is kept for rollback.
+    let out = pi.deploy("deploy", &[("BIN", b.display().to_string()), pw.clone()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(read(&pi.bin()), read(&b));
+    assert_eq!(read(&pi.bin().with_extension("prev")), read(&a));
+    assert!(
+        text(&out).contains("previous one kept as"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(count(&pi.calls(), "systemctl restart"), 2);
+
+    // Rollback swaps them and restarts.
+    let out = pi.deploy("rollback", &[pw]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("/status answered 200"), "{log}");
+    assert_eq!(read(&pi.bin()), read(&a), "rolled back");
+    assert_eq!(read(&pi.bin().with_extension("prev")), read(&b));
+    assert_eq!(count(&pi.calls(), "systemctl restart"), 3);
+    assert_eq!(pi.status(Some(password)).status, 200);
+}
+
+/// The password made for a new install is shown once and works; a config
+/// nobody edited follows the template; an edited one is never overwritten.
+#[test]
+fn deploy_never_overwrites_an_edited_config() {
+    if !tools_present() {
+        return;
+    }
+    let pi = Pi::start();
+    let work = tempfile::tempdir().unwrap();
+    let bin = ("BIN", variant(work.path(), "bin").display().to_string());
+    let out = pi.deploy("deploy", std::slice::from_ref(&bin));
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let password = log
+        .lines()
+        .skip_while(|l| !l.contains("admin password (shown once"))
+        .map(str::trim)
+        .find(|l| l.len() == 20)
+        .unwrap_or_else(|| panic!("no generated password shown: {log}"))
+        .to_string();
+    assert_eq!(pi.status(Some(&password)).status, 200);
+    let hash_line = |conf: &str| {
+        conf.lines()
+            .find(|l| l.starts_with("password_hash"))
+            .unwrap()
+            .to_string()
+    };
+    let first = std::fs::read_to_string(pi.conf()).unwrap();
+
+    // A new template, the config untouched since: replaced, same password.
+    let template = std::fs::read_to_string(repo().join("image/video-recorder.toml")).unwrap();
+    let t1 = work.path().join("t1.toml");
+    std::fs::write(
+        &t1,
+        template.replace("max_viewers = 100", "max_viewers = 50"),
+    )
+    .unwrap();
+    let out = pi.deploy(
+        "deploy",
+        &[bin.clone(), ("CONFIG", t1.display().to_string())],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("it had not been edited"), "{log}");
+    assert!(!log.contains("admin password (shown once"), "{log}");
+    let second = std::fs::read_to_string(pi.conf()).unwrap();
+    assert!(second.contains("max_viewers = 50"), "{second}");
+    assert_eq!(hash_line(&first), hash_line(&second));
+    let st = pi.status(Some(&password));
+    assert_eq!(st.status, 200);
+    assert_eq!(st.json()["max_viewers"], 50);
+
+    // The user edits it; the next deploy leaves it alone and says so.
+    let edited = second.replace("max_viewers = 50", "max_viewers = 7");
+    std::fs::write(pi.conf(), &edited).unwrap();
+    let t2 = work.path().join("t2.toml");
+    std::fs::write(
+        &t2,
+        template.replace("max_viewers = 100", "max_viewers = 60"),
+    )
+    .unwrap();
+    let out = pi.deploy("deploy", &[bin, ("CONFIG", t2.display().to_string())]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("KEPT your edited"), "{log}");
+    assert_eq!(std::fs::read_to_string(pi.conf()).unwrap(), edited);
+    let new = std::fs::read_to_string(pi.conf().with_extension("toml.new")).unwrap();
+    assert!(new.contains("max_viewers = 60"), "{new}");
+    assert_eq!(hash_line(&new), hash_line(&first));
+    assert_eq!(pi.status(Some(&password)).json()["max_viewers"], 7);
+}
+
+/// A binary that never answers: deploy waits, then fails with the service's
+/// last log lines and the way back.
+#[test]
+fn deploy_fails_loudly_when_status_never_answers() {
+    if !tools_present() {
+        return;
+    }
+    let pi = Pi::start();
+    let work = tempfile::tempdir().unwrap();
+    let broken = work.path().join("broken");
+    write_exec(
+        &broken,
+        "#!/bin/sh\necho 'fake: the camera caught fire' >&2\nexec sleep 60\n",
+    );
+    let out = pi.deploy(
+        "deploy",
+        &[
+            ("BIN", broken.display().to_string()),
+            ("DEPLOY_WAIT", "3".into()),
+        ],
+    );
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not answer /status within 3s"), "{log}");
+    assert!(err.contains("fake: the camera caught fire"), "{log}");
+    assert!(err.contains("make rollback PI="), "{log}");
+    assert!(pi.calls().contains("journalctl -u video-recorder.service"));
+}
+
+#[test]
+fn deploy_refuses_a_binary_for_another_architecture() {
+    if !tools_present() {
+        return;
+    }
+    let pi = Pi::start();
+    let work = tempfile::tempdir().unwrap();
+    let riscv = work.path().join("riscv");
+    pi::fake_elf(&riscv, 0xf3, true);
+    let out = pi.deploy("deploy", &[("BIN", riscv.display().to_string())]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("is built for other:f300 but"), "{log}");
+    assert!(!pi.bin().exists(), "nothing installed");
+    assert!(!pi.calls().contains("restart"));
+}
+
+/// Settings that would become options or shell code are refused before
+/// anything runs.
+#[test]
+fn deploy_refuses_unsafe_settings_before_connecting() {
+    if !common::have_tool("make") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("pwned");
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (vec![], "say which Pi"),
+        (
+            vec![("PI", format!("-oProxyCommand=touch {}", marker.display()))],
+            "is not user@host",
+        ),
+        (
+            vec![("PI", format!("pi@host;touch {}", marker.display()))],
+            "is not user@host",
+        ),
+        (
+            vec![("PI", "pi@host".into()), ("SSH_PORT", "22 -v".into())],
+            "is not a port",
+        ),
+        (
+            vec![("PI", "pi@host".into()), ("DESTDIR", "/tmp/a b".into())],
+            "DESTDIR may only use",
+        ),
+        (
+            vec![("PI", "pi@host".into()), ("DESTDIR", "relative".into())],
+            "absolute path",
+        ),
+        (
+            vec![
+                ("PI", "pi@host".into()),
+                ("SYSTEMCTL", format!("systemctl;touch {}", marker.display())),
+            ],
+            "SYSTEMCTL must be one command",
+        ),
+    ];
+    for (vars, want) in cases {
+        let out = make("deploy", &vars, "");
+        let log = text(&out);
+        assert!(!out.status.success(), "{vars:?}: {log}");
+        assert!(log.contains(want), "{vars:?}: want {want:?} in {log}");
+    }
+    assert!(!marker.exists(), "no setting may run as code");
+}
