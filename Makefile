@@ -168,16 +168,27 @@ YES          ?=
 SYSFS        ?= /sys
 MOUNTS       ?= /proc/mounts
 
+# Secrets and hashes on the command line: PASSWORD_FILE=file (read here, never
+# sent), PASSWORD_HASH='$argon2id$…' (passed on as typed), PASSWORD (visible
+# to `ps` and in shell history: prefer PASSWORD_FILE).
+PASSWORD      ?=
+PASSWORD_FILE ?=
+PASSWORD_HASH ?=
+SWAPS         ?=
+LOG_LINES     ?=
+
 # BIN names the binary for cargo; given on the command line it is the file
 # to deploy or put into an image instead of the `make pi`/`make pi32` build.
-PI_FILE := $(if $(filter command line,$(origin BIN)),$(BIN),)
+PI_FILE = $(if $(filter command line,$(origin BIN)),$(value BIN),)
 
+# Handed to the scripts as the user typed them ($(value): a `$` in a hash is
+# not a make variable), overriding the command line's expanded copies.
 PI_ENV_VARS := PI SSH_PORT SSH_OPTS DESTDIR PREFIX SYSTEMCTL JOURNALCTL SYSUSERS \
   CONFIG_GROUP SUDO PI_PORT DEPLOY_WAIT CONFIG HOST_VR BASE OUT SSH IMAGE DEV YES \
-  SYSFS MOUNTS PI_BIN PI32_BIN
-deploy rollback image flash: export BIN := $(PI_FILE)
-deploy rollback image flash: export MAKE := $(MAKE)
-$(foreach v,$(PI_ENV_VARS),$(eval deploy rollback image flash: export $(v) := $$($(v))))
+  SYSFS MOUNTS SWAPS LOG_LINES PASSWORD PASSWORD_FILE PASSWORD_HASH PI_BIN PI32_BIN
+deploy rollback image flash: override export BIN := $(PI_FILE)
+deploy rollback image flash: override export MAKE := $(MAKE)
+$(foreach v,$(PI_ENV_VARS),$(eval deploy rollback image flash: override export $(v) := $$(value $(v))))
 
 .PHONY: deploy rollback image flash help-pi
 

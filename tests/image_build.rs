@@ -1,0 +1,473 @@
+//! `make image` against small synthetic Raspberry Pi OS images built here
+//! (an MBR with a FAT boot partition and an ext4 root, 26 MiB, sparse),
+//! checked afterwards with debugfs and mtools like any image off the shelf.
+
+mod common;
+mod pi;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::SystemTime;
+
+use pi::{fake_elf, host_binary, make, mode, repo, run, text};
+use sha2::{Digest, Sha256};
+
+const SECTOR: u64 = 512;
+const BOOT_START: u64 = 8192;
+const BOOT_SECTORS: u64 = 16384;
+const ROOT_START: u64 = BOOT_START + BOOT_SECTORS;
+const IMAGE_BYTES: u64 = 26 * 1024 * 1024;
+/// /usr's mtime in a synthetic base image (2023-11-14).
+const OLD_MTIME: u64 = 1_700_000_000;
+
+fn tools_present() -> bool {
+    [
+        "make",
+        "sfdisk",
+        "mkfs.vfat",
+        "mkfs.ext4",
+        "debugfs",
+        "e2fsck",
+        "mcopy",
+        "mtype",
+        "mdir",
+    ]
+    .iter()
+    .all(|t| common::have_tool(t))
+}
+
+/// What to get wrong in a synthetic image (all false: a good one).
+#[derive(Default, Clone, Copy)]
+struct Faults {
+    no_table: bool,
+    three_partitions: bool,
+    boot_type_linux: bool,
+    boot_not_fat: bool,
+    no_config_txt: bool,
+    no_os_release: bool,
+    armhf: bool,
+}
+
+fn build_image(dir: &Path, name: &str, f: Faults) -> PathBuf {
+    let img = dir.join(name);
+    let file = std::fs::File::create(&img).unwrap();
+    file.set_len(IMAGE_BYTES).unwrap();
+    drop(file);
+    if f.no_table {
+        return img;
+    }
+    let boot_type = if f.boot_type_linux { "83" } else { "c" };
+    let root_sectors = if f.three_partitions {
+        "8192,83\n"
+    } else {
+        ",83\n"
+    };
+    let mut table =
+        format!("label: dos\n{BOOT_START},{BOOT_SECTORS},{boot_type}\n{ROOT_START},{root_sectors}");
+    if f.three_partitions {
+        table.push_str(&format!("{},,83\n", ROOT_START + 8192));
+    }
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(&img)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(table.as_bytes())
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success(), "sfdisk");
+
+    if !f.boot_not_fat {
+        run(Command::new("mkfs.vfat")
+            .arg("--offset")
+            .arg(BOOT_START.to_string())
+            .arg(&img)
+            .arg((BOOT_SECTORS / 2).to_string()));
+        let boot = dir.join(format!("{name}.boot"));
+        std::fs::create_dir_all(&boot).unwrap();
+        std::fs::write(
+            boot.join("cmdline.txt"),
+            "console=tty1 root=PARTUUID=x-02\n",
+        )
+        .unwrap();
+        std::fs::write(boot.join("config.txt"), "arm_64bit=1\n").unwrap();
+        let mut files = vec![boot.join("cmdline.txt")];
+        if !f.no_config_txt {
+            files.push(boot.join("config.txt"));
+        }
+        run(Command::new("mcopy")
+            .arg("-i")
+            .arg(format!("{}@@{}", img.display(), BOOT_START * SECTOR))
+            .args(&files)
+            .arg("::"));
+    }
+
+    let root = dir.join(format!("{name}.root"));
+    for d in [
+        "etc/systemd/system/multi-user.target.wants",
+        "usr/lib/systemd",
+        "usr/lib/sysusers.d",
+        "usr/local/bin",
+        "var/lib",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    if !f.no_os_release {
+        std::fs::write(
+            root.join("etc/os-release"),
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nID=debian\n",
+        )
+        .unwrap();
+    }
+    // Ids 999 (a user) and 998 (a group) are taken: the service gets 997.
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nmessagebus:x:999:997::/:/usr/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nvideo:x:44:pi\nnetdev:x:998:\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("usr/lib/systemd/systemd"), "").unwrap();
+    let loader = if f.armhf {
+        "ld-linux-armhf.so.3"
+    } else {
+        "ld-linux-aarch64.so.1"
+    };
+    std::fs::write(root.join("usr/lib").join(loader), "").unwrap();
+    // Merged /usr, as in Raspberry Pi OS bookworm.
+    std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+    // An image made long ago (mkfs.ext4 -d keeps the times).
+    std::fs::File::open(root.join("usr"))
+        .unwrap()
+        .set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(OLD_MTIME))
+        .unwrap();
+    let root_bytes = IMAGE_BYTES - ROOT_START * SECTOR;
+    let (start, bytes) = if f.three_partitions {
+        (ROOT_START, 8192 * SECTOR)
+    } else {
+        (ROOT_START, root_bytes)
+    };
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&root)
+        .arg("-E")
+        .arg(format!("offset={}", start * SECTOR))
+        .arg(&img)
+        .arg(format!("{}k", bytes / 1024)));
+    if f.boot_type_linux {
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-E"])
+            .arg(format!("offset={}", BOOT_START * SECTOR))
+            .arg(&img)
+            .arg(format!("{}k", BOOT_SECTORS * SECTOR / 1024)));
+    }
+    img
+}
+
+fn root_fs(img: &Path) -> String {
+    format!("{}?offset={}", img.display(), ROOT_START * SECTOR)
+}
+
+fn boot_fs(img: &Path) -> String {
+    format!("{}@@{}", img.display(), BOOT_START * SECTOR)
+}
+
+fn debugfs(img: &Path, request: &str) -> Vec<u8> {
+    let out = Command::new("debugfs")
+        .env("DEBUGFS_PAGER", "__none__")
+        .arg("-R")
+        .arg(request)
+        .arg(root_fs(img))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "debugfs -R {request}");
+    out.stdout
+}
+
+fn debugfs_text(img: &Path, request: &str) -> String {
+    String::from_utf8_lossy(&debugfs(img, request)).into_owned()
+}
+
+/// Mode, uid and gid of a path in the image's root, as `debugfs stat` shows.
+fn owner_mode(img: &Path, path: &str) -> (String, String, String) {
+    let st = debugfs_text(img, &format!("stat {path}"));
+    let word_after = |key: &str| {
+        st.split(key)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {key} in stat {path}:\n{st}"))
+            .to_string()
+    };
+    (
+        word_after("Mode:"),
+        word_after("User:"),
+        word_after("Group:"),
+    )
+}
+
+fn usr_mtime(img: &Path) -> u64 {
+    let usr = debugfs_text(img, "stat /usr");
+    usr.lines()
+        .find(|l| l.trim_start().starts_with("mtime:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|hex| {
+            u64::from_str_radix(hex.split(':').next()?.trim_start_matches("0x"), 16).ok()
+        })
+        .unwrap_or_else(|| panic!("no mtime in {usr}"))
+}
+
+fn sha256(path: &Path) -> Vec<u8> {
+    Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+fn image_vars(base: &Path, out: &Path, bin: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("BASE", base.display().to_string()),
+        ("OUT", out.display().to_string()),
+        ("BIN", bin.display().to_string()),
+        ("HOST_VR", host_binary().display().to_string()),
+    ]
+}
+
+fn make_image(vars: &[(&'static str, String)]) -> Output {
+    make("image", vars, "")
+}
+
+#[test]
+fn image_gets_the_service_installed_and_enabled() {
+    if !tools_present() {
+        return;
+    }
+    let started = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = build_image(tmp.path(), "base.img", Faults::default());
+    let base_sha = sha256(&base);
+    let bin = tmp.path().join("video-recorder");
+    fake_elf(&bin, 0xb7, true);
+    let out_img = tmp.path().join("out.img");
+    let mut vars = image_vars(&base, &out_img, &bin);
+    vars.push(("SSH", "1".into()));
+    let out = make_image(&vars);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(sha256(&base), base_sha, "the base image is never changed");
+    assert!(!tmp.path().join("out.img.partial").exists());
+
+    // The password: shown once, kept beside the image for its owner only.
+    let pw_file = tmp.path().join("out.img.password");
+    assert_eq!(mode(&pw_file), 0o600);
+    let password = std::fs::read_to_string(&pw_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(password.len(), 20, "{password:?}");
+    assert_eq!(log.matches(&password).count(), 1, "{log}");
+
+    // Root file system: files, modes, owners, the enablement link.
+    assert_eq!(
+        debugfs(&out_img, "cat /usr/local/bin/video-recorder"),
+        std::fs::read(&bin).unwrap()
+    );
+    let unit = "/etc/systemd/system/video-recorder.service";
+    assert_eq!(
+        debugfs(&out_img, &format!("cat {unit}")),
+        std::fs::read(repo().join("image/video-recorder.service")).unwrap()
+    );
+    let sysusers = debugfs_text(&out_img, "cat /usr/lib/sysusers.d/video-recorder.conf");
+    assert!(
+        sysusers.contains("\nu video-recorder 997 \"Video Recorder\" /var/lib/video-recorder\n")
+            && sysusers.contains("\nm video-recorder video\n"),
+        "the first id free as both uid and gid: {sysusers}"
+    );
+    let conf_path = "/etc/video-recorder/video-recorder.toml";
+    let conf = debugfs_text(&out_img, &format!("cat {conf_path}"));
+    let template = std::fs::read_to_string(repo().join("image/video-recorder.toml")).unwrap();
+    assert!(conf.starts_with(&template), "{conf}");
+    assert!(conf.contains("\npassword_hash = \"$argon2id$"), "{conf}");
+    assert!(!conf.contains(&password));
+    let own = |m: &str, u: &str, g: &str| (m.to_string(), u.to_string(), g.to_string());
+    assert_eq!(
+        owner_mode(&out_img, "/usr/local/bin/video-recorder"),
+        own("0755", "0", "0")
+    );
+    assert_eq!(owner_mode(&out_img, unit), own("0644", "0", "0"));
+    assert_eq!(
+        owner_mode(&out_img, "/usr/lib/sysusers.d/video-recorder.conf"),
+        own("0644", "0", "0")
+    );
+    assert_eq!(
+        owner_mode(&out_img, conf_path),
+        own("0640", "0", "997"),
+        "the hash is readable by the service's group only"
+    );
+    assert_eq!(
+        owner_mode(&out_img, "/etc/video-recorder"),
+        own("0755", "0", "0")
+    );
+    let link = debugfs_text(
+        &out_img,
+        "stat /etc/systemd/system/multi-user.target.wants/video-recorder.service",
+    );
+    assert!(
+        link.contains("Type: symlink") && link.contains(&format!("Fast link dest: \"{unit}\"")),
+        "{link}"
+    );
+    // /usr touched: systemd-sysusers runs at first boot (ConditionNeedsUpdate).
+    assert_eq!(usr_mtime(&base), OLD_MTIME, "the base image's /usr is old");
+    let mtime = usr_mtime(&out_img);
+    assert!(mtime >= started, "/usr mtime {mtime} < {started}");
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(root_fs(&out_img))
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "e2fsck: {}", text(&fsck));
+
+    // Boot partition: the note, sshd enabled, the rest untouched.
+    let note = run(Command::new("mtype")
+        .arg("-i")
+        .arg(boot_fs(&out_img))
+        .arg("::video-recorder.txt"));
+    assert!(
+        note.contains("/etc/video-recorder/video-recorder.toml"),
+        "{note}"
+    );
+    assert!(!note.contains(&password));
+    let listing = run(Command::new("mdir")
+        .args(["-b", "-i"])
+        .arg(boot_fs(&out_img))
+        .arg("::"));
+    for f in ["::/ssh", "::/config.txt", "::/cmdline.txt"] {
+        assert!(listing.lines().any(|l| l.trim() == f), "{f} in {listing}");
+    }
+
+    // The installed config and the password shown belong together: the
+    // binary accepts the one with the other.
+    let conf_file = tmp.path().join("installed.toml");
+    std::fs::write(&conf_file, &conf).unwrap();
+    let s = common::Server::start(&["--config", conf_file.to_str().unwrap(), "--source", "test"]);
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("admin:{password}")
+        )
+    );
+    let status =
+        |headers: &[(&str, &str)]| common::request(s.addr, "GET", "/status", headers, b"").status;
+    assert_eq!(status(&[]), 401);
+    assert_eq!(status(&[("Authorization", auth.as_str())]), 200);
+    drop(s);
+
+    // An image that already has a config keeps it; ours goes beside it.
+    let again = tmp.path().join("again.img");
+    let mut vars = image_vars(&out_img, &again, &bin);
+    let given = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    vars.push(("PASSWORD_HASH", given.into()));
+    let out = make_image(&vars);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("is already in the image: kept"), "{log}");
+    assert_eq!(debugfs_text(&again, &format!("cat {conf_path}")), conf);
+    let new = debugfs_text(&again, &format!("cat {conf_path}.new"));
+    assert!(
+        new.contains(&format!("password_hash = \"{given}\"")),
+        "{new}"
+    );
+    assert!(
+        !tmp.path().join("again.img.password").exists(),
+        "no password was made"
+    );
+}
+
+#[test]
+fn image_refuses_what_it_does_not_recognise() {
+    if !tools_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("video-recorder");
+    fake_elf(&bin, 0xb7, true);
+    let cases = [
+        (
+            Faults {
+                no_table: true,
+                ..Faults::default()
+            },
+            "no partition table (MBR or GPT)",
+        ),
+        (
+            Faults {
+                three_partitions: true,
+                ..Faults::default()
+            },
+            "3 partitions; Raspberry Pi OS has 2",
+        ),
+        (
+            Faults {
+                boot_type_linux: true,
+                ..Faults::default()
+            },
+            "partition 1 has type 83, not FAT",
+        ),
+        (
+            Faults {
+                boot_not_fat: true,
+                ..Faults::default()
+            },
+            "partition 1 is not a FAT file system",
+        ),
+        (
+            Faults {
+                no_config_txt: true,
+                ..Faults::default()
+            },
+            "no config.txt: not a Raspberry Pi boot partition",
+        ),
+        (
+            Faults {
+                no_os_release: true,
+                ..Faults::default()
+            },
+            "has no /etc/os-release",
+        ),
+        (
+            Faults {
+                armhf: true,
+                ..Faults::default()
+            },
+            "is aarch64, the image needs armhf: make pi32",
+        ),
+    ];
+    for (i, (faults, reason)) in cases.into_iter().enumerate() {
+        let base = build_image(tmp.path(), &format!("bad{i}.img"), faults);
+        let out_img = tmp.path().join(format!("out{i}.img"));
+        let out = make_image(&image_vars(&base, &out_img, &bin));
+        let log = text(&out);
+        assert!(!out.status.success(), "case {i}: {log}");
+        assert!(log.contains(reason), "case {i}: want {reason:?} in:\n{log}");
+        assert!(!out_img.exists(), "case {i}: no output image");
+        assert!(!tmp.path().join(format!("out{i}.img.partial")).exists());
+        assert!(!tmp.path().join(format!("out{i}.img.password")).exists());
+    }
+    // Never over the base image.
+    let base = build_image(tmp.path(), "good.img", Faults::default());
+    let out = make_image(&image_vars(&base, &base, &bin));
+    assert!(
+        text(&out).contains("OUT must not be BASE"),
+        "{}",
+        text(&out)
+    );
+}
