@@ -321,6 +321,7 @@ fn handle(app: &Arc<App>, req: Request) {
             return respond(req, r);
         }
     };
+    let mut caller = None;
     if access != Access::Public {
         let who = match app.auth.authenticate(&req) {
             Ok(p) => p,
@@ -336,12 +337,13 @@ fn handle(app: &Arc<App>, req: Request) {
             log::warn!("refused cross-site {} {path}", method.as_str());
             return respond(req, error(403, "cross-site request refused"));
         }
+        caller = Some(who);
     }
     let download = query.split('&').any(|kv| kv == "download=1");
     match (method.as_str(), path) {
         (_, "/video") => live_viewer(app, req),
         (_, "/snapshot.jpg") => respond(req, snapshot(app)),
-        (_, "/status") => respond(req, json(200, &routes::status(app))),
+        (_, "/status") => respond(req, json(200, &routes::status(app, caller))),
         (_, "/healthz") => respond(req, bytes(200, "text/plain", b"ok\n".to_vec())),
         (_, "/openapi.json") => respond(
             req,

@@ -69,7 +69,13 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // video-recorder patch: queue a task only for an idle thread that has
+        // not been promised one already. Upstream queued whenever any thread
+        // was waiting, so in a burst several connections went to one idle
+        // thread, and since a connection task lasts as long as its stream
+        // (an MJPEG viewer: forever), the others were never served.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
+            drop(queue);
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
@@ -80,7 +86,12 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // video-recorder patch: a thread that cannot be created drops the
+        // connection (the client sees it closed) instead of panicking the
+        // accept thread, which silently stopped the whole server.
+        let spawned = thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -124,6 +135,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            log::error!("cannot start a connection thread: {}", e);
+        }
     }
 }
 
