@@ -148,6 +148,14 @@ esac
                 d = d.display()
             ),
         );
+        // Root's work on the Pi goes through SUDO: a stand-in that logs.
+        write_exec(
+            &d.join("sudo"),
+            &format!(
+                "#!/bin/sh\necho \"sudo $*\" >> {d}/calls.log\nexec \"$@\"\n",
+                d = d.display()
+            ),
+        );
         Pi {
             sshd,
             tmp,
@@ -194,7 +202,7 @@ esac
             ("JOURNALCTL", format!("{d}/journalctl")),
             ("SYSUSERS", format!("{d}/sysusers")),
             ("CONFIG_GROUP", group()),
-            ("SUDO", String::new()),
+            ("SUDO", format!("{d}/sudo")),
             ("PI_PORT", self.svc_port.to_string()),
             ("DEPLOY_WAIT", "60".into()),
             ("HOST_VR", host_binary().display().to_string()),
@@ -310,6 +318,7 @@ fn deploy_installs_restarts_keeps_the_previous_binary_and_rolls_back() {
     assert_eq!(mode(&pi.conf()), 0o640, "the hash is not world-readable");
     let calls = pi.calls();
     for call in [
+        "sudo sh /tmp/video-recorder-deploy.",
         "sysusers ",
         "systemctl daemon-reload",
         "systemctl enable video-recorder.service",
@@ -516,4 +525,28 @@ fn deploy_refuses_unsafe_settings_before_connecting() {
         assert!(log.contains(want), "{vars:?}: want {want:?} in {log}");
     }
     assert!(!marker.exists(), "no setting may run as code");
+}
+
+/// A config that serves HTTPS (self-signed here): the wait speaks HTTPS.
+#[test]
+fn deploy_waits_for_https_when_the_config_serves_it() {
+    if !tools_present() {
+        return;
+    }
+    let pi = Pi::start();
+    let work = tempfile::tempdir().unwrap();
+    let template = std::fs::read_to_string(repo().join("image/video-recorder.toml")).unwrap();
+    let tls = work.path().join("tls.toml");
+    std::fs::write(&tls, format!("{template}\ntls_self_signed = true\n")).unwrap();
+    let out = pi.deploy(
+        "deploy",
+        &[
+            ("BIN", variant(work.path(), "bin").display().to_string()),
+            ("CONFIG", tls.display().to_string()),
+        ],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("for https://127.0.0.1:"), "{log}");
+    assert!(log.contains("/status answered 200"), "{log}");
 }

@@ -225,6 +225,14 @@ fn usr_mtime(img: &Path) -> u64 {
         .unwrap_or_else(|| panic!("no mtime in {usr}"))
 }
 
+fn conf_hash(conf: &str) -> String {
+    conf.lines()
+        .find_map(|l| l.strip_prefix("password_hash = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("password_hash in the config")
+        .to_string()
+}
+
 fn sha256(path: &Path) -> Vec<u8> {
     Sha256::digest(std::fs::read(path).unwrap()).to_vec()
 }
@@ -370,6 +378,21 @@ fn image_gets_the_service_installed_and_enabled() {
     assert_eq!(status(&[]), 401);
     assert_eq!(status(&[("Authorization", auth.as_str())]), 200);
     drop(s);
+
+    // Raspberry Pi OS comes as .img.xz: taken as it is.
+    if common::have_tool("xz") {
+        pi::run(Command::new("xz").args(["-k", "-0", "-T1"]).arg(&base));
+        let from_xz = tmp.path().join("from-xz.img");
+        let mut vars = image_vars(&tmp.path().join("base.img.xz"), &from_xz, &bin);
+        vars.push(("PASSWORD_HASH", conf_hash(&conf)));
+        let out = make_image(&vars);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            debugfs_text(&from_xz, &format!("cat {conf_path}")),
+            conf,
+            "same template, same hash: the same config"
+        );
+    }
 
     // An image that already has a config keeps it; ours goes beside it.
     let again = tmp.path().join("again.img");
