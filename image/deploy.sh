@@ -146,10 +146,8 @@ if [[ $ACTION == deploy ]]; then
   say "==> installing on $PI ($REMOTE_ARCH): $bin ($(wc -c <"$bin") bytes)"
   tar -C "$stage" -cf - . | on_pi "mkdir $(q "$RTMP/src") && tar -xf - -C $(q "$RTMP/src")" ||
     die "upload to $PI failed"
-  out=$(on_pi "$(remote install "SRC=$RTMP/src"); rc=\$?; rm -rf $(q "$RTMP"); exit \$rc") || {
-    printf '%s\n' "$out"
-    die "installing on $PI failed"
-  }
+  installed=1
+  out=$(on_pi "$(remote install "SRC=$RTMP/src"); rc=\$?; rm -rf $(q "$RTMP"); exit \$rc") || installed=
   RTMP=
   printf '%s\n' "$out"
   if [[ $out == *"config: KEPT"* ]]; then
@@ -158,6 +156,21 @@ if [[ $ACTION == deploy ]]; then
   else
     cp "$stage/video-recorder.toml" "$WORK/now.toml"
   fi
+  # Shown as soon as its hash is on the Pi, whatever happens next: a
+  # password that was never shown would lock its owner out.
+  if [[ -n $NEW_PASSWORD && $out == *"config: "* ]]; then
+    say ""
+    if [[ -n $KEPT ]]; then
+      say "  admin password (shown once) of the new default config only:"
+      say "  $DESTDIR/etc/video-recorder/video-recorder.toml.new; your kept config has its own"
+    else
+      say "  admin password (shown once; the Pi keeps only its hash):"
+    fi
+    say ""
+    say "      $NEW_PASSWORD"
+    say ""
+  fi
+  [[ -n $installed ]] || die "installing on $PI failed"
 else
   say "==> rolling back on $PI"
   on_pi "$(remote rollback); rc=\$?; rm -rf $(q "$RTMP"); exit \$rc" || die "rollback on $PI failed"
@@ -227,15 +240,4 @@ while :; do
   sleep 1
 done
 
-if [[ -n $NEW_PASSWORD ]]; then
-  if [[ -n $KEPT ]]; then
-    say "A new admin password was made for the new default config only"
-    say "($DESTDIR/etc/video-recorder/video-recorder.toml.new); your kept config has its own."
-  fi
-  say ""
-  say "  admin password (shown once; the Pi keeps only its hash):"
-  say ""
-  say "      $NEW_PASSWORD"
-  say ""
-  say "  user '$admin' at $scheme://${PI#*@}:$port/"
-fi
+say "==> open $scheme://${PI#*@}:$port/ (user $admin)"

@@ -459,6 +459,12 @@ fn deploy_fails_loudly_when_status_never_answers() {
     assert!(err.contains("did not answer /status within 3s"), "{log}");
     assert!(err.contains("fake: the camera caught fire"), "{log}");
     assert!(err.contains("make rollback PI="), "{log}");
+    // The password made for this install is shown although deploy failed:
+    // its hash is on the Pi now.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("admin password (shown once"),
+        "{log}"
+    );
     assert!(pi.calls().contains("journalctl -u video-recorder.service"));
 }
 
@@ -549,4 +555,27 @@ fn deploy_waits_for_https_when_the_config_serves_it() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("for https://127.0.0.1:"), "{log}");
     assert!(log.contains("/status answered 200"), "{log}");
+}
+
+/// Without BIN, deploy builds what the Pi runs: arm64 or armhf only.
+#[test]
+fn deploy_builds_only_for_raspberry_pi_systems() {
+    let arch = std::env::consts::ARCH;
+    if matches!(arch, "aarch64" | "arm") {
+        // Here deploy would start a release build for this very machine.
+        eprintln!("SKIP: this machine ({arch}) is itself a Pi target");
+        return;
+    }
+    if !tools_present() {
+        return;
+    }
+    let pi = Pi::start();
+    let out = pi.deploy("deploy", &[]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("no build for a {arch} system")),
+        "{log}"
+    );
+    assert!(!pi.bin().exists());
 }
