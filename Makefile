@@ -167,6 +167,7 @@ DEV          ?=
 YES          ?=
 SYSFS        ?= /sys
 MOUNTS       ?= /proc/mounts
+SWAPS        ?= /proc/swaps
 
 # Secrets and hashes on the command line: PASSWORD_FILE=file (read here, never
 # sent), PASSWORD_HASH='$argon2id$…' (passed on as typed), PASSWORD (visible
@@ -174,7 +175,6 @@ MOUNTS       ?= /proc/mounts
 PASSWORD      ?=
 PASSWORD_FILE ?=
 PASSWORD_HASH ?=
-SWAPS         ?=
 LOG_LINES     ?=
 
 # BIN names the binary for cargo; given on the command line it is the file
@@ -217,6 +217,7 @@ help-pi:
 	@echo "    the admin password goes to OUT.password (0600). No root, no mounting."
 	@echo "make flash IMAGE=vr.img DEV=/dev/sdX [YES=1]"
 	@echo "    write to a removable, unmounted disk that is not the system's; verify"
+	@echo "    (SYSFS=, MOUNTS=, SWAPS= point its checks at a fake view, for tests)"
 
 # --- Benchmarks -------------------------------------------------------------
 
