@@ -80,7 +80,9 @@ cleanup() {
 trap cleanup EXIT
 
 say "==> connecting to $PI (ssh port $SSH_PORT)"
-ssh_ -o ControlMaster=yes -f -N -- "$PI" || die "cannot ssh to $PI on port $SSH_PORT"
+# ControlPersist: should this script be killed, the master still goes away
+# after 10 idle minutes (long enough for a `make pi` in between).
+ssh_ -o ControlMaster=yes -o ControlPersist=600 -f -N -- "$PI" || die "cannot ssh to $PI on port $SSH_PORT"
 
 # Round trips are few: each one starts a login shell on the Pi.
 # The userland's architecture (a 32-bit Raspberry Pi OS may run a 64-bit
