@@ -235,7 +235,7 @@ esac
 impl Drop for Pi {
     fn drop(&mut self) {
         if let Ok(pid) = std::fs::read_to_string(self.dir().join("service.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
         }
         let _ = self.sshd.kill();
         let _ = self.sshd.wait();
