@@ -2,6 +2,9 @@
 //! repository's own `make` targets the way a user does.
 #![allow(dead_code)]
 
+pub mod disk_image;
+pub mod stand_in;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
