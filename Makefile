@@ -3,8 +3,8 @@
 #   make run [RELEASE=1] [ARGS="--source test --port 8080"]
 #   make build | release | test | pi | test-pi [PI_TESTS="live record"] | bench | clean
 #
-# `make help` lists the targets. Pi deployment (deploy, image, flash) comes
-# with its own issue; its targets go in the marked section below.
+# `make help` lists the targets; `make help-pi` the Pi deployment ones
+# (deploy, rollback, image, flash).
 
 CARGO    ?= cargo
 ARGS     ?=
@@ -55,6 +55,7 @@ help:
 	@echo "make test-pi [PI_TESTS=...]      integration tests against the aarch64 binary under qemu"
 	@echo "make pi32                        stripped release binary for 32-bit Raspberry Pi OS (armv7)"
 	@echo "make test-pi32                   a subset of the integration tests against it under qemu-arm"
+	@echo "make help-pi                     deploy, rollback, image, flash for the Raspberry Pi"
 	@echo "make bench                       benchmarks (bench/README.md)"
 	@echo "make clean                       remove build output"
 
@@ -133,7 +134,90 @@ test-pi32: pi32
 	VRTEST_BIN=$(abspath $(PI32_BIN)) VRTEST_RUNNER="$(QEMU32) -L $(PI32_SYSROOT)" \
 	  $(CARGO) test --no-fail-fast $(PI32_TESTS)
 
-# --- Pi deployment (later issue: deploy, image, flash) -----------------------
+# --- Pi deployment: deploy, rollback, image, flash ------------------------------
+# The work is done by scripts in image/ (image/README.md); these targets only
+# hand them their settings, through the environment: a value is never pasted
+# into a shell command line. `make help-pi` lists the settings.
+
+PI           ?=
+SSH_PORT     ?= 22
+SSH_OPTS     ?=
+# Where things go on the Pi: DESTDIR in front of every path (a staging tree,
+# or a test's temp dir), PREFIX for the binary (PREFIX/bin).
+DESTDIR      ?=
+PREFIX       ?= /usr/local
+SYSTEMCTL    ?= systemctl
+JOURNALCTL   ?= journalctl
+SYSUSERS     ?= systemd-sysusers
+CONFIG_GROUP ?= video-recorder
+# auto: sudo -n when the ssh user is not root.
+SUDO         ?= auto
+# The service's port on the Pi (default: read from its config).
+PI_PORT      ?=
+DEPLOY_WAIT  ?= 60
+# The config template installed (the admin password hash is added to it).
+CONFIG       ?= image/video-recorder.toml
+# The x86 binary that hashes the password (default: built with `make build`).
+HOST_VR      ?=
+BASE         ?=
+OUT          ?=
+SSH          ?=
+IMAGE        ?=
+DEV          ?=
+YES          ?=
+SYSFS        ?= /sys
+MOUNTS       ?= /proc/mounts
+SWAPS        ?= /proc/swaps
+
+# Secrets and hashes on the command line: PASSWORD_FILE=file (read here, never
+# sent), PASSWORD_HASH='$argon2id$…' (passed on as typed), PASSWORD (visible
+# to `ps` and in shell history: prefer PASSWORD_FILE).
+PASSWORD      ?=
+PASSWORD_FILE ?=
+PASSWORD_HASH ?=
+LOG_LINES     ?=
+
+# BIN names the binary for cargo; given on the command line it is the file
+# to deploy or put into an image instead of the `make pi`/`make pi32` build.
+PI_FILE = $(if $(filter command line,$(origin BIN)),$(value BIN),)
+
+# Handed to the scripts as the user typed them ($(value): a `$` in a hash is
+# not a make variable), overriding the command line's expanded copies.
+PI_ENV_VARS := PI SSH_PORT SSH_OPTS DESTDIR PREFIX SYSTEMCTL JOURNALCTL SYSUSERS \
+  CONFIG_GROUP SUDO PI_PORT DEPLOY_WAIT CONFIG HOST_VR BASE OUT SSH IMAGE DEV YES \
+  SYSFS MOUNTS SWAPS LOG_LINES PASSWORD PASSWORD_FILE PASSWORD_HASH PI_BIN PI32_BIN
+deploy rollback image flash: override export BIN := $(PI_FILE)
+deploy rollback image flash: override export MAKE := $(MAKE)
+$(foreach v,$(PI_ENV_VARS),$(eval deploy rollback image flash: override export $(v) := $$(value $(v))))
+
+.PHONY: deploy rollback image flash help-pi
+
+deploy:
+	@image/deploy.sh deploy
+
+rollback:
+	@image/deploy.sh rollback
+
+image:
+	@image/make-image.sh
+
+flash:
+	@image/flash.sh
+
+help-pi:
+	@echo "make deploy PI=user@host [SSH_PORT=22] [SSH_OPTS='-i key']"
+	@echo "    install on a Pi over ssh (binary: make pi or pi32, as the Pi needs; BIN=file"
+	@echo "    to choose), keep the old binary, restart, wait for /status (DEPLOY_WAIT=60)"
+	@echo "    A new install gets a random admin password, shown once; or give"
+	@echo "    PASSWORD_FILE=file, PASSWORD_HASH=hash (video-recorder hash-password)."
+	@echo "    Remote side: DESTDIR= PREFIX=/usr/local SYSTEMCTL= JOURNALCTL= SYSUSERS= SUDO=auto"
+	@echo "make rollback PI=user@host        swap back to the previous binary, restart"
+	@echo "make image BASE=raspios-lite.img OUT=vr.img [BIN=file] [SSH=1]"
+	@echo "    a copy of a Raspberry Pi OS image with video-recorder installed and enabled;"
+	@echo "    the admin password goes to OUT.password (0600). No root, no mounting."
+	@echo "make flash IMAGE=vr.img DEV=/dev/sdX [YES=1]"
+	@echo "    write to a removable, unmounted disk that is not the system's; verify"
+	@echo "    (SYSFS=, MOUNTS=, SWAPS= point its checks at a fake view, for tests)"
 
 # --- Benchmarks -------------------------------------------------------------
 
