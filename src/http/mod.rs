@@ -414,10 +414,14 @@ fn malformed(req: &Request) -> Option<Reply> {
     if total > MAX_HEADERS {
         return Some(error(431, "request headers too large"));
     }
-    if let Some(cl) = auth::header(req, "Content-Length")
-        && cl.trim().parse::<u64>().is_err()
-    {
-        return Some(error(400, "Content-Length is not a number"));
+    // Parsed here as u64: tiny_http parses it as usize, which on 32-bit ARM
+    // turns a huge value into "no body" rather than a refusal.
+    if let Some(cl) = auth::header(req, "Content-Length") {
+        match cl.trim().parse::<u64>() {
+            Err(_) => return Some(error(400, "Content-Length is not a number")),
+            Ok(n) if n > MAX_BODY as u64 => return Some(error(413, "body too large")),
+            Ok(_) => {}
+        }
     }
     if req.body_length().is_some_and(|n| n > MAX_BODY) {
         return Some(error(413, "body too large"));
