@@ -3,8 +3,8 @@
 #   make run [RELEASE=1] [ARGS="--source test --port 8080"]
 #   make build | release | test | pi | test-pi [PI_TESTS="recording sigterm"] [PI_UNIT=0] | bench | clean
 #
-# `make help` lists the targets. Pi deployment (deploy, image, flash) comes
-# with its own issue; its targets go in the marked section below.
+# `make help` lists the targets; `make help-pi` the Pi deployment ones
+# (deploy, rollback, image, flash).
 
 CARGO    ?= cargo
 ARGS     ?=
@@ -26,13 +26,23 @@ PI_TESTS  ?=
 # debug build of every dependency for aarch64). 0 to skip.
 PI_UNIT   ?= 1
 
+PI32_TARGET  := armv7-unknown-linux-gnueabihf
+PI32_BIN     := target/$(PI32_TARGET)/release/$(BIN)
+PI32_CC      ?= arm-linux-gnueabihf-gcc
+PI32_CXX     ?= arm-linux-gnueabihf-g++
+PI32_STRIP   ?= arm-linux-gnueabihf-strip
+QEMU32       ?= qemu-arm
+PI32_SYSROOT ?= /usr/arm-linux-gnueabihf
+# Test binaries run against the armv7 build (cargo test flags).
+PI32_TESTS   ?= --test http --test recording --test last
+
 ifeq ($(RELEASE),1)
 PROFILE_FLAG := --release
 else
 PROFILE_FLAG :=
 endif
 
-.PHONY: all help run build release test pi test-pi bench clean check-pi-toolchain check-qemu
+.PHONY: all help run build release test pi test-pi pi32 test-pi32 bench clean check-pi-toolchain check-pi32-toolchain check-qemu
 
 all: build
 
@@ -43,6 +53,9 @@ help:
 	@echo "make test                        fmt check, clippy -D warnings, all tests"
 	@echo "make pi                          stripped release binary for 64-bit Raspberry Pi OS"
 	@echo "make test-pi [PI_TESTS=...]      integration tests against the aarch64 binary under qemu"
+	@echo "make pi32                        stripped release binary for 32-bit Raspberry Pi OS (armv7)"
+	@echo "make test-pi32                   a subset of the integration tests against it under qemu-arm"
+	@echo "make help-pi                     deploy, rollback, image, flash for the Raspberry Pi"
 	@echo "make bench                       benchmarks (bench/README.md)"
 	@echo "make clean                       remove build output"
 
@@ -99,7 +112,112 @@ ifeq ($(PI_UNIT),1)
 	  $(CARGO) test --target $(PI_TARGET) --bins
 endif
 
-# --- Pi deployment (later issue: deploy, image, flash) -----------------------
+# --- 32-bit Raspberry Pi OS (armv7 hard-float: Pi 2, 3, 4, Zero 2 W) ---------
+# ARMv6 boards (Pi 1, Zero W) are out: OpenH264's ARM build always uses NEON.
+
+pi32: check-pi32-toolchain
+	CC_armv7_unknown_linux_gnueabihf=$(PI32_CC) CXX_armv7_unknown_linux_gnueabihf=$(PI32_CXX) \
+	  $(CARGO) build --release --target $(PI32_TARGET) --bin $(BIN)
+	$(PI32_STRIP) $(PI32_BIN)
+	@ls -l $(PI32_BIN) | awk '{ printf "%s: %d bytes (%.2f MB), stripped\n", $$9, $$5, $$5 / 1048576 }'
+	@file $(PI32_BIN) 2>/dev/null || true
+
+check-pi32-toolchain:
+	@rustup target list --installed 2>/dev/null | grep -qx '$(PI32_TARGET)' || { \
+	  echo "error: Rust target $(PI32_TARGET) missing: rustup target add $(PI32_TARGET)" >&2; exit 1; }
+	@for t in $(PI32_CC) $(PI32_CXX) $(PI32_STRIP); do command -v $$t >/dev/null || { \
+	  echo "error: $$t missing: apt-get install gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf" >&2; exit 1; }; done
+
+# A named subset of the integration tests against the armv7 binary (qemu-arm).
+test-pi32: pi32
+	$(QEMU32) -L $(PI32_SYSROOT) $(PI32_BIN) --version
+	VRTEST_BIN=$(abspath $(PI32_BIN)) VRTEST_RUNNER="$(QEMU32) -L $(PI32_SYSROOT)" \
+	  $(CARGO) test --no-fail-fast $(PI32_TESTS)
+
+# --- Pi deployment: deploy, rollback, image, flash ------------------------------
+# The work is done by scripts in image/ (image/README.md); these targets only
+# hand them their settings, through the environment: a value is never pasted
+# into a shell command line. `make help-pi` lists the settings.
+
+PI           ?=
+SSH_PORT     ?= 22
+SSH_OPTS     ?=
+# Where things go on the Pi: DESTDIR in front of every path (a staging tree,
+# or a test's temp dir), PREFIX for the binary (PREFIX/bin).
+DESTDIR      ?=
+PREFIX       ?= /usr/local
+SYSTEMCTL    ?= systemctl
+JOURNALCTL   ?= journalctl
+SYSUSERS     ?= systemd-sysusers
+CONFIG_GROUP ?= video-recorder
+# auto: sudo -n when the ssh user is not root.
+SUDO         ?= auto
+# The service's port on the Pi (default: read from its config).
+PI_PORT      ?=
+DEPLOY_WAIT  ?= 60
+# The config template installed (the admin password hash is added to it).
+CONFIG       ?= image/video-recorder.toml
+# The x86 binary that hashes the password (default: built with `make build`).
+HOST_VR      ?=
+BASE         ?=
+OUT          ?=
+SSH          ?=
+IMAGE        ?=
+DEV          ?=
+YES          ?=
+SYSFS        ?= /sys
+MOUNTS       ?= /proc/mounts
+SWAPS        ?= /proc/swaps
+
+# Secrets and hashes on the command line: PASSWORD_FILE=file (read here, never
+# sent), PASSWORD_HASH='$argon2id$…' (passed on as typed), PASSWORD (visible
+# to `ps` and in shell history: prefer PASSWORD_FILE).
+PASSWORD      ?=
+PASSWORD_FILE ?=
+PASSWORD_HASH ?=
+LOG_LINES     ?=
+
+# BIN names the binary for cargo; given on the command line it is the file
+# to deploy or put into an image instead of the `make pi`/`make pi32` build.
+PI_FILE = $(if $(filter command line,$(origin BIN)),$(value BIN),)
+
+# Handed to the scripts as the user typed them ($(value): a `$` in a hash is
+# not a make variable), overriding the command line's expanded copies.
+PI_ENV_VARS := PI SSH_PORT SSH_OPTS DESTDIR PREFIX SYSTEMCTL JOURNALCTL SYSUSERS \
+  CONFIG_GROUP SUDO PI_PORT DEPLOY_WAIT CONFIG HOST_VR BASE OUT SSH IMAGE DEV YES \
+  SYSFS MOUNTS SWAPS LOG_LINES PASSWORD PASSWORD_FILE PASSWORD_HASH PI_BIN PI32_BIN
+deploy rollback image flash: override export BIN := $(PI_FILE)
+deploy rollback image flash: override export MAKE := $(MAKE)
+$(foreach v,$(PI_ENV_VARS),$(eval deploy rollback image flash: override export $(v) := $$(value $(v))))
+
+.PHONY: deploy rollback image flash help-pi
+
+deploy:
+	@image/deploy.sh deploy
+
+rollback:
+	@image/deploy.sh rollback
+
+image:
+	@image/make-image.sh
+
+flash:
+	@image/flash.sh
+
+help-pi:
+	@echo "make deploy PI=user@host [SSH_PORT=22] [SSH_OPTS='-i key']"
+	@echo "    install on a Pi over ssh (binary: make pi or pi32, as the Pi needs; BIN=file"
+	@echo "    to choose), keep the old binary, restart, wait for /status (DEPLOY_WAIT=60)"
+	@echo "    A new install gets a random admin password, shown once; or give"
+	@echo "    PASSWORD_FILE=file, PASSWORD_HASH=hash (video-recorder hash-password)."
+	@echo "    Remote side: DESTDIR= PREFIX=/usr/local SYSTEMCTL= JOURNALCTL= SYSUSERS= SUDO=auto"
+	@echo "make rollback PI=user@host        swap back to the previous binary, restart"
+	@echo "make image BASE=raspios-lite.img OUT=vr.img [BIN=file] [SSH=1]"
+	@echo "    a copy of a Raspberry Pi OS image with video-recorder installed and enabled;"
+	@echo "    the admin password goes to OUT.password (0600). No root, no mounting."
+	@echo "make flash IMAGE=vr.img DEV=/dev/sdX [YES=1]"
+	@echo "    write to a removable, unmounted disk that is not the system's; verify"
+	@echo "    (SYSFS=, MOUNTS=, SWAPS= point its checks at a fake view, for tests)"
 
 # --- Benchmarks -------------------------------------------------------------
 

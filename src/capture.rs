@@ -30,9 +30,29 @@ pub fn spawn(hub: Arc<Hub>, settings: CaptureSettings) -> std::io::Result<JoinHa
         .spawn(move || run(&hub, settings))
 }
 
+/// The camera `auto` opens: the first stable name under `/dev/v4l/by-id`
+/// (so a camera that comes back as another /dev/videoN is found again when
+/// it is reopened), else `/dev/video0`.
+fn auto_device(by_id: &Path) -> std::path::PathBuf {
+    let mut stable: Vec<std::path::PathBuf> = std::fs::read_dir(by_id)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with("-video-index0"))
+                .collect()
+        })
+        .unwrap_or_default();
+    stable.sort();
+    stable
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| AUTO_DEVICE.into())
+}
+
 fn run(hub: &Hub, settings: CaptureSettings) {
     let want = settings.want;
-    let (spec, first, up) = resolve(hub, &settings.spec, want, Path::new(AUTO_DEVICE));
+    let device = auto_device(Path::new("/dev/v4l/by-id"));
+    let (spec, first, up) = resolve(hub, &settings.spec, want, &device);
     let name = hub.status().name;
     let mut opener = move || source::open(&spec, want);
     Watchdog::new(
@@ -162,6 +182,27 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("TEST SOURCE"), "{msg}");
+    }
+
+    #[test]
+    fn auto_prefers_a_stable_camera_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(auto_device(dir.path()), Path::new(AUTO_DEVICE));
+        for name in [
+            "usb-Logi_C270_B1-video-index1",
+            "usb-Logi_C270_B1-video-index0",
+            "usb-Acme_Cam_1-video-index0",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        assert_eq!(
+            auto_device(dir.path()),
+            dir.path().join("usb-Acme_Cam_1-video-index0")
+        );
+        assert_eq!(
+            auto_device(Path::new("/nonexistent")),
+            Path::new(AUTO_DEVICE)
+        );
     }
 
     #[test]

@@ -38,6 +38,48 @@ pub fn file_stamp(t: SystemTime) -> String {
     format!("{y:04}{mo:02}{da:02}-{h:02}{mi:02}{s:02}")
 }
 
+/// Inverse of `file_stamp`: `20261124-050102` back to a time.
+pub fn parse_file_stamp(stamp: &str) -> Option<SystemTime> {
+    let b = stamp.as_bytes();
+    if b.len() != 15 || b[8] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| stamp.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+    u64::try_from(secs)
+        .ok()
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+}
+
+/// Whether the kernel's clock is synchronised (NTP, timesyncd, chrony): the
+/// same test `timedatectl` makes. `None` when it cannot be known, e.g. under
+/// a seccomp filter that forbids adjtimex; then timesyncd's flag file is asked.
+pub fn synchronized() -> Option<bool> {
+    // SAFETY: modes = 0 only reads the kernel's state into a struct we own.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::adjtimex(&mut tx) };
+    if rc >= 0 {
+        return Some(tx.status & libc::STA_UNSYNC == 0);
+    }
+    if std::path::Path::new("/run/systemd/timesync/synchronized").exists() {
+        return Some(true);
+    }
+    None
+}
+
 /// Days-from-civil inverse (Howard Hinnant's algorithm), avoiding a date crate.
 fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     let days = (secs / 86_400) as i64;
@@ -74,6 +116,17 @@ mod tests {
         // Leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(file_stamp(leap), "20000229-000000");
+    }
+
+    #[test]
+    fn file_stamps_round_trip() {
+        for secs in [0u64, 951_782_400, 1_795_496_462, 4_102_444_799] {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            assert_eq!(parse_file_stamp(&file_stamp(t)), Some(t), "{secs}");
+        }
+        assert_eq!(parse_file_stamp("20261324-000000"), None);
+        assert_eq!(parse_file_stamp("2026112-0000000"), None);
+        assert_eq!(parse_file_stamp("20261124-000000-2"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod hub;
 mod live;
 mod recorder;
 mod source;
+mod system;
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -140,7 +141,16 @@ fn read_password() -> Result<String, String> {
 }
 
 fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
+    // First of all: a SIGTERM from here on finishes clips instead of killing us.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     raise_fd_limit();
+    for w in system::warnings() {
+        log::warn!("{w}");
+    }
     if cfg.insecure_no_auth && !http::auth::is_loopback_host(&cfg.host) && !creds.any() {
         log::warn!(
             "INSECURE: --insecure-no-auth: anyone who can reach {}:{} may watch and record",
@@ -226,11 +236,6 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         .map_err(|e| format!("cannot start HTTP thread: {e}"))?;
     log::info!("listening on {scheme}://{addr}");
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     if let Some(sig) = signals.forever().next() {
         log::info!("signal {sig}: finishing the current clip, then exiting");
     }

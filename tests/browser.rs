@@ -166,3 +166,22 @@ fn web_page_through_no_signal() {
     ]);
     run_script(&dir, "signal.mjs", &server, &[&file]);
 }
+
+/// Signing in with the login form on a server that needs credentials.
+#[test]
+fn web_page_login_and_logout() {
+    let Some((_guard, dir)) = setup() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let password = "browser-Test-pass-1";
+    let server = Server::start_env(
+        &tmp.path().join("clips"),
+        &[
+            "--source", "test", "--width", "320", "--height", "240", "--fps", "15",
+        ],
+        &[("VR_PASSWORD", password)],
+    );
+    let pw = PathBuf::from(password);
+    run_script(&dir, "login.mjs", &server, &[&pw]);
+}

@@ -220,3 +220,50 @@ fn sigterm_when_idle_exits_zero() {
     let st = s.signal(15);
     assert!(st.success(), "exit status {st:?}; log:\n{}", s.log());
 }
+
+/// Sends raw bytes and parses whatever comes back.
+fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> common::Response {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read the head and a JSON body; the server may keep the connection open.
+    while common::find(&out, b"}").is_none() {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    common::parse_response(&out)
+}
+
+#[test]
+fn malformed_requests_get_clear_errors_and_change_nothing() {
+    let s = Server::start(SMALL);
+    let big = format!(
+        "GET /status HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let r = raw(s.addr, big.as_bytes());
+    assert_eq!(r.status, 431, "{}", r.text());
+    let r = raw(
+        s.addr,
+        b"POST /start HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Length")
+    );
+    let r = raw(
+        s.addr,
+        b"POST /stop HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    // None of that started a recording.
+    assert_eq!(s.get("/status").json()["recording"], false);
+}

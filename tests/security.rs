@@ -173,10 +173,9 @@ fn right_credentials_open_every_route() {
 fn viewer_may_watch_but_not_record() {
     let s = locked_server(&[]);
     let viewer = basic("viewer", VIEWER_PW);
-    assert_eq!(
-        req(&s, "GET", "/status", &[("Authorization", &viewer)]).status,
-        200
-    );
+    let st = req(&s, "GET", "/status", &[("Authorization", &viewer)]).json();
+    assert_eq!(st["session"]["role"], "viewer");
+    assert_eq!(st["session"]["via"], "basic");
     let mut c = common::MjpegClient::connect_with(s.addr, "/video", &[("Authorization", &viewer)])
         .unwrap_or_else(|r| panic!("{r:?}"));
     c.next_part().unwrap();
@@ -265,10 +264,10 @@ fn cross_site_posts_are_refused() {
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("Location"), Some("/"));
     let cookie = session_cookie(&r);
-    assert_eq!(
-        req(&s, "GET", "/status", &[("Cookie", &cookie)]).status,
-        200
-    );
+    let st = req(&s, "GET", "/status", &[("Cookie", &cookie)]).json();
+    assert_eq!(st["session"]["via"], "session");
+    assert_eq!(st["session"]["role"], "admin");
+    assert_eq!(st["session"]["auth_required"], true);
     assert_eq!(req(&s, "GET", "/", &[("Cookie", &cookie)]).status, 200);
 
     let evil = [("Origin", "http://evil.example")];

@@ -303,6 +303,9 @@ fn handle(app: &Arc<App>, req: Request) {
     if url.len() > MAX_URL {
         return respond(req, error(414, "URL too long"));
     }
+    if let Some(reply) = malformed(&req) {
+        return respond(req, reply);
+    }
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     let method = req.method().clone();
     let access = match lookup(method.as_str(), path) {
@@ -318,6 +321,7 @@ fn handle(app: &Arc<App>, req: Request) {
             return respond(req, r);
         }
     };
+    let mut caller = None;
     if access != Access::Public {
         let who = match app.auth.authenticate(&req) {
             Ok(p) => p,
@@ -333,12 +337,13 @@ fn handle(app: &Arc<App>, req: Request) {
             log::warn!("refused cross-site {} {path}", method.as_str());
             return respond(req, error(403, "cross-site request refused"));
         }
+        caller = Some(who);
     }
     let download = query.split('&').any(|kv| kv == "download=1");
     match (method.as_str(), path) {
         (_, "/video") => live_viewer(app, req),
         (_, "/snapshot.jpg") => respond(req, snapshot(app)),
-        (_, "/status") => respond(req, json(200, &routes::status(app))),
+        (_, "/status") => respond(req, json(200, &routes::status(app, caller))),
         (_, "/healthz") => respond(req, bytes(200, "text/plain", b"ok\n".to_vec())),
         (_, "/openapi.json") => respond(
             req,
@@ -391,6 +396,33 @@ fn handle(app: &Arc<App>, req: Request) {
             None => respond(req, error(404, "no such route")),
         },
     }
+}
+
+/// Longest total of header names and values we serve.
+const MAX_HEADERS: usize = 16 * 1024;
+/// Largest body any route reads (forms, `/start` JSON).
+pub const MAX_BODY: usize = 4096;
+
+/// What tiny_http lets through but we refuse: oversized headers, an
+/// unparseable Content-Length, a body larger than any route reads.
+fn malformed(req: &Request) -> Option<Reply> {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .sum();
+    if total > MAX_HEADERS {
+        return Some(error(431, "request headers too large"));
+    }
+    if let Some(cl) = auth::header(req, "Content-Length")
+        && cl.trim().parse::<u64>().is_err()
+    {
+        return Some(error(400, "Content-Length is not a number"));
+    }
+    if req.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Some(error(413, "body too large"));
+    }
+    None
 }
 
 fn range_of(req: &Request) -> Option<String> {

@@ -6,16 +6,16 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tiny_http::Request;
 
-use super::{App, Reply, error, files};
+use super::auth::{Principal, Role, Via};
+use super::{App, MAX_BODY, Reply, error, files};
 use crate::hub::SourceState;
 use crate::recorder::{RecError, StartOptions};
 
-/// Largest `/start` body we read.
-const MAX_BODY: usize = 4096;
 /// Longest recording a client may ask for (a day).
 const MAX_DURATION_SEC: f64 = 86_400.0;
 
-pub fn status(app: &App) -> Value {
+/// `caller` says who asked, so the page can offer to sign out.
+pub fn status(app: &App, caller: Option<Principal>) -> Value {
     let src = app.hub.status();
     let fps = app.hub.measured_fps();
     let active = app.recorder.active();
@@ -57,6 +57,17 @@ pub fn status(app: &App) -> Value {
         "clips": app.clips.usage(),
         "last_clip": last,
         "warning": warning,
+        "system": crate::system::status(),
+        "session": caller.map(|c| json!({
+            "auth_required": app.auth.required(),
+            "role": match c.role { Role::Admin => "admin", Role::Viewer => "viewer" },
+            "via": match c.via {
+                Via::Open => "open",
+                Via::Session => "session",
+                Via::Basic => "basic",
+                Via::Bearer => "bearer",
+            },
+        })),
         "uptime_sec": app.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
     })

@@ -297,8 +297,22 @@ impl Recorder {
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken.
+/// Ids never go backwards: a Pi without a real-time clock boots with a clock
+/// behind its last clip until network time arrives, and the ring buffer
+/// deletes by id order. Such a clip is named one second after the newest.
 fn new_id(dir: &std::path::Path, now: SystemTime) -> (String, journal::ClipPaths) {
-    let stamp = crate::clock::file_stamp(now);
+    let mut stamp = crate::clock::file_stamp(now);
+    if let Some(newest) = newest_stamp(dir)
+        && newest > stamp
+        && let Some(t) = crate::clock::parse_file_stamp(&newest)
+    {
+        let after = crate::clock::file_stamp(t + std::time::Duration::from_secs(1));
+        log::warn!(
+            "the clock ({stamp}) is behind the newest clip ({newest}); is time synchronised? \
+             naming the new clip {after}"
+        );
+        stamp = after;
+    }
     let mut n = 1;
     loop {
         let id = if n == 1 {
@@ -312,6 +326,19 @@ fn new_id(dir: &std::path::Path, now: SystemTime) -> (String, journal::ClipPaths
         }
         n += 1;
     }
+}
+
+/// The newest `YYYYMMDD-HHMMSS` among clips, partial clips and journals.
+fn newest_stamp(dir: &std::path::Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|name| {
+            let stamp = name.get(..15)?;
+            crate::clips::valid_id(stamp).then(|| stamp.to_string())
+        })
+        .max()
 }
 
 #[cfg(test)]

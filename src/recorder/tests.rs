@@ -569,3 +569,16 @@ fn no_frames_at_all_is_an_error_that_leaves_nothing() {
     assert_eq!(std::fs::read_dir(r.dir.path()).unwrap().count(), 0);
     assert!(r.clips.last().is_none());
 }
+
+#[test]
+fn ids_never_go_back_when_the_clock_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("20261124-050102.mp4"), b"x").unwrap();
+    std::fs::write(dir.path().join("20261124-050102-2.mp4"), b"x").unwrap();
+    // Booted without network time: the clock says 1970.
+    let (id, _) = new_id(dir.path(), SystemTime::UNIX_EPOCH + Duration::from_secs(42));
+    assert_eq!(id, "20261124-050103");
+    // A clock ahead of every clip is used as it is.
+    let later = crate::clock::parse_file_stamp("20270101-000000").unwrap();
+    assert_eq!(new_id(dir.path(), later).0, "20270101-000000");
+}

@@ -39,7 +39,12 @@ pub struct V4l2Source {
 
 /// Opens the camera, requires MJPEG, negotiates the closest size and rate.
 pub fn open(path: &Path, want: Format) -> Result<Box<dyn Source>, SourceError> {
-    let dev = path.display().to_string();
+    // A stable name (/dev/v4l/by-id/…) is resolved at every open, so a camera
+    // that comes back as another /dev/videoN is found again; say which.
+    let dev = match std::fs::canonicalize(path) {
+        Ok(real) if real != path => format!("{} (-> {})", path.display(), real.display()),
+        _ => path.display().to_string(),
+    };
     let err = |what: &str, e: &io::Error| SourceError(io_error_text(&dev, what, e));
     let path_str = path
         .to_str()

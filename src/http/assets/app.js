@@ -146,6 +146,8 @@
 
   function applyStatus(s) {
     state.status = s;
+    // Only a login-form session can be signed out of (Basic and tokens live in the client).
+    $("logout").hidden = !(s.session && s.session.via === "session");
     if (s.recording) {
       const id = s.recording_id || (s.recorder && s.recorder.id) || "";
       setAnchor(id, Number(s.elapsed_sec) || 0);
