@@ -1,7 +1,7 @@
 # video-recorder: build, test, cross-compile for the Raspberry Pi, benchmark.
 #
 #   make run [RELEASE=1] [ARGS="--source test --port 8080"]
-#   make build | release | test | pi | test-pi [PI_TESTS="live record"] | bench | clean
+#   make build | release | test | pi | test-pi [PI_TESTS="recording sigterm"] [PI_UNIT=0] | bench | clean
 #
 # `make help` lists the targets; `make help-pi` the Pi deployment ones
 # (deploy, rollback, image, flash).
@@ -20,7 +20,7 @@ PI_STRIP  ?= aarch64-linux-gnu-strip
 QEMU      ?= qemu-aarch64
 PI_SYSROOT ?= /usr/aarch64-linux-gnu
 # Integration tests run against the aarch64 binary under qemu-user: libtest
-# name filters (`PI_TESTS="start_stop sigterm"`); empty runs them all.
+# name filters (`PI_TESTS="recording sigterm"`); empty runs them all.
 PI_TESTS  ?=
 # Also cross-compile and run the unit tests under qemu (slow: a second
 # debug build of every dependency for aarch64). 0 to skip.
