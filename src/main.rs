@@ -181,6 +181,13 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
     ));
     let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", cfg.host, cfg.port))?;
+    // Rust listens with a backlog of 128: a crowd of viewers connecting at
+    // once overflowed it and got resets. The kernel caps this at somaxconn.
+    // SAFETY: listen() again on our own bound socket only resizes its queue.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::listen(listener.as_raw_fd(), 4096);
+    }
     let addr = listener
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;

@@ -296,7 +296,7 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
+                        let pair = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
@@ -311,6 +311,14 @@ impl Server {
                             }
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
+                        };
+                        // video-recorder patch: drop this connection, keep accepting.
+                        let (read_closable, write_closable) = match pair {
+                            Ok(pair) => pair,
+                            Err(e) => {
+                                log::warn!("dropping a connection: {}", e);
+                                continue;
+                            }
                         };
 
                         Ok(ClientConnection::new(write_closable, read_closable))

@@ -29,6 +29,14 @@ impl From<Connection> for Stream {
 }
 
 impl Stream {
+    fn try_clone(&self) -> IoResult<Stream> {
+        match self {
+            Stream::Http(tcp_stream) => Ok(Stream::Http(tcp_stream.try_clone()?)),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
+        }
+    }
+
     fn secure(&self) -> bool {
         match self {
             Stream::Http(_) => false,
@@ -89,13 +97,16 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
-    pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
+    // video-recorder patch: fallible. Cloning a socket needs a descriptor;
+    // upstream unwrapped, so running out of descriptors panicked the accept
+    // thread and the server silently stopped answering.
+    pub(crate) fn new<S>(stream: S) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
     where
         S: Into<Stream>,
     {
         let stream: Stream = stream.into();
 
-        let (read, write) = (stream.clone(), stream);
+        let (read, write) = (stream.try_clone()?, stream);
 
         let read = RefinedTcpStream {
             stream: read,
@@ -109,7 +120,7 @@ impl RefinedTcpStream {
             close_write: true,
         };
 
-        (read, write)
+        Ok((read, write))
     }
 
     /// Returns true if this struct wraps around a secure connection.
