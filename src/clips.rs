@@ -89,7 +89,7 @@ impl Clips {
         Ok(clips)
     }
 
-    #[allow(dead_code)] // agreed public surface; the recorder has its own copy
+    #[cfg(test)]
     pub fn dir(&self) -> &Path {
         &self.settings.dir
     }

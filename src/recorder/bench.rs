@@ -9,7 +9,7 @@ use super::{decode, encode, journal, mux};
 /// Recording cost per 720p frame (decode + encode + mux), for bench/:
 /// `cargo test --release recording_cost -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "a benchmark, not a check: run on purpose with --ignored (bench/README.md)"]
 fn recording_cost_720p() {
     let src = std::env::var("VR_BENCH_MJPEG").ok();
     let frames: Vec<Vec<u8>> = match src {

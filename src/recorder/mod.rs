@@ -253,8 +253,9 @@ impl Recorder {
         lock(&self.current).as_ref().map(Running::info)
     }
 
-    /// The clip most recently finished by this process (stop, cap or shutdown).
-    #[allow(dead_code)] // agreed public surface; `/last` reads the directory
+    /// The clip most recently finished by this process (stop, cap or
+    /// shutdown). Only tests ask: `/last` reads the clips directory.
+    #[cfg(test)]
     pub fn last_finished(&self) -> Option<ClipInfo> {
         lock(&self.last).clone()
     }
