@@ -85,11 +85,12 @@ fn main() -> ExitCode {
 
 fn init_logging(cfg: &Config) {
     let level = cfg.log_level.parse().unwrap_or(log::LevelFilter::Info);
+    // tiny_http's own lines stay: its warnings (connections dropped when
+    // descriptors run out) are the only sign of that state.
     let log_cfg = simplelog::ConfigBuilder::new()
         .set_time_format_rfc3339()
         .set_target_level(log::LevelFilter::Off)
         .set_thread_level(log::LevelFilter::Off)
-        .add_filter_ignore_str("tiny_http")
         .build();
     let _ = simplelog::TermLogger::init(
         level,

@@ -292,6 +292,9 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            // video-recorder patch: rate limit for "dropping a connection".
+            let mut dropped: u64 = 0;
+            let mut last_drop_log: Option<std::time::Instant> = None;
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
@@ -316,7 +319,20 @@ impl Server {
                         let (read_closable, write_closable) = match pair {
                             Ok(pair) => pair,
                             Err(e) => {
-                                log::warn!("dropping a connection: {}", e);
+                                // At most one line a second: a flood of
+                                // connections must not flood the log too.
+                                dropped += 1;
+                                if last_drop_log.map_or(true, |t: std::time::Instant| {
+                                    t.elapsed() >= std::time::Duration::from_secs(1)
+                                }) {
+                                    log::warn!(
+                                        "dropping a connection ({} since last said): {}",
+                                        dropped,
+                                        e
+                                    );
+                                    dropped = 0;
+                                    last_drop_log = Some(std::time::Instant::now());
+                                }
                                 continue;
                             }
                         };
