@@ -153,16 +153,19 @@ impl Clips {
         })
     }
 
-    pub fn usage(&self) -> Usage {
-        let (clips, partial) = self.scan();
-        Usage {
+    /// Usage and the newest finished clip from one directory scan (`/status`
+    /// is polled by every open page).
+    pub fn overview(&self) -> (Usage, Option<ClipEntry>) {
+        let (mut clips, partial) = self.scan();
+        let usage = Usage {
             dir: self.settings.dir.display().to_string(),
             clips: clips.len() as u64,
             bytes: clips.iter().map(|c| c.size_bytes).sum::<u64>() + partial,
             max_bytes: self.settings.max_bytes,
             free_bytes: free_bytes(&self.settings.dir).unwrap_or(0),
             min_free_bytes: self.settings.min_free_bytes,
-        }
+        };
+        (usage, clips.pop())
     }
 
     /// Deletes the oldest finished clips while over the byte budget or under

@@ -85,7 +85,7 @@ fn get_returns_only_regular_files_inside_the_dir() {
     std::os::unix::fs::symlink("20240101-000000.mp4", dir.join("20240101-000003.mp4")).unwrap();
     assert_eq!(c.get("20240101-000003").unwrap().size_bytes, 10);
     // Listing counts regular files only.
-    assert_eq!(c.usage().clips, 1);
+    assert_eq!(c.overview().0.clips, 1);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn last_is_the_newest_by_id_and_collision_number() {
     put(tmp.path(), "20250101-000000.mp4.part", 1); // in progress: not a clip
     put(tmp.path(), "zzz.mp4", 1); // not ours
     assert_eq!(c.last().unwrap().id, "20240101-000005-10");
-    let u = c.usage();
+    let u = c.overview().0;
     assert_eq!((u.clips, u.bytes), (4, 5));
     assert!(u.free_bytes > 0);
 }
@@ -169,7 +169,7 @@ fn open_recovers_then_applies_the_budget() {
     put(d, "20240101-000002.mp4.part", 10); // no journal: nothing to recover
     let c = clips(d, 150, 0);
     assert_eq!(names(d), vec!["20240101-000001.mp4"]);
-    assert_eq!(c.usage().bytes, 100);
+    assert_eq!(c.overview().0.bytes, 100);
 }
 
 #[test]

@@ -29,7 +29,8 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
         ),
         _ => None,
     };
-    let last = app.clips.last().map(|c| {
+    let (usage, last) = app.clips.overview();
+    let last = last.map(|c| {
         json!({ "id": c.id, "size_bytes": c.size_bytes, "url": format!("/clips/{}.mp4", c.id) })
     });
     json!({
@@ -54,7 +55,7 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
         },
         "viewers": app.viewers.count(),
         "max_viewers": app.viewers.max(),
-        "clips": app.clips.usage(),
+        "clips": usage,
         "last_clip": last,
         "warning": warning,
         "system": crate::system::status(),
