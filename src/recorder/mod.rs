@@ -1,12 +1,15 @@
-//! Recording: the one role that decodes. A recorder thread exists only while
-//! recording: JPEG → YUV 4:2:0 → OpenH264 → MP4, crash-safe (`.part` +
-//! journal, durable every second), capture times as presentation times.
+//! Recording: the one role that decodes. A recorder thread (and its decoder
+//! thread) exists only while recording: JPEG → YUV 4:2:0 → OpenH264 → MP4,
+//! crash-safe (`.part` + journal, durable every second), capture times as
+//! presentation times.
 //!
-//! Modules: `decode` (JPEG → I420), `encode` (OpenH264 setup, Annex B →
+//! Modules: `decode` (JPEG → I420), `ahead` (decoding one frame ahead on its
+//! own thread, overlapping the encode), `encode` (OpenH264 setup, Annex B →
 //! AVCC), `mux` (MP4 boxes), `journal` (`.part` writer, sidecar journal),
 //! `recovery` (finishing, shared with crash recovery), `worker` (the
 //! thread), `probe` (our own reader).
 
+mod ahead;
 mod decode;
 mod encode;
 mod journal;

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::decode::{Decoder, Yuv420};
+use super::ahead::{DecodeAhead, Decoded};
+use super::decode::Yuv420;
 use super::encode::H264;
 use super::journal::ClipWriter;
 use super::mux::{TIMESCALE, TrackInfo};
@@ -55,8 +56,9 @@ pub struct Job {
 }
 
 struct Pipeline {
-    decoder: Decoder,
-    pic: Yuv420,
+    ahead: DecodeAhead,
+    /// Capture time of the last frame handed to the decoder.
+    last_accepted: Option<Duration>,
     scaled: Option<Yuv420>,
     enc: Option<H264>,
     base: Option<(Duration, SystemTime)>,
@@ -71,8 +73,8 @@ fn ticks(d: Duration) -> u64 {
 
 pub fn run(mut job: Job) -> Result<ClipInfo, String> {
     let mut p = Pipeline {
-        decoder: Decoder::new(),
-        pic: Yuv420::new(2, 2),
+        ahead: DecodeAhead::new(&job.id),
+        last_accepted: None,
         scaled: None,
         enc: None,
         base: None,
@@ -111,7 +113,12 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
                 }
             }
             (None, Some(e)) => break e,
-            (None, None) => {}
+            // No frame for a while: encode what is still being decoded.
+            (None, None) => {
+                if let Err(e) = p.flush(&mut job) {
+                    return fail(job, p, e);
+                }
+            }
         }
         if now >= next_durable {
             next_durable = now + DURABLE_EVERY;
@@ -124,10 +131,13 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             job.clips.enforce(Some(&job.id));
         }
     };
+    if let Err(e) = p.flush(&mut job) {
+        return fail(job, p, e);
+    }
     if job.writer.samples.is_empty() {
         // Stopped before the first frame: take the next one so a clip exists.
         if let Ok(f) = job.tap.rx.recv_timeout(FIRST_FRAME_WAIT)
-            && let Err(e) = p.process(&f, &mut job)
+            && let Err(e) = p.process(&f, &mut job).and_then(|()| p.flush(&mut job))
         {
             return fail(job, p, e);
         }
@@ -151,9 +161,44 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
 }
 
 impl Pipeline {
-    fn process(&mut self, f: &Frame, job: &mut Job) -> Result<(), String> {
+    /// Hands a frame to the decoder and encodes the one decoded before it.
+    fn process(&mut self, f: &Arc<Frame>, job: &mut Job) -> Result<(), String> {
         // Presentation times must increase: a capture time that went back or
         // stood still is not one we can use (checked before paying for a decode).
+        if self.last_accepted.is_some_and(|l| f.capture <= l) {
+            job.control.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.last_accepted = Some(f.capture);
+        match self.ahead.push(f.clone()) {
+            Some(d) => self.encode(d, job),
+            None => Ok(()),
+        }
+    }
+
+    /// Encodes every frame still with the decoder.
+    fn flush(&mut self, job: &mut Job) -> Result<(), String> {
+        while let Some(d) = self.ahead.next() {
+            self.encode(d, job)?;
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, d: Decoded, job: &mut Job) -> Result<(), String> {
+        let Decoded { frame, pic, result } = d;
+        let r = self.encode_pic(&frame, &pic, result, job);
+        self.ahead.recycle(pic);
+        r
+    }
+
+    fn encode_pic(
+        &mut self,
+        f: &Frame,
+        pic: &Yuv420,
+        decoded: Result<(), String>,
+        job: &mut Job,
+    ) -> Result<(), String> {
+        // Checked again at the clip's tick resolution, against what made it in.
         if self.base.is_some_and(|(b, _)| f.capture < b)
             || self
                 .last_pts
@@ -163,7 +208,7 @@ impl Pipeline {
             job.control.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        if let Err(e) = self.decoder.decode(&f.jpeg, &mut self.pic) {
+        if let Err(e) = decoded {
             let n = job.control.skipped.fetch_add(1, Ordering::Relaxed);
             if n < 5 {
                 log::warn!("recording {}: frame {} skipped: {e}", job.id, f.seq);
@@ -176,14 +221,14 @@ impl Pipeline {
         let enc = match &mut self.enc {
             Some(enc) => enc,
             None => self.enc.insert(H264::new(
-                self.pic.width,
-                self.pic.height,
+                pic.width,
+                pic.height,
                 job.fps_hint,
                 job.bitrate_kbps,
             )?),
         };
-        let pic = if (self.pic.width, self.pic.height) == (enc.width, enc.height) {
-            &self.pic
+        let pic = if (pic.width, pic.height) == (enc.width, enc.height) {
+            pic
         } else {
             // The camera changed size mid-clip (renegotiated, or a NO SIGNAL
             // picture of another size): scale to the clip's size rather than
@@ -192,8 +237,8 @@ impl Pipeline {
                 log::warn!(
                     "recording {}: frames now {}x{}, scaling them to the clip's {}x{}",
                     job.id,
-                    self.pic.width,
-                    self.pic.height,
+                    pic.width,
+                    pic.height,
                     enc.width,
                     enc.height
                 );
@@ -202,7 +247,7 @@ impl Pipeline {
             let dst = self
                 .scaled
                 .get_or_insert_with(|| Yuv420::new(enc.width, enc.height));
-            self.pic.scale_into(dst);
+            pic.scale_into(dst);
             dst
         };
         // A keyframe at least every second of media time, even when the
