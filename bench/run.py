@@ -88,8 +88,10 @@ class Server:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start; log:\n{open(self.log_path).read()}")
+        with open(self.log_path) as f:
+            log = f.read()
+        self.stop()  # removes the work directory, log included
+        raise RuntimeError(f"server did not start; log:\n{log}")
 
     def request(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()

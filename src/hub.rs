@@ -68,6 +68,20 @@ struct Slot {
 struct Tap {
     tx: SyncSender<Arc<Frame>>,
     dropped: Arc<AtomicU64>,
+    until: Arc<AtomicU64>,
+}
+
+impl Tap {
+    fn new(capacity: usize) -> (Tap, TapReceiver) {
+        let (tx, rx) = sync_channel(capacity);
+        let (dropped, until) = (Arc::default(), Arc::new(AtomicU64::new(u64::MAX)));
+        let tap = Tap {
+            tx,
+            dropped: Arc::clone(&dropped),
+            until: Arc::clone(&until),
+        };
+        (tap, TapReceiver { rx, dropped, until })
+    }
 }
 
 /// A recorder's view of the frame flow. Frames it cannot take in time are
@@ -75,6 +89,18 @@ struct Tap {
 pub struct TapReceiver {
     pub rx: Receiver<Arc<Frame>>,
     pub dropped: Arc<AtomicU64>,
+    /// Capture time (ns) the clip ends at: a frame from then on that finds
+    /// the queue full is not counted, as the clip would not have held it.
+    pub until: Arc<AtomicU64>,
+}
+
+impl TapReceiver {
+    pub fn end_at(until: &AtomicU64, end: Duration) {
+        until.store(
+            u64::try_from(end.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
 }
 
 pub struct Hub {
@@ -144,7 +170,9 @@ impl Hub {
             taps.retain(|t| match t.tx.try_send(frame.clone()) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
-                    t.dropped.fetch_add(1, Ordering::Relaxed);
+                    if frame.capture.as_nanos() < u128::from(t.until.load(Ordering::Relaxed)) {
+                        t.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                     true
                 }
                 Err(TrySendError::Disconnected(_)) => false,
@@ -188,13 +216,9 @@ impl Hub {
 
     /// Subscribes a recorder: frames from now on, through a queue of `capacity`.
     pub fn tap(&self, capacity: usize) -> TapReceiver {
-        let (tx, rx) = sync_channel(capacity);
-        let dropped = Arc::new(AtomicU64::new(0));
-        lock(&self.taps).push(Tap {
-            tx,
-            dropped: dropped.clone(),
-        });
-        TapReceiver { rx, dropped }
+        let (tap, rx) = Tap::new(capacity);
+        lock(&self.taps).push(tap);
+        rx
     }
 
     /// Subscribes a recorder and returns, atomically with it, the pre-roll
@@ -217,13 +241,9 @@ impl Hub {
             _ => Vec::new(),
         };
         drop(ring);
-        let (tx, rx) = sync_channel(capacity);
-        let dropped = Arc::new(AtomicU64::new(0));
-        taps.push(Tap {
-            tx,
-            dropped: dropped.clone(),
-        });
-        (pre, TapReceiver { rx, dropped })
+        let (tap, rx) = Tap::new(capacity);
+        taps.push(tap);
+        (pre, rx)
     }
 
     /// Frames per second measured from capture times over the last ~2 s.
@@ -292,6 +312,18 @@ mod tests {
         assert_eq!(tap.rx.try_recv().unwrap().seq, 1);
         assert_eq!(tap.rx.try_recv().unwrap().seq, 2);
         assert!(tap.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn frames_after_the_clip_end_are_not_counted_as_dropped() {
+        let h = hub(Duration::ZERO);
+        let tap = h.tap(1);
+        TapReceiver::end_at(&tap.until, Duration::from_millis(100));
+        for i in 1..=5 {
+            h.publish(frame(i, i * 33)); // 33, 66, 99 before the end; 132, 165 after
+        }
+        assert_eq!(tap.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(tap.rx.try_recv().unwrap().seq, 1);
     }
 
     #[test]

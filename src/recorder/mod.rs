@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::clips::Clips;
-use crate::hub::Hub;
+use crate::hub::{Hub, TapReceiver};
 
 pub use probe::probe;
 #[cfg(test)]
@@ -107,6 +107,8 @@ struct Running {
     max: Option<Duration>,
     control: Arc<worker::Control>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// The tap's end (`TapReceiver::until`), set with the stop.
+    tap_until: Arc<std::sync::atomic::AtomicU64>,
     thread: JoinHandle<Result<ClipInfo, String>>,
 }
 
@@ -192,6 +194,10 @@ impl Recorder {
             .filter(|d| !d.is_zero());
         let control = Arc::new(worker::Control::default());
         let dropped = tap.dropped.clone();
+        let tap_until = tap.until.clone();
+        if let Some(m) = max {
+            TapReceiver::end_at(&tap_until, requested + m);
+        }
         let job = worker::Job {
             id: id.clone(),
             writer,
@@ -222,6 +228,7 @@ impl Recorder {
             max,
             control,
             dropped,
+            tap_until,
             thread,
         };
         let info = running.info();
@@ -241,6 +248,7 @@ impl Recorder {
             return Err(RecError::NotRecording);
         };
         *lock(&running.control.end) = Some(end);
+        TapReceiver::end_at(&running.tap_until, end);
         match running.thread.join() {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(e)) => Err(RecError::Failed(format!("recording {}: {e}", running.id))),
