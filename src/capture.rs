@@ -1,6 +1,7 @@
 //! The capture thread: picks the source (`auto` falls back to the test
-//! pattern, loudly), then runs the watchdog that keeps frames flowing and
-//! shows NO SIGNAL while the source is down.
+//! pattern, loudly, and switches to a camera as soon as one is plugged in),
+//! then runs the watchdog that keeps frames flowing and shows NO SIGNAL
+//! while the source is down.
 
 mod watchdog;
 
@@ -16,6 +17,13 @@ use watchdog::{Timing, Up, Watchdog};
 
 /// The camera `auto` tries.
 const AUTO_DEVICE: &str = "/dev/video0";
+/// Where `auto` looks for cameras by stable name.
+const BY_ID: &str = "/dev/v4l/by-id";
+/// While `auto` shows the test pattern, how often it looks for a camera.
+const CAMERA_PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Opens a camera device (V4L2; tests pass a stand-in).
+type CameraOpener = dyn Fn(&Path, Format) -> Result<Box<dyn Source>, SourceError> + Sync;
 
 pub struct CaptureSettings {
     pub spec: SourceSpec,
@@ -27,7 +35,7 @@ pub struct CaptureSettings {
 pub fn spawn(hub: Arc<Hub>, settings: CaptureSettings) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || run(&hub, settings))
+        .spawn(move || run(&hub, settings, Path::new(BY_ID), &source::v4l2::open))
 }
 
 /// The camera `auto` opens: the first stable name under `/dev/v4l/by-id`
@@ -49,21 +57,74 @@ fn auto_device(by_id: &Path) -> std::path::PathBuf {
         .unwrap_or_else(|| AUTO_DEVICE.into())
 }
 
-fn run(hub: &Hub, settings: CaptureSettings) {
+fn run(hub: &Hub, settings: CaptureSettings, by_id: &Path, open_camera: &CameraOpener) {
     let want = settings.want;
-    let device = auto_device(Path::new("/dev/v4l/by-id"));
-    let (spec, first, up) = resolve(hub, &settings.spec, want, &device);
-    let name = hub.status().name;
-    let mut opener = move || source::open(&spec, want);
-    Watchdog::new(
+    let (spec, mut first, up) =
+        resolve(hub, &settings.spec, want, &auto_device(by_id), open_camera);
+    let fallback = settings.spec == SourceSpec::Auto && spec == SourceSpec::Test;
+    let spec = std::cell::RefCell::new(spec);
+    // Where the handover probe leaves the path of the camera it opened.
+    let found = std::cell::RefCell::new(None);
+    let mut reopen = || match &*spec.borrow() {
+        SourceSpec::Device(p) => open_camera(p, want),
+        other => source::open(other, want),
+    };
+    let mut watchdog = Watchdog::new(
         hub,
         up,
         Timing::standard(settings.stall_timeout),
-        name,
+        hub.status().name,
         (want.width, want.height),
-    )
-    .run(first, &mut opener);
+    );
+    if fallback {
+        let probe = || {
+            let device = auto_device(by_id);
+            // Cheap while nothing is plugged in: no open without a node.
+            std::fs::metadata(&device).ok()?;
+            match open_camera(&device, want) {
+                Ok(src) => {
+                    *found.borrow_mut() = Some(device);
+                    Some(src)
+                }
+                Err(e) => {
+                    log::debug!("no camera yet: {e}");
+                    None
+                }
+            }
+        };
+        watchdog = watchdog.hand_over_when(CAMERA_PROBE_EVERY, Box::new(probe));
+    }
+    while let Some(src) = watchdog.run(first.take(), &mut reopen) {
+        let Some(device) = found.borrow_mut().take() else {
+            break;
+        };
+        log::info!(
+            "camera found: {}; leaving the test pattern",
+            device.display()
+        );
+        let (camera, opened, up) = camera_up(hub, device, src);
+        *spec.borrow_mut() = camera;
+        first = opened;
+        watchdog.retarget(up, hub.status().name);
+    }
     log::debug!("capture thread stopped");
+}
+
+/// Status for a camera `auto` opened; it is then kept by its path.
+fn camera_up(
+    hub: &Hub,
+    device: std::path::PathBuf,
+    src: Box<dyn Source>,
+) -> (SourceSpec, Option<Opened>, Up) {
+    hub.set_status(|s| {
+        s.kind = "v4l2".into();
+        s.name = device.display().to_string();
+    });
+    let live = Up {
+        state: SourceState::Live,
+        message: None,
+    };
+    (SourceSpec::Device(device), Some(Ok(src)), live)
 }
 
 /// A source opened while resolving the spec, or why it did not open.
@@ -77,28 +138,16 @@ fn resolve(
     spec: &SourceSpec,
     want: Format,
     auto_device: &Path,
+    open_camera: &CameraOpener,
 ) -> (SourceSpec, Option<Opened>, Up) {
     match spec {
-        SourceSpec::Auto => match source::v4l2::open(auto_device, want) {
-            Ok(src) => {
-                hub.set_status(|s| {
-                    s.kind = "v4l2".into();
-                    s.name = auto_device.display().to_string();
-                });
-                let live = Up {
-                    state: SourceState::Live,
-                    message: None,
-                };
-                (
-                    SourceSpec::Device(auto_device.to_path_buf()),
-                    Some(Ok(src)),
-                    live,
-                )
-            }
+        SourceSpec::Auto => match open_camera(auto_device, want) {
+            Ok(src) => camera_up(hub, auto_device.to_path_buf(), src),
             Err(e) => {
                 let message = format!(
                     "No camera: {e}. Showing the built-in TEST SOURCE pattern instead, \
-                     not a camera picture. Connect a webcam and restart, or choose one with --source /dev/videoN."
+                     not a camera picture. Connect a webcam (it is picked up within seconds), \
+                     or choose one with --source /dev/videoN."
                 );
                 log::warn!("************************************************************");
                 log::warn!("NO CAMERA FOUND: {message}");
@@ -170,6 +219,7 @@ mod tests {
             &SourceSpec::Auto,
             WANT,
             Path::new("/dev/video-not-here"),
+            &source::v4l2::open,
         );
         assert_eq!(spec, SourceSpec::Test);
         assert!(first.is_none());
@@ -209,11 +259,23 @@ mod tests {
     fn explicit_sources_keep_their_spec() {
         let h = hub("file", "x.mjpeg");
         let spec = SourceSpec::File("x.mjpeg".into());
-        let (s, first, up) = resolve(&h, &spec, WANT, Path::new("/dev/video-not-here"));
+        let (s, first, up) = resolve(
+            &h,
+            &spec,
+            WANT,
+            Path::new("/dev/video-not-here"),
+            &source::v4l2::open,
+        );
         assert_eq!(s, spec);
         assert!(first.is_none());
         assert_eq!(up.state, SourceState::Live);
-        let (_, _, up) = resolve(&h, &SourceSpec::Test, WANT, Path::new("/nope"));
+        let (_, _, up) = resolve(
+            &h,
+            &SourceSpec::Test,
+            WANT,
+            Path::new("/nope"),
+            &source::v4l2::open,
+        );
         assert_eq!(up.state, SourceState::Test);
         assert!(up.message.unwrap().contains("not a camera"));
     }
@@ -234,6 +296,63 @@ mod tests {
         assert_eq!((f.width, f.height), (64, 48));
         assert!(!f.no_signal);
         assert_eq!(h.status().state, SourceState::Test);
+        h.close();
+        t.join().unwrap();
+    }
+
+    /// A stand-in camera: present once its by-id node exists, and then a
+    /// test pattern of another size than the fallback's.
+    fn fake_camera(p: &Path, _want: Format) -> Result<Box<dyn Source>, SourceError> {
+        if !p.exists() {
+            return Err(SourceError(format!("{}: no such device", p.display())));
+        }
+        let f = Format {
+            width: 96,
+            height: 64,
+            fps: 30,
+        };
+        Ok(Box::new(source::test::TestSource::new(f)?))
+    }
+
+    #[test]
+    fn auto_switches_to_a_camera_plugged_in_while_the_test_pattern_runs() {
+        let h = Arc::new(hub("v4l2", "auto"));
+        let dir = tempfile::tempdir().unwrap();
+        let by_id = dir.path().to_path_buf();
+        let t = {
+            let (h, by_id) = (h.clone(), by_id.clone());
+            let settings = CaptureSettings {
+                spec: SourceSpec::Auto,
+                want: WANT,
+                stall_timeout: Duration::from_secs(3),
+            };
+            std::thread::spawn(move || run(&h, settings, &by_id, &fake_camera))
+        };
+        let before = h.wait_newer(0, Duration::from_secs(30)).expect("a frame");
+        assert_eq!((before.width, before.height), (64, 48));
+        assert_eq!(h.status().state, SourceState::Test);
+        let node = by_id.join("usb-Fake_Cam_1-video-index0");
+        std::fs::write(&node, b"").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut seq = before.seq;
+        let after = loop {
+            let f = h
+                .wait_newer(seq, Duration::from_secs(5))
+                .expect("frames go on");
+            // Frame numbers carry on across the switch: viewers wait on them.
+            assert!(f.seq > seq);
+            seq = f.seq;
+            if (f.width, f.height) == (96, 64) {
+                break f;
+            }
+            assert!(std::time::Instant::now() < deadline, "never switched");
+        };
+        assert!(after.capture > before.capture);
+        let st = h.status();
+        assert_eq!(st.state, SourceState::Live);
+        assert_eq!(st.kind, "v4l2");
+        assert_eq!(st.name, node.display().to_string());
+        assert_eq!(st.message, None);
         h.close();
         t.join().unwrap();
     }

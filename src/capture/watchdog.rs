@@ -42,6 +42,10 @@ impl Timing {
 
 pub type Opener<'a> = dyn FnMut() -> Result<Box<dyn Source>, SourceError> + 'a;
 
+/// Asked now and then while streaming: a better source to switch to, if any
+/// (a camera plugged in while `auto` shows the test pattern).
+pub type Handover<'a> = dyn FnMut() -> Option<Box<dyn Source>> + 'a;
+
 /// The NO SIGNAL pictures for one size, rendered once.
 struct NoSignal {
     size: (u32, u32),
@@ -60,11 +64,13 @@ pub struct Watchdog<'a> {
     size: (u32, u32),
     no_signal: Option<NoSignal>,
     broken_logged: Option<(Instant, u64)>,
+    handover: Option<(Duration, Box<Handover<'a>>)>,
 }
 
 enum Stop {
     Closed,
     Failed(SourceError),
+    Handover(Box<dyn Source>),
 }
 
 impl<'a> Watchdog<'a> {
@@ -79,22 +85,42 @@ impl<'a> Watchdog<'a> {
             size,
             no_signal: None,
             broken_logged: None,
+            handover: None,
         }
     }
 
-    /// Runs until the hub closes. `first` is an already opened source, if any.
+    /// While streaming, asks `probe` every `every` for a source to hand over to.
+    pub fn hand_over_when(mut self, every: Duration, probe: Box<Handover<'a>>) -> Self {
+        self.handover = Some((every, probe));
+        self
+    }
+
+    /// The source changed (a handover): what `/status` says from now on.
+    /// Frame numbers and capture times carry on, so viewers notice nothing.
+    pub fn retarget(&mut self, up: Up, name: String) {
+        self.up = up;
+        self.name = name;
+    }
+
+    /// Runs until the hub closes (`None`) or the handover probe offers a
+    /// source (returned, open). `first` is an already opened source, if any.
     pub fn run(
         &mut self,
         first: Option<Result<Box<dyn Source>, SourceError>>,
         opener: &mut Opener<'_>,
-    ) {
+    ) -> Option<Box<dyn Source>> {
         let mut source = first.unwrap_or_else(&mut *opener);
         loop {
             let error = match source {
                 Ok(src) => {
                     self.went_up(&*src);
                     match self.stream(src) {
-                        Stop::Closed => return,
+                        Stop::Closed => return None,
+                        Stop::Handover(next) => {
+                            // Once: the camera is then kept and reopened.
+                            self.handover = None;
+                            return Some(next);
+                        }
                         Stop::Failed(e) => e,
                     }
                 }
@@ -105,7 +131,7 @@ impl<'a> Watchdog<'a> {
                     self.hub.counters.reopens.fetch_add(1, Ordering::Relaxed);
                     source = Ok(src);
                 }
-                None => return,
+                None => return None,
             }
         }
     }
@@ -134,9 +160,21 @@ impl<'a> Watchdog<'a> {
             .stall
             .max(3 * Duration::from_secs(1) / src.format().fps.max(1));
         let mut last_good = monotonic_now();
+        let mut next_probe = self
+            .handover
+            .as_ref()
+            .map(|(every, _)| Instant::now() + *every);
         loop {
             if self.hub.is_closed() {
                 return Stop::Closed;
+            }
+            if let (Some(at), Some((every, probe))) = (next_probe, self.handover.as_mut())
+                && Instant::now() >= at
+            {
+                if let Some(next) = probe() {
+                    return Stop::Handover(next);
+                }
+                next_probe = Some(Instant::now() + *every);
             }
             let waited = monotonic_now().saturating_sub(last_good);
             if waited >= stall {
