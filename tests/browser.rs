@@ -3,6 +3,8 @@
 //! binary: `ui.mjs` (live frames, test banner, Start, REC and a growing
 //! elapsed time, Stop, the last clip playing, an API error shown, the phone
 //! layout, no console errors) and `signal.mjs` (NO SIGNAL and back).
+//! Debian's Firefox ESR, driven by puppeteer-core, runs `firefox.mjs` (the
+//! live preview, and a recorded clip playing).
 //!
 //! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
 //! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
@@ -25,19 +27,25 @@ fn require_tools() -> bool {
     std::env::var("CI_REQUIRE_TOOLS").as_deref() == Ok("1")
 }
 
-/// Installs playwright-core from the lock file when it is missing. Returns
+/// Installs playwright-core and puppeteer-core from the lock file when
+/// either is missing. Returns
 /// false (skip) when that cannot be done outside CI.
 fn ensure_node_modules(dir: &Path) -> bool {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
+    if ["playwright-core", "puppeteer-core"].iter().all(|m| {
+        dir.join("node_modules")
+            .join(m)
+            .join("package.json")
+            .exists()
+    }) {
         return true;
     }
     if !have_tool("npm") {
         return false;
     }
-    eprintln!("installing playwright-core: npm ci in {}", dir.display());
+    eprintln!(
+        "installing the browser drivers: npm ci in {}",
+        dir.display()
+    );
     let status = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(dir)
@@ -47,7 +55,7 @@ fn ensure_node_modules(dir: &Path) -> bool {
         Ok(s) if s.success() => true,
         other => {
             let why = format!(
-                "`npm ci` in {} failed ({other:?}); run it by hand to install playwright-core",
+                "`npm ci` in {} failed ({other:?}); run it by hand to install the browser drivers",
                 dir.display()
             );
             if require_tools() {
@@ -63,10 +71,14 @@ fn ensure_node_modules(dir: &Path) -> bool {
 /// slow each other, and `npm ci` must not run twice at once.
 static BROWSER: Mutex<()> = Mutex::new(());
 
-/// Checks the tools, installs playwright-core when needed; None = skip.
+/// Checks the tools, installs the drivers when needed; None = skip.
 fn setup() -> Option<(MutexGuard<'static, ()>, PathBuf)> {
+    setup_for("chromium")
+}
+
+fn setup_for(browser: &str) -> Option<(MutexGuard<'static, ()>, PathBuf)> {
     let guard = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    if !have_tool("chromium") || !have_tool("node") {
+    if !have_tool(browser) || !have_tool("node") {
         return None;
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -184,4 +196,17 @@ fn web_page_login_and_logout() {
     );
     let pw = PathBuf::from(password);
     run_script(&dir, "login.mjs", &server, &[&pw]);
+}
+
+/// The live preview and a recorded clip in Firefox: Chromium is not the
+/// only browser the clips must play in.
+#[test]
+fn web_page_and_clip_in_headless_firefox() {
+    let Some((_guard, dir)) = setup_for("firefox-esr") else {
+        return;
+    };
+    let server = Server::start(&[
+        "--source", "test", "--width", "640", "--height", "360", "--fps", "15",
+    ]);
+    run_script(&dir, "firefox.mjs", &server, &[]);
 }
