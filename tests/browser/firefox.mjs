@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { apiFor, baseArg, check, fmt, log, previewFingerprint, run, sleep, until } from "./lib.mjs";
+import { apiFor, baseArg, check, fmt, log, previewFingerprint, previewSize, run, sleep, until } from "./lib.mjs";
 
 const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
 const base = baseArg("node firefox.mjs http://HOST:PORT");
@@ -50,14 +50,7 @@ async function main() {
     check(resp && resp.status() === 200, `GET / answered ${resp && resp.status()}`);
 
     // The live preview: multipart/x-mixed-replace in an <img>.
-    const size = await until(
-      "the preview <img> to show a frame",
-      () => page.evaluate(() => {
-        const i = document.getElementById("preview");
-        return i.naturalWidth > 0 && [i.naturalWidth, i.naturalHeight];
-      }),
-      20_000,
-    );
+    const size = await previewSize(page);
     const seen = new Set();
     await until("the preview to show three different pictures", async () => {
       const fp = await previewFingerprint(page);

@@ -61,6 +61,18 @@ export function apiFor(base) {
   };
 }
 
+/// Waits for the live preview to draw a frame; its [width, height].
+export async function previewSize(page) {
+  return until(
+    "the preview <img> to show a frame",
+    () => page.evaluate(() => {
+      const i = document.getElementById("preview");
+      return i.naturalWidth > 0 && [i.naturalWidth, i.naturalHeight];
+    }),
+    20_000,
+  );
+}
+
 /// A small fingerprint of the preview's current picture, read back through
 /// a canvas: it differs between frames only if new frames are really drawn.
 export async function previewFingerprint(page) {

@@ -22,6 +22,7 @@ import {
   openBrowser,
   parseClock,
   previewFingerprint,
+  previewSize,
   run,
   sleep,
   until,
@@ -48,14 +49,7 @@ async function main() {
     check((await page.title()).includes("Video Recorder"), `unexpected title ${await page.title()}`);
     log("page loaded");
 
-    const size = await until(
-      "the preview <img> to show a frame",
-      () => page.evaluate(() => {
-        const i = document.getElementById("preview");
-        return i.naturalWidth > 0 && [i.naturalWidth, i.naturalHeight];
-      }),
-      20_000,
-    );
+    const size = await previewSize(page);
     log(`preview shows frames of ${size[0]}x${size[1]}`);
     // Live, not a still: several different pictures in a few seconds (a
     // 15 fps stream gives dozens; a frozen or dying one does not).
