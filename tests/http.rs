@@ -286,3 +286,66 @@ fn malformed_requests_get_clear_errors_and_change_nothing() {
     // None of that started a recording.
     assert_eq!(s.get("/status").json()["recording"], false);
 }
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends `head` and then bytes that never end the line, up to `cap`; the
+/// bytes the server took before it hung up, and its answer if one arrived.
+fn endless_line(addr: std::net::SocketAddr, head: &[u8], cap: usize) -> (usize, Option<u16>) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(head).unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0;
+    while sent < cap {
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let status = (!out.is_empty()).then(|| common::parse_response(&out).status);
+    (sent, status)
+}
+
+#[test]
+fn a_header_or_url_that_never_ends_is_cut_off_without_eating_memory() {
+    let s = Server::start(SMALL);
+    assert_eq!(s.get("/status").status, 200);
+    let before = rss_kib(s.child.id());
+    const CAP: usize = 256 * 1024 * 1024;
+    for (head, status) in [
+        (&b"GET /status HTTP/1.1\r\nX-Endless: "[..], 431),
+        (&b"GET /"[..], 414),
+    ] {
+        let (sent, answer) = endless_line(s.addr, head, CAP);
+        eprintln!("server hung up after {sent} bytes, answer {answer:?}");
+        // Socket buffers take a few MiB before the hang-up is felt.
+        assert!(
+            sent < CAP,
+            "the server read all {sent} bytes of one line; log:\n{}",
+            s.log()
+        );
+        // The answer may be lost to the reset of a socket closed unread.
+        if let Some(code) = answer {
+            assert_eq!(code, status, "{}", String::from_utf8_lossy(head));
+        }
+        assert_eq!(s.get("/status").status, 200, "{}", s.log());
+    }
+    let after = rss_kib(s.child.id());
+    assert!(
+        after < before + 32 * 1024,
+        "server memory grew from {before} KiB to {after} KiB"
+    );
+}

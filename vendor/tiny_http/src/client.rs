@@ -40,6 +40,10 @@ pub struct ClientConnection {
 #[derive(Debug)]
 enum ReadError {
     WrongRequestLine,
+    /// video-recorder patch: a request line longer than `MAX_REQUEST_LINE`.
+    RequestLineTooLong,
+    /// video-recorder patch: more header bytes than `MAX_HEADER_BYTES`.
+    HeadersTooLarge,
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
@@ -77,11 +81,17 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    // video-recorder patch: reads at most `limit` bytes (CRLF included);
+    // `Ok(None)` when the line is longer. Upstream grew the line without
+    // bound, so one client sending a header that never ends took all memory.
+    fn read_next_line(&mut self, limit: usize) -> IoResult<Option<AsciiString>> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
         loop {
+            if buf.len() >= limit {
+                return Ok(None);
+            }
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
@@ -92,6 +102,7 @@ impl ClientConnection {
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf)
+                    .map(Some)
                     .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
             }
 
@@ -107,7 +118,10 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self
+                    .read_next_line(MAX_REQUEST_LINE)
+                    .map_err(ReadError::ReadIoError)?
+                    .ok_or(ReadError::RequestLineTooLong)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -117,8 +131,13 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
+                let mut left = MAX_HEADER_BYTES;
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self
+                        .read_next_line(left)
+                        .map_err(ReadError::ReadIoError)?
+                        .ok_or(ReadError::HeadersTooLarge)?;
+                    left = left.saturating_sub(line.len() + 2);
 
                     if line.is_empty() {
                         break;
@@ -195,6 +214,17 @@ impl Iterator for ClientConnection {
                                  // se we have to close
                 }
 
+                // video-recorder patch: refuse, say why (JSON, as every error
+                // of the API), and close: the rest of the request is not read.
+                Err(ReadError::RequestLineTooLong) => {
+                    refuse(self.sink.next().unwrap(), 414, "request line too long");
+                    return None;
+                }
+                Err(ReadError::HeadersTooLarge) => {
+                    refuse(self.sink.next().unwrap(), 431, "request headers too large");
+                    return None;
+                }
+
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
                     let response = Response::new_empty(StatusCode(400));
@@ -263,6 +293,30 @@ impl Iterator for ClientConnection {
             return Some(rq);
         }
     }
+}
+
+/// video-recorder patch: longest request line read (method, URL, version).
+const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// video-recorder patch: most header bytes read for one request.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// video-recorder patch: a JSON error answer for a request we stopped reading.
+fn refuse<W: std::io::Write>(writer: W, status: u16, message: &str) {
+    use crate::{Header, Response, StatusCode};
+    let body = format!("{{\"error\":\"{}\"}}", message);
+    let mut response = Response::from_string(body).with_status_code(StatusCode(status));
+    for (field, value) in [
+        ("Content-Type", "application/json"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Connection", "close"),
+    ] {
+        if let Ok(h) = Header::from_bytes(field.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    response
+        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+        .ok();
 }
 
 /// Parses a "HTTP/1.1" string.
