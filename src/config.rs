@@ -33,6 +33,9 @@ pub struct Config {
     pub max_duration_sec: f64,
     /// Seconds without a frame before the source counts as down.
     pub stall_timeout_sec: f64,
+    /// A connection silent this long is closed; a request's head must
+    /// arrive within twice this of its first byte.
+    pub idle_timeout_sec: f64,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
     /// Name of the user who may do everything.
@@ -73,6 +76,7 @@ impl Default for Config {
             bitrate_kbps: 0,
             max_duration_sec: 0.0,
             stall_timeout_sec: 3.0,
+            idle_timeout_sec: 30.0,
             log_level: "info".into(),
             admin_user: "admin".into(),
             password_hash: String::new(),
@@ -144,6 +148,7 @@ OPTIONS (each also VR_<NAME> in the environment and <name> in the TOML file):
     --bitrate-kbps N       H.264 bitrate, 0: from frame size       [0]
     --max-duration-sec S   default cap on a recording, 0: none     [0]
     --stall-timeout-sec S  no frame this long: source is down      [3]
+    --idle-timeout-sec S   close a connection silent this long     [30]
     --log-level L          error|warn|info|debug|trace             [info]
     --admin-user U         user allowed to start and stop          [admin]
     --password-hash H      admin's hash (or VR_PASSWORD=plain in the environment)
@@ -174,6 +179,7 @@ const KEYS: &[&str] = &[
     "bitrate_kbps",
     "max_duration_sec",
     "stall_timeout_sec",
+    "idle_timeout_sec",
     "log_level",
     "admin_user",
     "password_hash",
@@ -234,6 +240,7 @@ impl Config {
             "bitrate_kbps" => self.bitrate_kbps = num(value).map_err(err)?,
             "max_duration_sec" => self.max_duration_sec = num(value).map_err(err)?,
             "stall_timeout_sec" => self.stall_timeout_sec = num(value).map_err(err)?,
+            "idle_timeout_sec" => self.idle_timeout_sec = num(value).map_err(err)?,
             "log_level" => self.log_level = value.to_string(),
             "admin_user" => self.admin_user = value.to_string(),
             "password_hash" => self.password_hash = value.to_string(),
@@ -294,6 +301,9 @@ impl Config {
         }
         if !(0.5..=600.0).contains(&self.stall_timeout_sec) {
             return err("stall_timeout_sec", "must be from 0.5 to 600 seconds");
+        }
+        if !(0.5..=3600.0).contains(&self.idle_timeout_sec) {
+            return err("idle_timeout_sec", "must be from 0.5 to 3600 seconds");
         }
         if self.log_level.parse::<log::LevelFilter>().is_err() {
             return err("log_level", "must be error, warn, info, debug or trace");

@@ -237,6 +237,7 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         recorder: recorder.clone(),
         clips,
         started: std::time::Instant::now(),
+        idle_timeout: Duration::from_secs_f64(cfg.idle_timeout_sec),
     });
     let http = std::thread::Builder::new()
         .name("http".into())

@@ -32,6 +32,8 @@ pub struct App {
     pub auth: auth::Auth,
     /// Served over HTTPS: cookies get `Secure`.
     pub tls: Option<tls::Tls>,
+    /// Receive timeout of every connection (idle keep-alive, slow clients).
+    pub idle_timeout: Duration,
 }
 
 pub type Reply = Response<Box<dyn Read + Send>>;
@@ -108,7 +110,8 @@ pub fn security_headers() -> [(&'static str, &'static str); 5] {
 
 /// Sets SO_SNDTIMEO on the listening socket; accepted sockets inherit it, so a
 /// viewer that stops reading cannot hold its thread forever. (A receive timeout
-/// here would make accept() fail and end tiny_http's loop.)
+/// here would make accept() fail and end tiny_http's loop: the vendored
+/// tiny_http sets `idle_timeout` on each accepted connection instead.)
 fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
     use std::os::fd::AsRawFd;
     let tv = libc::timeval {
@@ -147,7 +150,8 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
             .map_err(|e| e.to_string())
             .and_then(|l| {
                 let ssl = app.tls.as_ref().map(tls::Tls::ssl_config);
-                Server::from_listener(l, ssl).map_err(|e| e.to_string())
+                Server::from_listener_with_timeout(l, ssl, Some(app.idle_timeout))
+                    .map_err(|e| e.to_string())
             }) {
             Ok(s) => s,
             Err(e) => {

@@ -34,6 +34,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // video-recorder patch: see `with_head_timeout`.
+    head_timeout: Option<std::time::Duration>,
 }
 
 /// Error that can happen when reading a request.
@@ -69,7 +72,16 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            head_timeout: None,
         }
+    }
+
+    /// video-recorder patch: a request's line and headers must arrive within
+    /// `t` of its first byte (a client trickling a header in byte by byte
+    /// would otherwise hold its thread for as long as it likes).
+    pub(crate) fn with_head_timeout(mut self, t: Option<std::time::Duration>) -> Self {
+        self.head_timeout = t;
+        self
     }
 
     /// true if the connection is HTTPS
@@ -84,13 +96,26 @@ impl ClientConnection {
     // video-recorder patch: reads at most `limit` bytes (CRLF included);
     // `Ok(None)` when the line is longer. Upstream grew the line without
     // bound, so one client sending a header that never ends took all memory.
-    fn read_next_line(&mut self, limit: usize) -> IoResult<Option<AsciiString>> {
+    fn read_next_line(
+        &mut self,
+        limit: usize,
+        deadline: &mut Option<std::time::Instant>,
+    ) -> IoResult<Option<AsciiString>> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
         loop {
             if buf.len() >= limit {
                 return Ok(None);
+            }
+            match *deadline {
+                Some(d) if std::time::Instant::now() > d => {
+                    return Err(IoError::new(ErrorKind::TimedOut, "request head too slow"));
+                }
+                None if self.head_timeout.is_some() && !buf.is_empty() => {
+                    *deadline = self.head_timeout.map(|t| std::time::Instant::now() + t);
+                }
+                _ => {}
             }
             let byte = self.next_header_source.by_ref().bytes().next();
 
@@ -115,11 +140,13 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // Set at the request's first byte (when `head_timeout` is set).
+        let mut deadline = None;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
                 let line = self
-                    .read_next_line(MAX_REQUEST_LINE)
+                    .read_next_line(MAX_REQUEST_LINE, &mut deadline)
                     .map_err(ReadError::ReadIoError)?
                     .ok_or(ReadError::RequestLineTooLong)?;
 
@@ -134,7 +161,7 @@ impl ClientConnection {
                 let mut left = MAX_HEADER_BYTES;
                 loop {
                     let line = self
-                        .read_next_line(left)
+                        .read_next_line(left, &mut deadline)
                         .map_err(ReadError::ReadIoError)?
                         .ok_or(ReadError::HeadersTooLarge)?;
                     left = left.saturating_sub(line.len() + 2);

@@ -245,6 +245,19 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Server::from_listener_with_timeout(listener, ssl_config, None)
+    }
+
+    /// video-recorder patch: as `from_listener`, and with `read_timeout`
+    /// every connection gets it as its receive timeout (an idle keep-alive
+    /// connection is closed after it, silently), and a request's line and
+    /// headers must arrive within twice that of its first byte (else 408).
+    /// Upstream had neither: an idle or trickling client kept its thread.
+    pub fn from_listener_with_timeout<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        read_timeout: Option<Duration>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -299,6 +312,10 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        if read_timeout.is_some() {
+                            // Inherited by the clone made for the write half.
+                            sock.set_read_timeout(read_timeout).ok();
+                        }
                         let pair = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -337,7 +354,8 @@ impl Server {
                             }
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable)
+                            .with_head_timeout(read_timeout.map(|t| t * 2)))
                     }
                     Err(e) => Err(e),
                 };

@@ -1,0 +1,162 @@
+//! Connection limits against the real binary: a header or URL that never
+//! ends, idle and trickling clients, and a live stream that must outlast
+//! the idle timeout.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{MjpegClient, Server};
+
+const SMALL: &[&str] = &[
+    "--source", "test", "--width", "320", "--height", "240", "--fps", "30",
+];
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends `head` and then bytes that never end the line, up to `cap`; the
+/// bytes the server took before it hung up, and its answer if one arrived.
+fn endless_line(addr: std::net::SocketAddr, head: &[u8], cap: usize) -> (usize, Option<u16>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(head).unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0;
+    while sent < cap {
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let status = (!out.is_empty()).then(|| common::parse_response(&out).status);
+    (sent, status)
+}
+
+#[test]
+fn a_header_or_url_that_never_ends_is_cut_off_without_eating_memory() {
+    let s = Server::start(SMALL);
+    assert_eq!(s.get("/status").status, 200);
+    let before = rss_kib(s.child.id());
+    const CAP: usize = 256 * 1024 * 1024;
+    for (head, status) in [
+        (&b"GET /status HTTP/1.1\r\nX-Endless: "[..], 431),
+        (&b"GET /"[..], 414),
+    ] {
+        let (sent, answer) = endless_line(s.addr, head, CAP);
+        eprintln!("server hung up after {sent} bytes, answer {answer:?}");
+        // Socket buffers take a few MiB before the hang-up is felt.
+        assert!(
+            sent < CAP,
+            "the server read all {sent} bytes of one line; log:\n{}",
+            s.log()
+        );
+        // The answer may be lost to the reset of a socket closed unread.
+        if let Some(code) = answer {
+            assert_eq!(code, status, "{}", String::from_utf8_lossy(head));
+        }
+        assert_eq!(s.get("/status").status, 200, "{}", s.log());
+    }
+    let after = rss_kib(s.child.id());
+    assert!(
+        after < before + 32 * 1024,
+        "server memory grew from {before} KiB to {after} KiB"
+    );
+}
+
+/// Reads until the server closes; what it sent, and how long that took.
+fn until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
+    let t0 = Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (out, t0.elapsed())
+}
+
+#[test]
+fn idle_connections_are_closed_and_slow_heads_get_408_but_streams_go_on() {
+    let mut args = SMALL.to_vec();
+    args.extend(["--idle-timeout-sec", "1"]);
+    let s = Server::start(&args);
+
+    // A connection that never says anything: closed, silently.
+    let mut idle = TcpStream::connect(s.addr).unwrap();
+    let (got, took) = until_closed(&mut idle, Duration::from_secs(20));
+    assert!(got.is_empty(), "answered an idle connection: {got:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "idle connection kept {took:?}"
+    );
+
+    // Keep-alive: served, then closed once idle.
+    let mut ka = TcpStream::connect(s.addr).unwrap();
+    ka.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (got, took) = until_closed(&mut ka, Duration::from_secs(20));
+    assert_eq!(common::parse_response(&got).status, 200);
+    assert!(
+        took < Duration::from_secs(10),
+        "keep-alive connection kept {took:?}"
+    );
+
+    // A head trickled in a byte at a time, each within the idle timeout:
+    // cut off at twice the timeout from its first byte.
+    let mut slow = TcpStream::connect(s.addr).unwrap();
+    slow.write_all(b"GET /status HTTP/1.1\r\n").unwrap();
+    let t0 = Instant::now();
+    let mut cut_off = false;
+    while t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(300));
+        if slow.write_all(b"X").is_err() {
+            cut_off = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        slow.set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        match slow.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                let r = common::parse_response(&buf[..n]);
+                assert_eq!(r.status, 408, "{}", r.text());
+                cut_off = true;
+                break;
+            }
+            Ok(_) => {
+                cut_off = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(cut_off, "a trickled head held its connection for 15 s");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "cut off too early"
+    );
+
+    // A live stream writes and never reads: it outlasts the idle timeout.
+    let mut viewer =
+        MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{}", r.text()));
+    let t0 = Instant::now();
+    let mut parts = 0;
+    while t0.elapsed() < Duration::from_secs(4) {
+        viewer
+            .next_part()
+            .expect("the stream goes on past the idle timeout");
+        parts += 1;
+    }
+    assert!(parts > 30, "only {parts} parts in 4 s");
+    assert_eq!(s.get("/status").status, 200);
+}
