@@ -160,3 +160,46 @@ fn idle_connections_are_closed_and_slow_heads_get_408_but_streams_go_on() {
     assert!(parts > 30, "only {parts} parts in 4 s");
     assert_eq!(s.get("/status").status, 200);
 }
+
+/// Sends a POST /start whose body of `len` bytes comes a byte every 300 ms;
+/// the answer and how long it took to come.
+fn trickled_start(addr: std::net::SocketAddr, len: usize) -> (common::Response, Duration) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let t0 = Instant::now();
+    let mut answer = Vec::new();
+    while t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(300));
+        if c.write_all(b" ").is_err() {
+            break;
+        }
+        c.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        let mut buf = [0u8; 1024];
+        if let Ok(n) = c.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+            break;
+        }
+    }
+    (common::parse_response(&answer), t0.elapsed())
+}
+
+#[test]
+fn a_trickled_body_gets_408_and_starts_nothing() {
+    let mut args = SMALL.to_vec();
+    args.extend(["--idle-timeout-sec", "1"]);
+    let s = Server::start(&args);
+    // A small body is read by tiny_http before dispatch, a larger one by us.
+    for len in [60, 2000] {
+        let (r, took) = trickled_start(s.addr, len);
+        assert_eq!(r.status, 408, "{len} bytes, after {took:?}: {}", r.text());
+        assert!(r.text().contains("too slow"), "{}", r.text());
+        assert!(
+            took < Duration::from_secs(8),
+            "{len} bytes: read for {took:?}"
+        );
+        assert_eq!(s.get("/status").json()["recording"], false);
+    }
+}

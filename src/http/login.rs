@@ -1,7 +1,5 @@
 //! The login form and its session cookie, for browsers.
 
-use std::io::Read;
-
 use tiny_http::Request;
 
 use super::auth::{Denied, SESSION_COOKIE};
@@ -73,21 +71,10 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
     if !super::auth::same_origin(req, super::auth::Via::Session) {
         return error(403, "cross-site request refused");
     }
-    if req.body_length().is_some_and(|n| n > MAX_FORM) {
-        return error(413, "body too large");
-    }
-    let mut body = Vec::new();
-    if req
-        .as_reader()
-        .take(MAX_FORM as u64 + 1)
-        .read_to_end(&mut body)
-        .is_err()
-    {
-        return error(400, "cannot read body");
-    }
-    if body.len() > MAX_FORM {
-        return error(413, "body too large");
-    }
+    let body = match super::body::read(req, MAX_FORM, app.idle_timeout * 2) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
     let Some((user, password)) = std::str::from_utf8(&body).ok().and_then(parse_form) else {
         return error(400, "expected a form with user and password");
     };

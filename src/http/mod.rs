@@ -4,6 +4,7 @@
 
 mod assets;
 pub mod auth;
+mod body;
 mod files;
 mod login;
 mod routes;

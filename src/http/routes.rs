@@ -1,6 +1,5 @@
 //! The JSON API: `/status`, `/start`, `/stop`, `/last`.
 
-use std::io::Read;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -109,20 +108,10 @@ pub fn parse_start(body: &[u8]) -> Result<StartOptions, String> {
 }
 
 pub fn start(app: &App, req: &mut Request) -> Reply {
-    if req.body_length().is_some_and(|n| n > MAX_BODY) {
-        return error(413, "body too large");
-    }
-    let mut body = Vec::new();
-    if let Err(e) = req
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-    {
-        return error(400, &format!("cannot read body: {e}"));
-    }
-    if body.len() > MAX_BODY {
-        return error(413, "body too large");
-    }
+    let body = match super::body::read(req, MAX_BODY, app.idle_timeout * 2) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
     let opts = match parse_start(&body) {
         Ok(o) => o,
         Err(e) => return error(400, &e),

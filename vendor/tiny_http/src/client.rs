@@ -190,7 +190,7 @@ impl ClientConnection {
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
         // building the next reader
-        let request = crate::request::new_request(
+        let request = crate::request::new_request_by(
             self.secure,
             method,
             path,
@@ -199,6 +199,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            deadline,
         )
         .map_err(|e| {
             use crate::request;
@@ -261,12 +262,8 @@ impl Iterator for ClientConnection {
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    // request timeout (video-recorder patch: a JSON error)
+                    refuse(self.sink.next().unwrap(), 408, "request too slow");
                     return None; // closing the connection
                 }
 

@@ -133,8 +133,40 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
+    source_data: R,
+    writer: W,
+) -> Result<Request, RequestCreationError>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    new_request_by(
+        secure,
+        method,
+        path,
+        version,
+        headers,
+        remote_addr,
+        source_data,
+        writer,
+        None,
+    )
+}
+
+/// video-recorder patch: as `new_request`; a small body, read here at once,
+/// must be complete by `deadline` (else a `TimedOut` error). Upstream waited
+/// as long as the client kept sending a byte now and then.
+#[allow(clippy::too_many_arguments)]
+pub fn new_request_by<R, W>(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -198,6 +230,10 @@ where
             let mut offset = 0;
 
             while offset != content_length {
+                if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+                    let err = IoError::new(ErrorKind::TimedOut, "request body too slow");
+                    return Err(RequestCreationError::CreationIoError(err));
+                }
                 let read = source_data.read(&mut buffer[offset..])?;
                 if read == 0 {
                     // the socket returned EOF, but we were before the expected content-length
