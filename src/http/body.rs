@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use tiny_http::Request;
 
-use super::{Reply, error};
+use super::{App, Reply, error};
 
-/// Reads at most `max` bytes of body within `within`; else the error to answer.
-pub fn read(req: &mut Request, max: usize, within: Duration) -> Result<Vec<u8>, Reply> {
+/// Reads at most `max` bytes of body, within twice the idle timeout (the
+/// same allowance tiny_http gives a request's head); else the error to answer.
+pub fn read(req: &mut Request, max: usize, app: &App) -> Result<Vec<u8>, Reply> {
+    let within: Duration = app.idle_timeout * 2;
     if req.body_length().is_some_and(|n| n > max) {
         return Err(error(413, "body too large"));
     }

@@ -71,7 +71,7 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
     if !super::auth::same_origin(req, super::auth::Via::Session) {
         return error(403, "cross-site request refused");
     }
-    let body = match super::body::read(req, MAX_FORM, app.idle_timeout * 2) {
+    let body = match super::body::read(req, MAX_FORM, app) {
         Ok(b) => b,
         Err(reply) => return reply,
     };

@@ -108,7 +108,7 @@ pub fn parse_start(body: &[u8]) -> Result<StartOptions, String> {
 }
 
 pub fn start(app: &App, req: &mut Request) -> Reply {
-    let body = match super::body::read(req, MAX_BODY, app.idle_timeout * 2) {
+    let body = match super::body::read(req, MAX_BODY, app) {
         Ok(b) => b,
         Err(reply) => return reply,
     };

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { apiFor, baseArg, check, fmt, log, previewFingerprint, previewSize, run, sleep, until } from "./lib.mjs";
+import { apiFor, baseArg, check, fmt, log, previewChanges, previewSize, run, sleep, until } from "./lib.mjs";
 
 const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
 const base = baseArg("node firefox.mjs http://HOST:PORT");
@@ -51,13 +51,8 @@ async function main() {
 
     // The live preview: multipart/x-mixed-replace in an <img>.
     const size = await previewSize(page);
-    const seen = new Set();
-    await until("the preview to show three different pictures", async () => {
-      const fp = await previewFingerprint(page);
-      if (fp !== null) seen.add(fp);
-      return seen.size >= 3;
-    }, 15_000, 150);
-    log(`preview: ${size[0]}x${size[1]}, ${seen.size} different pictures`);
+    const seen = await previewChanges(page, 3, 15_000, 150);
+    log(`preview: ${size[0]}x${size[1]}, ${seen} different pictures`);
 
     // A clip recorded through the API.
     let r = await api("POST", "/start");

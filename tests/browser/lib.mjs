@@ -73,6 +73,18 @@ export async function previewSize(page) {
   );
 }
 
+/// Waits until the preview has shown `n` different pictures: live, not a
+/// still. Returns how many it saw.
+export async function previewChanges(page, n, ms, every) {
+  const seen = new Set();
+  await until(`${n} different preview pictures (is the stream frozen?)`, async () => {
+    const f = await previewFingerprint(page);
+    if (f !== null) seen.add(f);
+    return seen.size >= n;
+  }, ms, every);
+  return seen.size;
+}
+
 /// A small fingerprint of the preview's current picture, read back through
 /// a canvas: it differs between frames only if new frames are really drawn.
 export async function previewFingerprint(page) {

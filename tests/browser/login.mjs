@@ -6,7 +6,7 @@
 // the right one opens the page with live pictures and a session cookie that
 // scripts cannot read (HttpOnly, SameSite=Strict); Sign out ends it.
 
-import { baseArg, check, log, openBrowser, previewFingerprint, run, until } from "./lib.mjs";
+import { baseArg, check, log, openBrowser, previewChanges, run, until } from "./lib.mjs";
 
 const base = baseArg("node login.mjs http://HOST:PORT PASSWORD");
 const password = process.argv[3] || "";
@@ -40,12 +40,7 @@ run(async () => {
     check(!visible.includes("vr_session"), "scripts can read the session cookie");
     log("signed in: session cookie HttpOnly, SameSite=Strict");
 
-    const seen = new Set();
-    await until("3 different preview pictures", async () => {
-      const f = await previewFingerprint(page);
-      if (f !== null) seen.add(f);
-      return seen.size >= 3;
-    });
+    await previewChanges(page, 3, 15_000, 100);
     await until("the Sign out button", () => page.locator("#logout").isVisible());
     log("live pictures and Sign out shown");
 

@@ -21,7 +21,7 @@ import {
   log,
   openBrowser,
   parseClock,
-  previewFingerprint,
+  previewChanges,
   previewSize,
   run,
   sleep,
@@ -53,13 +53,8 @@ async function main() {
     log(`preview shows frames of ${size[0]}x${size[1]}`);
     // Live, not a still: several different pictures in a few seconds (a
     // 15 fps stream gives dozens; a frozen or dying one does not).
-    const seen = new Set();
-    await until("5 different preview pictures (is the stream frozen?)", async () => {
-      const f = await previewFingerprint(page);
-      if (f !== null) seen.add(f);
-      return seen.size >= 5;
-    }, 10_000, 100);
-    log(`preview picture changes over time (${seen.size} different pictures)`);
+    const seen = await previewChanges(page, 5, 10_000, 100);
+    log(`preview picture changes over time (${seen} different pictures)`);
 
     // 2. The test-pattern banner.
     const status0 = (await api("GET", "/status")).body;

@@ -250,8 +250,9 @@ impl Server {
 
     /// video-recorder patch: as `from_listener`, and with `read_timeout`
     /// every connection gets it as its receive timeout (an idle keep-alive
-    /// connection is closed after it, silently), and a request's line and
-    /// headers must arrive within twice that of its first byte (else 408).
+    /// connection is closed after it, silently), and a request's line,
+    /// headers and small body must arrive within twice that of its first
+    /// byte (else 408).
     /// Upstream had neither: an idle or trickling client kept its thread.
     pub fn from_listener_with_timeout<L: Into<Listener>>(
         listener: L,
