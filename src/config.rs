@@ -57,6 +57,13 @@ pub struct Config {
     pub tls_key: PathBuf,
     /// Generate a self-signed certificate on first start (fingerprint logged).
     pub tls_self_signed: bool,
+    /// Reverse proxies (addresses or networks, comma-separated) whose
+    /// `X-Forwarded-For` names the client for the lockout and viewer caps.
+    pub trusted_proxies: String,
+    /// Host names (comma-separated) a browser may use for this server when
+    /// it serves without credentials, besides localhost and loopback
+    /// addresses: the defence against DNS rebinding.
+    pub allowed_hosts: String,
 }
 
 impl Default for Config {
@@ -88,6 +95,8 @@ impl Default for Config {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             tls_self_signed: false,
+            trusted_proxies: String::new(),
+            allowed_hosts: String::new(),
         }
     }
 }
@@ -159,6 +168,8 @@ OPTIONS (each also VR_<NAME> in the environment and <name> in the TOML file):
     --max-viewers-per-client N                                     [16]
     --tls-cert FILE --tls-key FILE   serve HTTPS with this certificate
     --tls-self-signed      make a self-signed certificate on first start
+    --trusted-proxies LIST proxies whose X-Forwarded-For is believed  [none]
+    --allowed-hosts LIST   host names allowed without credentials   [none]
     -h, --help             this text
     -V, --version          version
 ";
@@ -191,6 +202,8 @@ const KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "tls_self_signed",
+    "trusted_proxies",
+    "allowed_hosts",
 ];
 
 /// Flags that take no value: their presence means `true`.
@@ -252,6 +265,8 @@ impl Config {
             "tls_cert" => self.tls_cert = PathBuf::from(value),
             "tls_key" => self.tls_key = PathBuf::from(value),
             "tls_self_signed" => self.tls_self_signed = boolean(value).map_err(err)?,
+            "trusted_proxies" => self.trusted_proxies = value.to_string(),
+            "allowed_hosts" => self.allowed_hosts = value.to_string(),
             _ => return Err(err("unknown setting".into())),
         }
         Ok(())
@@ -333,6 +348,17 @@ impl Config {
         }
         if !(1..=100_000).contains(&self.max_viewers_per_client) {
             return err("max_viewers_per_client", "must be from 1 to 100000");
+        }
+        if let Err(e) = crate::http::client::Proxies::parse(&self.trusted_proxies) {
+            return err("trusted_proxies", &e);
+        }
+        for name in self.allowed_hosts.split(',').map(str::trim) {
+            if name.contains(|c: char| c.is_whitespace() || "/@?#".contains(c) || c.is_control()) {
+                return err(
+                    "allowed_hosts",
+                    "must be host names (or host:port), comma-separated",
+                );
+            }
         }
         if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
             return err(

@@ -89,6 +89,13 @@ impl Viewers {
 
 /// The response head for `/video`, written on the raw socket.
 pub fn stream_head(extra: &[(&str, &str)]) -> String {
+    let mut head = response_head(extra);
+    head.push_str(&format!("--{BOUNDARY}\r\n"));
+    head
+}
+
+/// The status line and headers of the stream (all a HEAD request gets).
+pub fn response_head(extra: &[(&str, &str)]) -> String {
     let mut head = format!(
         "HTTP/1.1 200 OK\r\n\
          Content-Type: multipart/x-mixed-replace;boundary={BOUNDARY}\r\n\
@@ -99,7 +106,7 @@ pub fn stream_head(extra: &[(&str, &str)]) -> String {
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("\r\n--{BOUNDARY}\r\n"));
+    head.push_str("\r\n");
     head
 }
 

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    forget_secrets_in_environment();
     if let Err(e) = http::auth::check_exposure(&cfg, &creds) {
         log::error!("{e}");
         eprintln!("video-recorder: {e}");
@@ -98,6 +99,18 @@ fn init_logging(cfg: &Config) {
         simplelog::TerminalMode::Stderr,
         simplelog::ColorChoice::Never,
     );
+}
+
+/// Plain secrets are hashed by now: take them out of the environment so
+/// they are not readable in `/proc/PID/environ` for the life of the process.
+/// Runs before any other thread exists (the environment is not thread-safe).
+fn forget_secrets_in_environment() {
+    for key in ["VR_PASSWORD", "VR_VIEWER_PASSWORD", "VR_API_TOKEN"] {
+        if std::env::var_os(key).is_some() {
+            // SAFETY: single-threaded here: no other thread reads the environment.
+            unsafe { std::env::remove_var(key) };
+        }
+    }
 }
 
 /// Viewers each hold a socket: let the process use all the descriptors it may.
@@ -142,10 +155,16 @@ fn read_password() -> Result<String, String> {
 }
 
 fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
-    // First of all: a SIGTERM from here on finishes clips instead of killing us.
+    // First of all: a SIGTERM from here on finishes clips instead of killing
+    // us. SIGHUP (a closed terminal, `systemctl kill -s HUP`) and SIGQUIT do
+    // the same; their default would kill the process with the clip unfinished.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
+        signal_hook::consts::SIGUSR1,
+        signal_hook::consts::SIGUSR2,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     raise_fd_limit();
@@ -238,6 +257,13 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         clips,
         started: std::time::Instant::now(),
         idle_timeout: Duration::from_secs_f64(cfg.idle_timeout_sec),
+        proxies: http::client::Proxies::parse(&cfg.trusted_proxies)?,
+        allowed_hosts: cfg
+            .allowed_hosts
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
     });
     let http = std::thread::Builder::new()
         .name("http".into())

@@ -9,16 +9,18 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use base64::Engine;
 use blake2::digest::{KeyInit, Mac};
 use rand_core::{OsRng, RngCore};
 use tiny_http::Request;
 
+use super::lockout::{Claim, Key, Lockout};
+use super::verifier::{Pending, Verifier};
 use crate::config::Config;
 
 /// What a request may do.
@@ -55,6 +57,8 @@ pub enum Denied {
     Malformed(&'static str),
     /// Too many failures from this client: 429, retry after so many seconds.
     Limited(u64),
+    /// Too many checks running at once: 503.
+    Busy,
 }
 
 /// Argon2 hashes of the secrets, from the config file or the environment.
@@ -115,12 +119,6 @@ pub fn hash_secret(secret: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot hash: {e}"))
 }
 
-fn verify(secret: &[u8], phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(secret, &h).is_ok())
-        .unwrap_or(false)
-}
-
 /// True for addresses only this machine can reach.
 pub fn is_loopback_host(host: &str) -> bool {
     host == "localhost"
@@ -148,19 +146,13 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const MAX_SESSIONS: usize = 1000;
 const CACHE_TTL: Duration = Duration::from_secs(600);
 const MAX_CACHE: usize = 1000;
-/// Failures allowed per client within `FAIL_WINDOW` before it is locked out.
-const MAX_FAILURES: u32 = 5;
-const FAIL_WINDOW: Duration = Duration::from_secs(300);
-const LOCKOUT: Duration = Duration::from_secs(60);
 /// Longest Authorization header we look at.
 const MAX_AUTH_HEADER: usize = 1024;
 pub const SESSION_COOKIE: &str = "vr_session";
-
-struct Failures {
-    count: u32,
-    since: Instant,
-    locked_until: Option<Instant>,
-}
+/// Lockout name for bearer tokens, and for user names we do not have (so
+/// guessing names neither grows the table nor dodges the delays).
+const TOKEN_USER: &str = "(token)";
+const OTHER_USER: &str = "(unknown user)";
 
 pub struct Auth {
     /// False only on loopback without any credentials (or `--insecure-no-auth`).
@@ -171,10 +163,30 @@ pub struct Auth {
     key: [u8; 32],
     verified: Mutex<HashMap<[u8; 32], (Role, Instant)>>,
     sessions: Mutex<HashMap<[u8; 32], (Role, Instant)>>,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
+    lockout: Lockout,
+    verifier: Verifier,
     /// A valid hash to verify against for unknown users, so timing does not
     /// tell which user names exist.
-    decoy: String,
+    decoy: Arc<str>,
+}
+
+/// What `begin` found: an answer now, or a password check to wait for (off
+/// the dispatch thread: Argon2 takes tens of milliseconds).
+pub enum Check {
+    Done(Result<Principal, Denied>),
+    Verify(Attempt),
+}
+
+/// An admitted credential check; `finish` waits for it and records it.
+pub struct Attempt {
+    pending: Pending,
+    claim: Claim,
+    role: Role,
+    via: Via,
+    /// False when checked against the decoy: fails whatever was typed.
+    real: bool,
+    /// Remembered on success, so the next request needs no Argon2.
+    cache_key: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -194,8 +206,11 @@ impl Auth {
             key,
             verified: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-            decoy: hash_secret("decoy-password-never-valid").unwrap_or_default(),
+            lockout: Lockout::new(Instant::now()),
+            verifier: Verifier::new(),
+            decoy: hash_secret("decoy-password-never-valid")
+                .unwrap_or_default()
+                .into(),
         }
     }
 
@@ -210,65 +225,55 @@ impl Auth {
         mac.finalize().into_bytes().into()
     }
 
-    /// Locked out? Returns the seconds left.
-    fn locked(&self, ip: Option<IpAddr>) -> Option<u64> {
-        let ip = ip?;
-        let f = lock(&self.failures);
-        let until = f.get(&ip)?.locked_until?;
-        let left = until.checked_duration_since(Instant::now())?;
-        Some(left.as_secs().max(1))
-    }
-
-    fn fail(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
-        let mut all = lock(&self.failures);
-        if all.len() > 10_000 {
-            all.retain(|_, f| f.since.elapsed() < FAIL_WINDOW);
-        }
-        let now = Instant::now();
-        let f = all.entry(ip).or_insert(Failures {
-            count: 0,
-            since: now,
-            locked_until: None,
-        });
-        if now.duration_since(f.since) > FAIL_WINDOW {
-            *f = Failures {
-                count: 0,
-                since: now,
-                locked_until: None,
-            };
-        }
-        f.count += 1;
-        if f.count >= MAX_FAILURES {
-            f.locked_until = Some(now + LOCKOUT);
-            log::warn!(
-                "client {ip}: {} failed logins, locked out for {}s",
-                f.count,
-                LOCKOUT.as_secs()
-            );
-        }
-    }
-
-    fn succeed(&self, ip: Option<IpAddr>) {
-        if let Some(ip) = ip {
-            lock(&self.failures).remove(&ip);
-        }
-    }
-
-    /// Checks a user name and password; the answer takes as long either way.
-    fn check_password(&self, user: &str, password: &str) -> Option<Role> {
-        let (role, hash) = if user == self.admin_user {
-            (Role::Admin, self.creds.admin.as_deref())
-        } else if user == self.viewer_user {
-            (Role::Viewer, self.creds.viewer.as_deref())
+    /// The user name as logged and as counted: only names we have.
+    pub fn known_user<'a>(&self, user: &'a str) -> &'a str {
+        if user == self.admin_user || user == self.viewer_user {
+            user
         } else {
-            (Role::Viewer, None)
+            OTHER_USER
+        }
+    }
+
+    /// Claims an attempt for `user` from `ip` and queues the check of
+    /// `secret` against the user's hash (or the decoy).
+    fn admit(
+        &self,
+        ip: Option<IpAddr>,
+        user: Option<&str>,
+        secret: &[u8],
+        via: Via,
+        cache_key: Option<String>,
+    ) -> Check {
+        let (role, hash, name) = match user {
+            None => (Role::Admin, self.creds.token.as_deref(), TOKEN_USER),
+            Some(u) if u == self.admin_user => (Role::Admin, self.creds.admin.as_deref(), u),
+            Some(u) if u == self.viewer_user => (Role::Viewer, self.creds.viewer.as_deref(), u),
+            Some(_) => (Role::Viewer, None, OTHER_USER),
         };
-        match hash {
-            Some(h) => verify(password.as_bytes(), h).then_some(role),
-            None => {
-                verify(password.as_bytes(), &self.decoy);
-                None
+        let now = Instant::now();
+        let claim = match self.lockout.claim(Key::new(ip, name), now) {
+            Ok(c) => c,
+            Err(secs) => return Check::Done(Err(Denied::Limited(secs))),
+        };
+        // No hash for this user: check the decoy, so the answer takes as
+        // long, and let it fail.
+        let (phc, real) = match hash {
+            Some(h) => (Arc::from(h), true),
+            None => (self.decoy.clone(), false),
+        };
+        match self.verifier.submit(secret, phc) {
+            Ok(pending) => Check::Verify(Attempt {
+                pending,
+                claim,
+                role,
+                via,
+                real,
+                cache_key,
+            }),
+            Err(_) => {
+                // Not checked: give the claim back without counting it.
+                self.lockout.settle(claim, true, now);
+                Check::Done(Err(Denied::Busy))
             }
         }
     }
@@ -294,15 +299,15 @@ impl Auth {
         cache.insert(d, (role, Instant::now()));
     }
 
-    /// Who sent this request, or why not.
-    pub fn authenticate(&self, req: &Request) -> Result<Principal, Denied> {
-        let ip = req.remote_addr().map(|a| a.ip());
+    /// Who sent this request, or why not, or the check to wait for. `ip` is
+    /// the client as `client::address` sees it (proxies resolved).
+    pub fn begin(&self, req: &Request, ip: Option<IpAddr>) -> Check {
         let authz = header(req, "Authorization");
         if !self.required && authz.is_none() {
-            return Ok(Principal {
+            return Check::Done(Ok(Principal {
                 role: Role::Admin,
                 via: Via::Open,
-            });
+            }));
         }
         if let Some(h) = authz {
             return self.authorization(h, ip);
@@ -310,17 +315,17 @@ impl Auth {
         if let Some(token) = cookie(req, SESSION_COOKIE)
             && let Some(role) = self.session(token)
         {
-            return Ok(Principal {
+            return Check::Done(Ok(Principal {
                 role,
                 via: Via::Session,
-            });
+            }));
         }
-        Err(Denied::Missing)
+        Check::Done(Err(Denied::Missing))
     }
 
-    fn authorization(&self, h: &str, ip: Option<IpAddr>) -> Result<Principal, Denied> {
+    fn authorization(&self, h: &str, ip: Option<IpAddr>) -> Check {
         if h.len() > MAX_AUTH_HEADER {
-            return Err(Denied::Malformed("Authorization header too long"));
+            return Check::Done(Err(Denied::Malformed("Authorization header too long")));
         }
         let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h.trim(), ""));
         let rest = rest.trim();
@@ -329,53 +334,48 @@ impl Auth {
         } else if scheme.eq_ignore_ascii_case("bearer") {
             Via::Bearer
         } else {
-            return Err(Denied::Malformed("Authorization must be Basic or Bearer"));
+            return Check::Done(Err(Denied::Malformed(
+                "Authorization must be Basic or Bearer",
+            )));
         };
         if rest.is_empty() {
-            return Err(Denied::Malformed("empty credentials"));
+            return Check::Done(Err(Denied::Malformed("empty credentials")));
         }
         // Parse fully first: malformed input is a 400 whatever the lockout says.
         let basic = match via {
-            Via::Basic => {
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(rest)
-                    .map_err(|_| Denied::Malformed("Basic credentials are not base64"))?;
-                let text = String::from_utf8(raw)
-                    .map_err(|_| Denied::Malformed("Basic credentials are not UTF-8"))?;
-                let (user, pass) = text
-                    .split_once(':')
-                    .ok_or(Denied::Malformed("Basic credentials lack ':'"))?;
-                Some((user.to_string(), pass.to_string()))
-            }
+            Via::Basic => match parse_basic(rest) {
+                Ok(b) => Some(b),
+                Err(e) => return Check::Done(Err(e)),
+            },
             _ => None,
         };
-        if let Some(secs) = self.locked(ip) {
-            return Err(Denied::Limited(secs));
-        }
+        // Credentials already verified go first: a lockout of this address
+        // (a NAT, a proxy, a guessing neighbour) must not lock out the owner.
         let kind = if via == Via::Basic { "basic" } else { "bearer" };
         let cache_key = format!("{kind}\u{0}{rest}");
         if let Some(role) = self.cached(&cache_key) {
-            return Ok(Principal { role, via });
+            return Check::Done(Ok(Principal { role, via }));
         }
-        let role = match (&basic, &self.creds.token) {
-            (Some((user, pass)), _) => self.check_password(user, pass),
-            (None, Some(h)) => verify(rest.as_bytes(), h).then_some(Role::Admin),
-            (None, None) => {
-                verify(rest.as_bytes(), &self.decoy);
-                None
-            }
-        };
-        match role {
-            Some(role) => {
-                self.succeed(ip);
-                self.remember(&cache_key, role);
-                Ok(Principal { role, via })
-            }
-            None => {
-                self.fail(ip);
-                Err(Denied::Wrong)
-            }
+        match &basic {
+            Some((user, pass)) => self.admit(ip, Some(user), pass.as_bytes(), via, Some(cache_key)),
+            None => self.admit(ip, None, rest.as_bytes(), via, Some(cache_key)),
         }
+    }
+
+    /// Waits for an admitted check and records its outcome.
+    pub fn finish(&self, a: Attempt) -> Result<Principal, Denied> {
+        let ok = a.pending.wait() && a.real;
+        self.lockout.settle(a.claim, ok, Instant::now());
+        if !ok {
+            return Err(Denied::Wrong);
+        }
+        if let Some(k) = &a.cache_key {
+            self.remember(k, a.role);
+        }
+        Ok(Principal {
+            role: a.role,
+            via: a.via,
+        })
     }
 
     fn session(&self, token: &str) -> Option<Role> {
@@ -388,18 +388,15 @@ impl Auth {
     }
 
     /// The login form: on success a new session token for the cookie.
+    /// Blocks while the password is checked (call it off the dispatch thread).
     pub fn login(&self, ip: Option<IpAddr>, user: &str, password: &str) -> Result<String, Denied> {
-        if let Some(secs) = self.locked(ip) {
-            return Err(Denied::Limited(secs));
-        }
         if user.len() > 256 || password.len() > 1024 {
             return Err(Denied::Malformed("user or password too long"));
         }
-        let Some(role) = self.check_password(user, password) else {
-            self.fail(ip);
-            return Err(Denied::Wrong);
+        let who = match self.admit(ip, Some(user), password.as_bytes(), Via::Session, None) {
+            Check::Done(r) => r?,
+            Check::Verify(a) => self.finish(a)?,
         };
-        self.succeed(ip);
         let mut raw = [0u8; 32];
         OsRng.fill_bytes(&mut raw);
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -415,7 +412,7 @@ impl Auth {
                 sessions.remove(&oldest);
             }
         }
-        sessions.insert(self.digest(token.as_bytes()), (role, Instant::now()));
+        sessions.insert(self.digest(token.as_bytes()), (who.role, Instant::now()));
         Ok(token)
     }
 
@@ -425,6 +422,18 @@ impl Auth {
             lock(&self.sessions).remove(&d);
         }
     }
+}
+
+fn parse_basic(b64: &str) -> Result<(String, String), Denied> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| Denied::Malformed("Basic credentials are not base64"))?;
+    let text =
+        String::from_utf8(raw).map_err(|_| Denied::Malformed("Basic credentials are not UTF-8"))?;
+    let (user, pass) = text
+        .split_once(':')
+        .ok_or(Denied::Malformed("Basic credentials lack ':'"))?;
+    Ok((user.to_string(), pass.to_string()))
 }
 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -506,6 +515,18 @@ mod tests {
         assert!(check_exposure(&open, &none).is_ok());
     }
 
+    /// An Authorization header, checked to the end as the server does.
+    fn check(a: &Auth, h: &str, ip: Option<IpAddr>) -> Result<Principal, Denied> {
+        match a.authorization(h, ip) {
+            Check::Done(r) => r,
+            Check::Verify(at) => a.finish(at),
+        }
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
     #[test]
     fn env_secrets_are_hashed_and_checked() {
         let e = Credentials::load(&cfg("0.0.0.0"), [("VR_PASSWORD".into(), "short".into())]);
@@ -516,74 +537,113 @@ mod tests {
         assert!(!admin.contains("correct horse"));
         let a = Auth::new(&cfg("0.0.0.0"), c);
         assert!(a.required());
+        assert!(a.login(None, "admin", "correct horse").is_ok());
+        assert_eq!(a.login(None, "admin", "wrong horse"), Err(Denied::Wrong));
         assert_eq!(
-            a.check_password("admin", "correct horse"),
-            Some(Role::Admin)
+            a.login(None, "mallory", "correct horse"),
+            Err(Denied::Wrong)
         );
-        assert_eq!(a.check_password("admin", "wrong horse"), None);
-        assert_eq!(a.check_password("mallory", "correct horse"), None);
-        assert_eq!(a.check_password("viewer", "correct horse"), None);
+        assert_eq!(a.login(None, "viewer", "correct horse"), Err(Denied::Wrong));
+        // The decoy's own password opens nothing.
+        assert_eq!(
+            a.login(None, "mallory", "decoy-password-never-valid"),
+            Err(Denied::Wrong)
+        );
     }
 
     #[test]
     fn basic_header_parsing() {
         let a = Auth::new(&cfg("0.0.0.0"), creds("correct horse"));
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         assert_eq!(
-            a.authorization(&format!("Basic {}", b64("admin:correct horse")), None),
+            check(&a, &format!("Basic {}", b64("admin:correct horse")), None),
             Ok(Principal {
                 role: Role::Admin,
                 via: Via::Basic
             })
         );
         // Cached now, and still right.
-        assert!(
-            a.authorization(&format!("basic {}", b64("admin:correct horse")), None)
-                .is_ok()
-        );
+        assert!(matches!(
+            a.authorization(&format!("basic {}", b64("admin:correct horse")), None),
+            Check::Done(Ok(_))
+        ));
         assert_eq!(
-            a.authorization(&format!("Basic {}", b64("admin:nope")), None),
+            check(&a, &format!("Basic {}", b64("admin:nope")), None),
             Err(Denied::Wrong)
         );
-        assert!(matches!(
-            a.authorization("Basic !!!", None),
-            Err(Denied::Malformed(_))
-        ));
-        assert!(matches!(
-            a.authorization(&format!("Basic {}", b64("nocolon")), None),
-            Err(Denied::Malformed(_))
-        ));
-        assert!(matches!(
-            a.authorization("Basic", None),
-            Err(Denied::Malformed(_))
-        ));
-        assert!(matches!(
-            a.authorization("Digest x", None),
-            Err(Denied::Malformed(_))
-        ));
-        assert!(matches!(
-            a.authorization(&"x".repeat(5000), None),
-            Err(Denied::Malformed(_))
-        ));
-        assert_eq!(a.authorization("Bearer whatever", None), Err(Denied::Wrong));
+        for bad in [
+            "Basic !!!".to_string(),
+            format!("Basic {}", b64("nocolon")),
+            "Basic".to_string(),
+            "Digest x".to_string(),
+            "x".repeat(5000),
+        ] {
+            assert!(
+                matches!(check(&a, &bad, None), Err(Denied::Malformed(_))),
+                "{bad:.40}"
+            );
+        }
+        assert_eq!(check(&a, "Bearer whatever", None), Err(Denied::Wrong));
     }
 
     #[test]
-    fn lockout_after_repeated_failures() {
+    fn lockout_slows_guesses_but_not_the_verified_owner() {
         let a = Auth::new(&cfg("0.0.0.0"), creds("correct horse"));
         let ip: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
-        for _ in 0..MAX_FAILURES {
+        let good = format!("Basic {}", b64("admin:correct horse"));
+        // The owner signed in before the attack.
+        assert!(check(&a, &good, ip).is_ok());
+        for _ in 0..super::super::lockout::FREE_FAILURES {
             assert_eq!(a.login(ip, "admin", "guess"), Err(Denied::Wrong));
         }
         assert!(matches!(
             a.login(ip, "admin", "correct horse"),
             Err(Denied::Limited(_))
         ));
+        // Already verified: let in without a check, whatever the lockout.
+        assert!(matches!(
+            a.authorization(&good, ip),
+            Check::Done(Ok(Principal {
+                role: Role::Admin,
+                ..
+            }))
+        ));
         // Another client is not affected.
         assert!(
             a.login(Some("10.0.0.10".parse().unwrap()), "admin", "correct horse")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn concurrent_guesses_are_claimed_before_they_are_checked() {
+        let a = Arc::new(Auth::new(&cfg("0.0.0.0"), creds("correct horse")));
+        let ip: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
+        let threads: Vec<_> = (0..40)
+            .map(|_| {
+                let a = a.clone();
+                std::thread::spawn(move || a.login(ip, "admin", "guess"))
+            })
+            .collect();
+        let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let checked = answers.iter().filter(|r| **r == Err(Denied::Wrong)).count();
+        assert_eq!(
+            checked,
+            super::super::lockout::FREE_FAILURES as usize,
+            "{answers:?}"
+        );
+        assert!(
+            answers
+                .iter()
+                .all(|r| matches!(r, Err(Denied::Wrong | Denied::Limited(_))))
+        );
+    }
+
+    #[test]
+    fn only_configured_user_names_are_shown() {
+        let a = Auth::new(&cfg("0.0.0.0"), creds("correct horse"));
+        assert_eq!(a.known_user("admin"), "admin");
+        assert_eq!(a.known_user("viewer"), "viewer");
+        assert_eq!(a.known_user("hunter2-typed-in-the-wrong-box"), OTHER_USER);
     }
 
     #[test]

@@ -78,11 +78,14 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
     let Some((user, password)) = std::str::from_utf8(&body).ok().and_then(parse_form) else {
         return error(400, "expected a form with user and password");
     };
-    let ip = req.remote_addr().map(|a| a.ip());
+    let ip = app.client(req);
+    // Only names we have are logged: a password typed into the user field
+    // must not end up in the journal.
+    let shown = app.auth.known_user(&user);
     match app.auth.login(ip, &user, &password) {
         Ok(token) => {
             log::info!(
-                "login by {user:?} from {}",
+                "login by {shown:?} from {}",
                 ip.map_or("?".into(), |i| i.to_string())
             );
             let mut r = redirect("/");
@@ -99,9 +102,14 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
             r
         }
         Err(Denied::Malformed(m)) => error(400, m),
+        Err(Denied::Busy) => {
+            let mut r = error(503, "too many sign-ins being checked; try again");
+            r.add_header(header("Retry-After", "1"));
+            r
+        }
         Err(_) => {
             log::warn!(
-                "failed login for {user:?} from {}",
+                "failed login for {shown:?} from {}",
                 ip.map_or("?".into(), |i| i.to_string())
             );
             redirect("/login?failed=1")

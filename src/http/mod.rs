@@ -5,12 +5,15 @@
 mod assets;
 pub mod auth;
 mod body;
+pub mod client;
 mod files;
+mod lockout;
 mod login;
 mod routes;
 pub mod tls;
+mod verifier;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -35,6 +38,20 @@ pub struct App {
     pub tls: Option<tls::Tls>,
     /// Receive timeout of every connection (idle keep-alive, slow clients).
     pub idle_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: client::Proxies,
+    /// Host names answered without credentials, besides localhost and IPs.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl App {
+    /// The client's address, through trusted proxies.
+    pub fn client(&self, req: &Request) -> Option<std::net::IpAddr> {
+        self.proxies.client(
+            req.remote_addr().map(|a| a.ip()),
+            auth::header(req, "X-Forwarded-For"),
+        )
+    }
 }
 
 pub type Reply = Response<Box<dyn Read + Send>>;
@@ -274,6 +291,11 @@ fn denied(req: &Request, why: auth::Denied, page: bool) -> Reply {
     use auth::Denied;
     match why {
         Denied::Malformed(m) => error(400, m),
+        Denied::Busy => {
+            let mut r = error(503, "too many sign-ins being checked; try again");
+            r.add_header(header("Retry-After", "1"));
+            r
+        }
         Denied::Limited(secs) => {
             let mut r = error(429, "too many failed logins; try again later");
             r.add_header(header("Retry-After", &secs.to_string()));
@@ -303,6 +325,14 @@ fn denied(req: &Request, why: auth::Denied, page: bool) -> Reply {
     }
 }
 
+/// What a request asked for, once its route is known.
+struct Target {
+    method: Method,
+    path: String,
+    query: String,
+    access: Access,
+}
+
 fn handle(app: &Arc<App>, req: Request) {
     let url = req.url().to_string();
     if url.len() > MAX_URL {
@@ -311,7 +341,8 @@ fn handle(app: &Arc<App>, req: Request) {
     if let Some(reply) = malformed(&req) {
         return respond(req, reply);
     }
-    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let url = origin_form(&url);
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let method = req.method().clone();
     let access = match lookup(method.as_str(), path) {
         Ok(a) => a,
@@ -326,26 +357,103 @@ fn handle(app: &Arc<App>, req: Request) {
             return respond(req, r);
         }
     };
-    let mut caller = None;
-    if access != Access::Public {
-        let who = match app.auth.authenticate(&req) {
-            Ok(p) => p,
-            Err(why) => {
-                let r = denied(&req, why, path == "/" && method == Method::Get);
-                return respond(req, r);
-            }
-        };
-        if access == Access::Admin && who.role != auth::Role::Admin {
-            return respond(req, error(403, "this user may watch but not record"));
-        }
-        if !matches!(method, Method::Get | Method::Head) && !auth::same_origin(&req, who.via) {
-            log::warn!("refused cross-site {} {path}", method.as_str());
-            return respond(req, error(403, "cross-site request refused"));
-        }
-        caller = Some(who);
+    if !app.auth.required() && !host_allowed(&req, &app.allowed_hosts) {
+        log::warn!("refused a request for an unknown host name (DNS rebinding?)");
+        return respond(
+            req,
+            error(
+                421,
+                "unknown host name: without credentials this server answers only to \
+                 localhost, IP addresses and the names in allowed_hosts",
+            ),
+        );
     }
-    let download = query.split('&').any(|kv| kv == "download=1");
-    match (method.as_str(), path) {
+    let target = Target {
+        method,
+        path: path.to_string(),
+        query: query.to_string(),
+        access,
+    };
+    if access == Access::Public {
+        return route(app, req, target, None);
+    }
+    let ip = app.client(&req);
+    match app.auth.begin(&req, ip) {
+        auth::Check::Done(who) => authorized(app, req, target, who),
+        // Argon2 takes tens of milliseconds: wait for it on another thread,
+        // never on this one, which dispatches every request.
+        auth::Check::Verify(attempt) => {
+            let app = app.clone();
+            spawn_with("auth", req, move |req| {
+                let who = app.auth.finish(attempt);
+                authorized(&app, req, target, who)
+            })
+        }
+    }
+}
+
+/// `GET http://host/status` (absolute form, RFC 9112 3.2.2) means `/status`.
+fn origin_form(url: &str) -> &str {
+    for scheme in ["http://", "https://"] {
+        if let Some(rest) = url
+            .get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+        {
+            let rest = &url[rest.len()..];
+            return rest.find('/').map_or("/", |i| &rest[i..]);
+        }
+    }
+    url
+}
+
+/// Without credentials a page on another site could rebind its name to our
+/// address and use us: answer only to names that cannot be rebound
+/// (localhost, IP literals) and to names the owner listed.
+fn host_allowed(req: &Request, allowed: &[String]) -> bool {
+    let Some(host) = auth::header(req, "Host") else {
+        // Browsers always send Host; a client without one is not a page.
+        return true;
+    };
+    let host = host.trim().to_ascii_lowercase();
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((addr, rest)) if rest.is_empty() || rest.starts_with(':') => {
+                return addr.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host.as_str(), |(n, _)| n)
+    };
+    name == "localhost"
+        || name.parse::<std::net::Ipv4Addr>().is_ok()
+        || allowed.iter().any(|a| *a == name || *a == host)
+}
+
+fn authorized(app: &Arc<App>, req: Request, t: Target, who: Result<auth::Principal, auth::Denied>) {
+    let who = match who {
+        Ok(p) => p,
+        Err(why) => {
+            let r = denied(&req, why, t.path == "/" && t.method == Method::Get);
+            return respond(req, r);
+        }
+    };
+    if t.access == Access::Admin && who.role != auth::Role::Admin {
+        return respond(req, error(403, "this user may watch but not record"));
+    }
+    if !matches!(t.method, Method::Get | Method::Head) && !auth::same_origin(&req, who.via) {
+        log::warn!("refused cross-site {} {}", t.method.as_str(), t.path);
+        return respond(req, error(403, "cross-site request refused"));
+    }
+    route(app, req, t, Some(who))
+}
+
+fn route(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Principal>) {
+    let download = match download_flag(&t.query) {
+        Ok(d) => d,
+        Err(e) => return respond(req, error(400, e)),
+    };
+    match (t.method.as_str(), t.path.as_str()) {
         (_, "/video") => live_viewer(app, req),
         (_, "/snapshot.jpg") => respond(req, snapshot(app)),
         (_, "/status") => respond(req, json(200, &routes::status(app, caller))),
@@ -354,7 +462,7 @@ fn handle(app: &Arc<App>, req: Request) {
             req,
             bytes(200, "application/json", assets::OPENAPI.to_vec()),
         ),
-        ("GET" | "HEAD", "/login") => respond(req, login::page(query)),
+        ("GET" | "HEAD", "/login") => respond(req, login::page(&t.query)),
         ("POST", "/login") => {
             let app = app.clone();
             spawn_with("login", req, move |mut req| {
@@ -401,6 +509,20 @@ fn handle(app: &Arc<App>, req: Request) {
             None => respond(req, error(404, "no such route")),
         },
     }
+}
+
+/// `download=1` asks for an attachment; `download=0` or none for inline.
+fn download_flag(query: &str) -> Result<bool, &'static str> {
+    let mut flag = false;
+    for kv in query.split('&') {
+        match kv.split_once('=') {
+            Some(("download", "1" | "true")) => flag = true,
+            Some(("download", "0" | "false")) => flag = false,
+            Some(("download", _)) => return Err("download must be 1 or 0"),
+            _ => {}
+        }
+    }
+    Ok(flag)
 }
 
 /// Longest total of header names and values we serve.
@@ -457,7 +579,7 @@ fn snapshot(app: &App) -> Reply {
 }
 
 fn live_viewer(app: &Arc<App>, req: Request) {
-    let ip = req.remote_addr().map(|a| a.ip());
+    let ip = app.client(&req);
     let seat = match app.viewers.try_seat(ip) {
         Ok(seat) => seat,
         Err(why) => {
@@ -465,6 +587,15 @@ fn live_viewer(app: &Arc<App>, req: Request) {
             return respond(req, error(503, why));
         }
     };
+    if *req.method() == Method::Head {
+        // The stream's status and headers, no body, no seat kept.
+        drop(seat);
+        let mut out = req.into_writer();
+        let _ = out
+            .write_all(crate::live::response_head(&security_headers()).as_bytes())
+            .and_then(|()| out.flush());
+        return;
+    }
     let hub = app.hub.clone();
     spawn_with("viewer", req, move |req| {
         let _seat = seat;
