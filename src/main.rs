@@ -101,14 +101,37 @@ fn init_logging(cfg: &Config) {
     );
 }
 
-/// Plain secrets are hashed by now: take them out of the environment so
-/// they are not readable in `/proc/PID/environ` for the life of the process.
-/// Runs before any other thread exists (the environment is not thread-safe).
+/// Plain secrets are hashed by now: take them out of the environment, and
+/// wipe the bytes the kernel shows in `/proc/PID/environ` (unsetting alone
+/// leaves them there for the life of the process). Runs before any other
+/// thread exists: the environment is not thread-safe.
 fn forget_secrets_in_environment() {
-    for key in ["VR_PASSWORD", "VR_VIEWER_PASSWORD", "VR_API_TOKEN"] {
-        if std::env::var_os(key).is_some() {
-            // SAFETY: single-threaded here: no other thread reads the environment.
-            unsafe { std::env::remove_var(key) };
+    unsafe extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    const SECRETS: [&str; 3] = ["VR_PASSWORD", "VR_VIEWER_PASSWORD", "VR_API_TOKEN"];
+    let mut found: Vec<(*mut libc::c_char, usize)> = Vec::new();
+    // SAFETY: single-threaded; `environ` is a null-terminated array of C
+    // strings that glibc never frees, so the pointers stay valid after
+    // unsetenv, and overwriting their bytes in place is allowed.
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            let entry = std::ffi::CStr::from_ptr(*p).to_bytes();
+            if SECRETS.iter().any(|k| {
+                entry.len() > k.len() && entry.starts_with(k.as_bytes()) && entry[k.len()] == b'='
+            }) {
+                found.push((*p, entry.len()));
+            }
+            p = p.add(1);
+        }
+        for key in SECRETS {
+            std::env::remove_var(key);
+        }
+        for (ptr, len) in found {
+            for i in 0..len {
+                std::ptr::write_volatile(ptr.add(i), 0);
+            }
         }
     }
 }

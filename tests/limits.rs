@@ -121,7 +121,7 @@ fn idle_connections_are_closed_and_slow_heads_get_408_but_streams_go_on() {
 
     // Keep-alive: served, then closed once idle.
     let mut ka = TcpStream::connect(s.addr).unwrap();
-    ka.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    ka.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let (got, took) = until_closed(&mut ka, Duration::from_secs(20));
     assert_eq!(common::parse_response(&got).status, 200);
@@ -166,7 +166,7 @@ fn idle_connections_are_closed_and_slow_heads_get_408_but_streams_go_on() {
 fn trickled_start(addr: std::net::SocketAddr, len: usize) -> (common::Response, Duration) {
     let mut c = TcpStream::connect(addr).unwrap();
     let head = format!(
-        "POST /start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+        "POST /start HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
     );
     c.write_all(head.as_bytes()).unwrap();
     let t0 = Instant::now();

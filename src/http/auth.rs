@@ -19,7 +19,7 @@ use blake2::digest::{KeyInit, Mac};
 use rand_core::{OsRng, RngCore};
 use tiny_http::Request;
 
-use super::lockout::{Claim, Key, Lockout};
+use super::lockout::{Claim, Key, Lockout, Refused};
 use super::verifier::{Pending, Verifier};
 use crate::config::Config;
 
@@ -253,7 +253,8 @@ impl Auth {
         let now = Instant::now();
         let claim = match self.lockout.claim(Key::new(ip, name), now) {
             Ok(c) => c,
-            Err(secs) => return Check::Done(Err(Denied::Limited(secs))),
+            Err(Refused::Wait(secs)) => return Check::Done(Err(Denied::Limited(secs))),
+            Err(Refused::Busy) => return Check::Done(Err(Denied::Busy)),
         };
         // No hash for this user: check the decoy, so the answer takes as
         // long, and let it fail.
@@ -634,7 +635,7 @@ mod tests {
         assert!(
             answers
                 .iter()
-                .all(|r| matches!(r, Err(Denied::Wrong | Denied::Limited(_))))
+                .all(|r| matches!(r, Err(Denied::Wrong | Denied::Busy)))
         );
     }
 

@@ -84,6 +84,16 @@ fn delay(tries: u32) -> Duration {
     Duration::from_secs(1 << exp).min(MAX_DELAY)
 }
 
+/// Why an attempt was not admitted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Too many failures: wait so many seconds.
+    Wait(u64),
+    /// As many tries of this (client, user) are being checked as it may
+    /// have: retry when they are answered.
+    Busy,
+}
+
 /// An admitted attempt; give its answer with `Lockout::settle`.
 #[derive(Debug)]
 pub struct Claim {
@@ -105,15 +115,15 @@ impl Lockout {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits an attempt, or says how many seconds to wait.
-    pub fn claim(&self, key: Key, now: Instant) -> Result<Claim, u64> {
+    /// Admits an attempt, or says why not.
+    pub fn claim(&self, key: Key, now: Instant) -> Result<Claim, Refused> {
         let mut s = self.lock();
         let elapsed = now.saturating_duration_since(s.budget_at).as_secs_f64();
         s.budget = (s.budget + elapsed * REFILL_PER_SEC).min(BUDGET);
         s.budget_at = now;
         if s.budget < 1.0 {
             let secs = ((1.0 - s.budget) / REFILL_PER_SEC).ceil() as u64;
-            return Err(secs.max(1));
+            return Err(Refused::Wait(secs.max(1)));
         }
         if s.entries.len() >= MAX_ENTRIES {
             s.entries
@@ -136,10 +146,17 @@ impl Lockout {
             e.pending = 0;
             e.last = now;
         }
-        let wait = delay(e.failures + e.pending);
         let since = now.saturating_duration_since(e.last);
+        let wait = delay(e.failures);
         if wait > since {
-            return Err((wait - since).as_secs_f64().ceil().max(1.0) as u64);
+            return Err(Refused::Wait(
+                (wait - since).as_secs_f64().ceil().max(1.0) as u64
+            ));
+        }
+        // Tries already admitted count as failures until they are answered:
+        // a crowd of concurrent guesses gets no more checks than a sequence.
+        if delay(e.failures + e.pending) > since {
+            return Err(Refused::Busy);
         }
         e.pending += 1;
         // The budget is taken now and given back on success.
@@ -197,10 +214,16 @@ mod tests {
     fn attempts_are_claimed_before_they_are_checked() {
         let t0 = Instant::now();
         let l = Lockout::new(t0);
-        // 300 concurrent tries from one client: only the free ones get in.
-        let claims: Vec<_> = (0..300)
-            .filter_map(|_| l.claim(key("10.0.0.9", "admin"), t0).ok())
+        // 300 concurrent tries from one client: only the free ones get in,
+        // the others are told to retry.
+        let answers: Vec<_> = (0..300)
+            .map(|_| l.claim(key("10.0.0.9", "admin"), t0))
             .collect();
+        let refused = answers
+            .iter()
+            .filter(|a| a.as_ref().err() == Some(&Refused::Busy));
+        assert_eq!(refused.count(), 300 - FREE_FAILURES as usize);
+        let claims: Vec<_> = answers.into_iter().filter_map(Result::ok).collect();
         assert_eq!(claims.len(), FREE_FAILURES as usize);
         for c in claims {
             l.settle(c, false, t0);
@@ -220,15 +243,15 @@ mod tests {
             let c = l.claim(k.clone(), t0).unwrap();
             l.settle(c, false, t0);
         }
-        assert_eq!(l.claim(k.clone(), t0).unwrap_err(), 2);
+        assert_eq!(l.claim(k.clone(), t0).unwrap_err(), Refused::Wait(2));
         let t1 = t0 + Duration::from_secs(2);
         let c = l.claim(k.clone(), t1).unwrap();
         l.settle(c, false, t1);
-        assert_eq!(l.claim(k.clone(), t1).unwrap_err(), 4);
+        assert_eq!(l.claim(k.clone(), t1).unwrap_err(), Refused::Wait(4));
         let t2 = t1 + Duration::from_secs(4);
         let c = l.claim(k.clone(), t2).unwrap();
         l.settle(c, false, t2);
-        assert_eq!(l.claim(k.clone(), t2).unwrap_err(), 8);
+        assert_eq!(l.claim(k.clone(), t2).unwrap_err(), Refused::Wait(8));
         // Waits never exceed the cap however many failures.
         assert_eq!(delay(40), MAX_DELAY);
         // Quiet for FORGET: the count starts afresh.
@@ -275,7 +298,7 @@ mod tests {
             }
         }
         assert_eq!(failed, BUDGET as u32);
-        assert_eq!(refused, Some(3));
+        assert_eq!(refused, Some(Refused::Wait(3)));
         // It refills: 3 s later one more try.
         let t1 = t0 + Duration::from_secs(3);
         assert!(l.claim(key("10.2.0.1", "admin"), t1).is_ok());

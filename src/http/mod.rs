@@ -516,8 +516,8 @@ fn download_flag(query: &str) -> Result<bool, &'static str> {
     let mut flag = false;
     for kv in query.split('&') {
         match kv.split_once('=') {
-            Some(("download", "1" | "true")) => flag = true,
-            Some(("download", "0" | "false")) => flag = false,
+            Some(("download", "1")) => flag = true,
+            Some(("download", "0")) => flag = false,
             Some(("download", _)) => return Err("download must be 1 or 0"),
             _ => {}
         }

@@ -90,9 +90,6 @@ pub fn parse_start(body: &[u8]) -> Result<StartOptions, String> {
     for (k, val) in obj {
         match k.as_str() {
             "max_duration_sec" => {
-                if val.is_null() {
-                    continue;
-                }
                 let secs = val
                     .as_f64()
                     .filter(|s| *s > 0.0 && *s <= MAX_DURATION_SEC)
@@ -197,6 +194,8 @@ mod tests {
         assert!(parse_start(br#"{"max_duration_sec": 0}"#).is_err());
         assert!(parse_start(br#"{"max_duration_sec": -1}"#).is_err());
         assert!(parse_start(br#"{"max_duration_sec": "10"}"#).is_err());
+        // The schema says a number: null is not one.
+        assert!(parse_start(br#"{"max_duration_sec": null}"#).is_err());
         assert!(parse_start(br#"{"max_duration_sec": 1e9}"#).is_err());
         assert!(parse_start(br#"{"path": "/etc/passwd"}"#).is_err());
         assert!(parse_start(b"[1]").is_err());

@@ -37,6 +37,10 @@ pub struct ClientConnection {
 
     // video-recorder patch: see `with_head_timeout`.
     head_timeout: Option<std::time::Duration>,
+
+    // video-recorder patch: set by a request's body when the rest of it
+    // could not be skipped (`util::unread_body`): the connection then ends.
+    unusable: crate::util::unread_body::Unusable,
 }
 
 /// Error that can happen when reading a request.
@@ -47,6 +51,10 @@ enum ReadError {
     RequestLineTooLong,
     /// video-recorder patch: more header bytes than `MAX_HEADER_BYTES`.
     HeadersTooLarge,
+    /// video-recorder patch: a byte outside ASCII in the request head.
+    NotAscii,
+    /// video-recorder patch: see `RequestCreationError::BadFraming`.
+    BadFraming(&'static str),
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
@@ -73,6 +81,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             head_timeout: None,
+            unusable: Default::default(),
         }
     }
 
@@ -123,6 +132,11 @@ impl ClientConnection {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            // video-recorder patch: the previous body was not skipped: what
+            // arrives now is not the start of a request.
+            if self.unusable.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(IoError::new(ErrorKind::ConnectionAborted, "unread body"));
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -147,7 +161,7 @@ impl ClientConnection {
             let (method, path, version) = {
                 let line = self
                     .read_next_line(MAX_REQUEST_LINE, &mut deadline)
-                    .map_err(ReadError::ReadIoError)?
+                    .map_err(read_error)?
                     .ok_or(ReadError::RequestLineTooLong)?;
 
                 parse_request_line(
@@ -162,7 +176,7 @@ impl ClientConnection {
                 loop {
                     let line = self
                         .read_next_line(left, &mut deadline)
-                        .map_err(ReadError::ReadIoError)?
+                        .map_err(read_error)?
                         .ok_or(ReadError::HeadersTooLarge)?;
                     left = left.saturating_sub(line.len() + 2);
 
@@ -200,11 +214,13 @@ impl ClientConnection {
             data_source,
             writer,
             deadline,
+            Some(self.unusable.clone()),
         )
         .map_err(|e| {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
+                request::RequestCreationError::BadFraming(why) => ReadError::BadFraming(why),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
@@ -232,14 +248,19 @@ impl Iterator for ClientConnection {
 
         loop {
             let rq = match self.read() {
+                // video-recorder patch: JSON errors that say why, then close.
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    refuse(self.sink.next().unwrap(), 400, "malformed request line");
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+                Err(ReadError::NotAscii) => {
+                    refuse(self.sink.next().unwrap(), 400, "request head is not ASCII");
+                    return None;
+                }
+                Err(ReadError::BadFraming(why)) => {
+                    refuse(self.sink.next().unwrap(), 400, why);
+                    return None;
                 }
 
                 // video-recorder patch: refuse, say why (JSON, as every error
@@ -253,10 +274,8 @@ impl Iterator for ClientConnection {
                     return None;
                 }
 
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                Err(ReadError::WrongHeader(_)) => {
+                    refuse(self.sink.next().unwrap(), 400, "malformed header line");
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
@@ -280,16 +299,15 @@ impl Iterator for ClientConnection {
             };
 
             // checking HTTP version
+            // video-recorder patch: answer and close. Upstream went on
+            // reading, so an HTTP/2 client waited for the idle timeout.
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                refuse(
+                    rq.into_writer(),
+                    505,
+                    "only HTTP/1.0 and HTTP/1.1 are served",
+                );
+                return None;
             }
 
             // updating the status of the connection
@@ -316,6 +334,15 @@ impl Iterator for ClientConnection {
             // returning the request
             return Some(rq);
         }
+    }
+}
+
+/// video-recorder patch: a head that is not ASCII is a 400, not a silent close.
+fn read_error(e: IoError) -> ReadError {
+    if e.kind() == ErrorKind::InvalidInput {
+        ReadError::NotAscii
+    } else {
+        ReadError::ReadIoError(e)
     }
 }
 

@@ -108,6 +108,12 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// video-recorder patch: the body's length is ambiguous (duplicate
+    /// differing `Content-Length`, one that is not a number, both it and
+    /// `Transfer-Encoding`, or a coding other than `chunked`): where the
+    /// next request starts is unknown, so it is refused and closed.
+    BadFraming(&'static str),
 }
 
 impl From<IoError> for RequestCreationError {
@@ -150,6 +156,7 @@ where
         source_data,
         writer,
         None,
+        None,
     )
 }
 
@@ -167,27 +174,61 @@ pub fn new_request_by<R, W>(
     mut source_data: R,
     writer: W,
     deadline: Option<std::time::Instant>,
+    unusable: Option<crate::util::unread_body::Unusable>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
+    // video-recorder patch: refuse every ambiguous framing (request
+    // smuggling): upstream took the first Content-Length of several, read an
+    // unparseable one as "no body", and treated any Transfer-Encoding as
+    // chunked, so body bytes could be parsed as the next request.
+    let transfer_encodings: Vec<&Header> = headers
         .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        .filter(|h: &&Header| h.field.equiv("Transfer-Encoding"))
+        .collect();
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|h: &&Header| h.field.equiv("Content-Length"))
+        .map(|h| h.value.as_str().trim())
+        .collect();
+    if transfer_encodings.len() > 1 {
+        return Err(RequestCreationError::BadFraming(
+            "more than one Transfer-Encoding",
+        ));
+    }
+    let transfer_encoding = transfer_encodings.first().map(|h| h.value.clone());
+    if let Some(te) = &transfer_encoding {
+        if !te.as_str().trim().eq_ignore_ascii_case("chunked") {
+            return Err(RequestCreationError::BadFraming(
+                "only Transfer-Encoding: chunked is understood",
+            ));
+        }
+        if !lengths.is_empty() {
+            return Err(RequestCreationError::BadFraming(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+    }
+    if lengths.iter().any(|l| *l != lengths[0]) {
+        return Err(RequestCreationError::BadFraming(
+            "differing Content-Length headers",
+        ));
+    }
+    let content_length: Option<usize> = match lengths.first() {
+        None => None,
+        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
+            // Too large for this machine's usize: refused, not "no body".
+            Some(l.parse().map_err(|_| {
+                RequestCreationError::BadFraming("Content-Length too large")
+            })?)
+        }
+        Some(_) => {
+            return Err(RequestCreationError::BadFraming(
+                "Content-Length is not a number",
+            ))
+        }
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -249,12 +290,21 @@ where
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = match unusable.clone() {
+                Some(flag) => data_reader.with_unusable(flag),
+                None => data_reader,
+            };
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let decoder = FusedReader::new(Decoder::new(source_data));
+        match unusable.clone() {
+            Some(flag) => Box::new(crate::util::unread_body::Guarded::new(decoder, flag))
+                as Box<dyn Read + Send + 'static>,
+            None => Box::new(decoder) as Box<dyn Read + Send + 'static>,
+        }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data

@@ -15,6 +15,8 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // video-recorder patch: set when the rest was too much to skip.
+    unusable: Option<super::unread_body::Unusable>,
 }
 
 impl<R> EqualReader<R>
@@ -28,9 +30,17 @@ where
             reader,
             size,
             last_read_signal: tx,
+            unusable: None,
         };
 
         (r, rx)
+    }
+
+    /// video-recorder patch: skip at most `unread_body::DRAIN_MAX` unread
+    /// bytes when dropped; beyond that, mark the connection unusable.
+    pub fn with_unusable(mut self, flag: super::unread_body::Unusable) -> Self {
+        self.unusable = Some(flag);
+        self
     }
 }
 
@@ -64,6 +74,13 @@ where
     R: Read,
 {
     fn drop(&mut self) {
+        // video-recorder patch: a bounded skip, or the connection is closed.
+        if let Some(flag) = &self.unusable {
+            if !super::unread_body::drain(&mut self.reader, self.size) {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            }
+            return;
+        }
         let mut remaining_to_read = self.size;
         // video-recorder patch: drain through a fixed buffer. The upstream code
         // allocated the declared (client-chosen) remainder at once, so one

@@ -16,6 +16,7 @@ mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;
+pub(crate) mod unread_body;
 
 /// Parses a the value of a header.
 /// Suitable for `Accept-*`, `TE`, etc.
