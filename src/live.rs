@@ -85,6 +85,10 @@ impl Viewers {
     pub fn max(&self) -> usize {
         self.max
     }
+
+    pub fn max_per_client(&self) -> usize {
+        self.max_per_client
+    }
 }
 
 /// The response head for `/video`, written on the raw socket.

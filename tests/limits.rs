@@ -1,6 +1,7 @@
 //! Connection limits against the real binary: a header or URL that never
-//! ends, idle and trickling clients, and a live stream that must outlast
-//! the idle timeout.
+//! ends, idle and trickling clients, a live stream that must outlast the
+//! idle timeout, and a crowd of connections that must not starve the owner
+//! or a recording.
 
 mod common;
 
@@ -13,16 +14,6 @@ use common::{MjpegClient, Server};
 const SMALL: &[&str] = &[
     "--source", "test", "--width", "320", "--height", "240", "--fps", "30",
 ];
-
-/// Resident memory of a process, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 /// Sends `head` and then bytes that never end the line, up to `cap`; the
 /// bytes the server took before it hung up, and its answer if one arrived.
@@ -49,7 +40,7 @@ fn endless_line(addr: std::net::SocketAddr, head: &[u8], cap: usize) -> (usize, 
 fn a_header_or_url_that_never_ends_is_cut_off_without_eating_memory() {
     let s = Server::start(SMALL);
     assert_eq!(s.get("/status").status, 200);
-    let before = rss_kib(s.child.id());
+    let before = s.rss_kib();
     const CAP: usize = 256 * 1024 * 1024;
     for (head, status) in [
         (&b"GET /status HTTP/1.1\r\nX-Endless: "[..], 431),
@@ -69,7 +60,7 @@ fn a_header_or_url_that_never_ends_is_cut_off_without_eating_memory() {
         }
         assert_eq!(s.get("/status").status, 200, "{}", s.log());
     }
-    let after = rss_kib(s.child.id());
+    let after = s.rss_kib();
     assert!(
         after < before + 32 * 1024,
         "server memory grew from {before} KiB to {after} KiB"
@@ -190,4 +181,92 @@ fn a_trickled_body_gets_408_and_starts_nothing() {
         );
         assert_eq!(s.get("/status").json()["recording"], false);
     }
+}
+
+/// Lets this test process open as many sockets as it may.
+fn raise_own_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+#[test]
+fn a_crowd_of_connections_neither_silences_the_owner_nor_stops_a_recording() {
+    if !common::have_tool("prlimit") {
+        return;
+    }
+    raise_own_fd_limit();
+    let tmp = tempfile::tempdir().unwrap();
+    // 1,024 descriptors: caps of 384 connections in all, 64 per client.
+    let s = Server::start_wrapped(
+        &tmp.path().join("clips"),
+        &[SMALL, &["--clips-min-free-mb", "0"]].concat(),
+        &["prlimit", "--nofile=1024:1024", "--"],
+    );
+    assert!(
+        s.log()
+            .contains("connections capped at 384 in all and 64 per client"),
+        "{}",
+        s.log()
+    );
+    // The attacker: 3,000 idle connections from 127.0.0.2, then 64 more
+    // from each of four other addresses. Those beyond the caps are closed.
+    let mut hogs = Vec::new();
+    let mut refused = 0;
+    for i in 0..3000 + 4 * 64 {
+        let src = if i < 3000 { 2 } else { 3 + (i - 3000) / 64 };
+        let src = std::net::IpAddr::from([127, 0, 0, src as u8]);
+        match common::connect_from(src, s.addr) {
+            Ok(c) => hogs.push(c),
+            Err(_) => refused += 1,
+        }
+    }
+    // The server closes what it does not keep: count what is still open.
+    s.wait_log("closing new connections", Duration::from_secs(30));
+    // The owner, from 127.0.0.1, is answered and records a clip.
+    let r = s.get("/healthz");
+    assert_eq!(r.status, 200);
+    let r = s.post("/start", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.wait_status(Duration::from_secs(30), "frames recorded", |st| {
+        st["recorder"]["frames"].as_u64().unwrap_or(0) >= 30
+    });
+    let clip = s.post("/stop", "").json();
+    assert!(clip["duration_sec"].as_f64().unwrap() >= 0.9, "{clip}");
+    let path = s
+        .clips
+        .join(format!("{}.mp4", clip["id"].as_str().unwrap()));
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        clip["size_bytes"].as_u64().unwrap()
+    );
+    let probe = common::own_probe(&path);
+    assert!(probe["frames"].as_u64().unwrap() >= 30, "{probe}");
+    // Count the attacker's connections the server kept: those it closed
+    // read EOF at once.
+    let mut kept = 0;
+    for c in &mut hogs {
+        c.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        let mut b = [0u8; 1];
+        if let Err(e) = c.read(&mut b)
+            && matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        {
+            kept += 1;
+        }
+    }
+    assert!(
+        (64..=384).contains(&kept),
+        "{kept} attacker connections kept ({} connected, {refused} refused)",
+        hogs.len()
+    );
 }

@@ -158,6 +158,13 @@ fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
 /// the error through `recv`), a new server is built on the same socket.
 pub fn serve(app: Arc<App>, listener: TcpListener) {
     set_send_timeout(&listener, SEND_TIMEOUT);
+    let (total, per_client) = connection_caps(open_file_limit(), app.viewers.max_per_client());
+    log::info!("connections capped at {total} in all and {per_client} per client address");
+    let options = tiny_http::ServerOptions {
+        read_timeout: Some(app.idle_timeout),
+        max_connections: Some(total),
+        max_connections_per_client: Some(per_client),
+    };
     let mut backoff = Duration::from_millis(50);
     // Old servers stay alive a while: their open keep-alive connections may
     // still deliver requests.
@@ -168,8 +175,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
             .map_err(|e| e.to_string())
             .and_then(|l| {
                 let ssl = app.tls.as_ref().map(tls::Tls::ssl_config);
-                Server::from_listener_with_timeout(l, ssl, Some(app.idle_timeout))
-                    .map_err(|e| e.to_string())
+                Server::from_listener_with_options(l, ssl, options).map_err(|e| e.to_string())
             }) {
             Ok(s) => s,
             Err(e) => {
@@ -210,6 +216,37 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
         }
         retired.push((server, Instant::now()));
     }
+}
+
+/// Descriptors kept for everything but connections: the camera, each
+/// recording's clip, journal and directory, the clips directory's scans,
+/// TLS files, logging, retired listeners.
+const RESERVED_FDS: u64 = 256;
+
+/// The process's descriptor limit (`RLIMIT_NOFILE`, soft).
+fn open_file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    // rlim_t is 32 bits on 32-bit ARM.
+    #[allow(clippy::unnecessary_cast)]
+    let cur = lim.rlim_cur as u64;
+    cur
+}
+
+/// Caps on open connections from the descriptor limit: each connection
+/// takes two descriptors, and `RESERVED_FDS` stay free for recording, so a
+/// crowd of idle connections can neither stop the server nor a recording.
+/// One client may hold enough for its viewers and a browser's requests.
+fn connection_caps(nofile: u64, viewers_per_client: usize) -> (usize, usize) {
+    let total = (nofile.saturating_sub(RESERVED_FDS) / 2).max(16) as usize;
+    let per_client = (2 * viewers_per_client + 32).max(64).min(total);
+    (total, per_client)
 }
 
 /// Runs `f` on its own thread; answers 503 if no thread can be had.
@@ -631,6 +668,17 @@ mod tests {
             .collect();
         served.sort();
         assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn connection_caps_leave_descriptors_for_recording() {
+        // The Pi unit's LimitNOFILE, and the default per-client viewer cap.
+        assert_eq!(connection_caps(8192, 16), (3968, 64));
+        assert_eq!(connection_caps(1024, 16), (384, 64));
+        // A benchmark allowing 1,000 viewers from one address.
+        assert_eq!(connection_caps(65536, 1000), (32640, 2032));
+        // Tiny limits still serve someone.
+        assert_eq!(connection_caps(100, 16), (16, 16));
     }
 
     #[test]

@@ -181,6 +181,18 @@ pub struct ServerConfig {
     pub ssl: Option<SslConfig>,
 }
 
+/// video-recorder patch: what `Server::from_listener_with_options` takes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerOptions {
+    /// Receive timeout of every connection; a request's head (and small
+    /// body) must arrive within twice it.
+    pub read_timeout: Option<Duration>,
+    /// Connections open at once, in all.
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (IPv6: one /64).
+    pub max_connections_per_client: Option<usize>,
+}
+
 /// Configuration of the server for SSL.
 #[derive(Debug, Clone)]
 pub struct SslConfig {
@@ -259,6 +271,31 @@ impl Server {
         ssl_config: Option<SslConfig>,
         read_timeout: Option<Duration>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Server::from_listener_with_options(
+            listener,
+            ssl_config,
+            ServerOptions {
+                read_timeout,
+                ..ServerOptions::default()
+            },
+        )
+    }
+
+    /// video-recorder patch: as `from_listener_with_timeout`, with caps on
+    /// the connections open at once, in total and per client address (IPv6
+    /// per /64). A connection beyond a cap is closed at once, before it
+    /// takes a thread. Upstream had no cap, so idle connections could take
+    /// every descriptor and thread.
+    pub fn from_listener_with_options<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        options: ServerOptions,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let read_timeout = options.read_timeout;
+        let limits = util::conn_limits::ConnLimits::new(util::conn_limits::Caps {
+            total: options.max_connections,
+            per_client: options.max_connections_per_client,
+        });
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -309,10 +346,44 @@ impl Server {
             // video-recorder patch: rate limit for "dropping a connection".
             let mut dropped: u64 = 0;
             let mut last_drop_log: Option<std::time::Instant> = None;
+            let mut refused: u64 = 0;
+            let mut last_refusal_log: Option<std::time::Instant> = None;
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    Ok((sock, peer)) => {
                         use util::RefinedTcpStream;
+                        // video-recorder patch: the caps, before anything
+                        // else is spent on the connection.
+                        let slot = match peer.map(|p| limits.admit(p.ip())) {
+                            Some(Ok(slot)) => Some(slot),
+                            None => None,
+                            Some(Err(why)) => {
+                                drop(sock);
+                                refused += 1;
+                                if last_refusal_log.map_or(true, |t: std::time::Instant| {
+                                    t.elapsed() >= std::time::Duration::from_secs(1)
+                                }) {
+                                    let what = match why {
+                                        util::conn_limits::Refusal::Total(n) => {
+                                            format!("{} connections open, the cap", n)
+                                        }
+                                        util::conn_limits::Refusal::PerClient(n) => format!(
+                                            "{} connections open from {}, the cap per client",
+                                            n,
+                                            peer.map_or("?".into(), |p| p.ip().to_string())
+                                        ),
+                                    };
+                                    log::warn!(
+                                        "closing new connections ({} since last said): {}",
+                                        refused,
+                                        what
+                                    );
+                                    refused = 0;
+                                    last_refusal_log = Some(std::time::Instant::now());
+                                }
+                                continue;
+                            }
+                        };
                         if read_timeout.is_some() {
                             // Inherited by the clone made for the write half.
                             sock.set_read_timeout(read_timeout).ok();
@@ -335,7 +406,10 @@ impl Server {
                         };
                         // video-recorder patch: drop this connection, keep accepting.
                         let (read_closable, write_closable) = match pair {
-                            Ok(pair) => pair,
+                            Ok(pair) => match slot {
+                                Some(slot) => RefinedTcpStream::with_slot(pair, slot),
+                                None => pair,
+                            },
                             Err(e) => {
                                 // At most one line a second: a flood of
                                 // connections must not flood the log too.

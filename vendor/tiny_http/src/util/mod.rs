@@ -17,6 +17,7 @@ pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;
 pub(crate) mod unread_body;
+pub(crate) mod conn_limits;
 
 /// Parses a the value of a header.
 /// Suitable for `Accept-*`, `TE`, etc.

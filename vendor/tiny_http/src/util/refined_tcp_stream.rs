@@ -94,6 +94,9 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // video-recorder patch: the connection's place under the caps, held by
+    // both halves (given back when both descriptors are closed).
+    _slot: Option<std::sync::Arc<super::conn_limits::Slot>>,
 }
 
 impl RefinedTcpStream {
@@ -112,15 +115,29 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            _slot: None,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            _slot: None,
         };
 
         Ok((read, write))
+    }
+
+    /// video-recorder patch: both halves hold the connection's slot.
+    pub(crate) fn with_slot(
+        pair: (RefinedTcpStream, RefinedTcpStream),
+        slot: super::conn_limits::Slot,
+    ) -> (RefinedTcpStream, RefinedTcpStream) {
+        let slot = std::sync::Arc::new(slot);
+        let (mut read, mut write) = pair;
+        read._slot = Some(slot.clone());
+        write._slot = Some(slot);
+        (read, write)
     }
 
     /// Returns true if this struct wraps around a secure connection.
