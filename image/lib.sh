@@ -91,7 +91,9 @@ hash_password() {
   local hasher=${HOST_VR:-}
   if [[ -z $hasher ]]; then
     "${MAKE:-make}" --no-print-directory build >&2 || die "cannot build the host binary that hashes the password"
-    hasher=target/debug/video-recorder
+    # cargo puts it under CARGO_TARGET_DIR when that is set.
+    hasher=${CARGO_TARGET_DIR:-target}/debug/video-recorder
+    [[ $hasher == /* ]] || hasher=$PWD/$hasher
   fi
   local h
   h=$("$hasher" hash-password) || die "hashing the password with $hasher failed"

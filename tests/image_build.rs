@@ -272,3 +272,40 @@ fn image_refuses_what_it_does_not_recognise() {
         text(&out)
     );
 }
+
+/// Without `HOST_VR`, the password is hashed by the host build, which cargo
+/// puts under `CARGO_TARGET_DIR` when that is set (a stand-in `make` plays
+/// the build, a stand-in binary the hasher).
+#[test]
+fn the_password_hasher_is_found_under_cargo_target_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("elsewhere");
+    let fake_make = tmp.path().join("make");
+    std::fs::write(
+        &fake_make,
+        "#!/bin/sh\nmkdir -p \"$CARGO_TARGET_DIR/debug\"\n\
+         printf '#!/bin/sh\\necho \"\\$argon2id\\$stand-in\"\\n' > \"$CARGO_TARGET_DIR/debug/video-recorder\"\n\
+         chmod +x \"$CARGO_TARGET_DIR/debug/video-recorder\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &fake_make,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("PROG=test; . image/lib.sh; printf 'pw-for-the-test\\n' | hash_password")
+        .current_dir(repo())
+        .env("MAKE", &fake_make)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("HOST_VR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "$argon2id$stand-in\n");
+}
