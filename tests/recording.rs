@@ -232,20 +232,31 @@ fn pre_roll_clip_starts_that_much_before_the_request() {
 
 #[test]
 fn sigterm_mid_recording_saves_a_playable_clip_and_exits_0() {
-    let mut s = Server::start(SMALL);
-    wait_frames(&s, 5);
-    let start = s.post("/start", "");
-    assert_eq!(start.status, 200);
-    let id = start.json()["id"].as_str().unwrap().to_string();
-    std::thread::sleep(Duration::from_secs(2));
-    let status = s.signal(15);
-    assert!(status.success(), "exit {status:?}\n{}", s.log());
-    assert_eq!(files(&s.clips), vec![format!("{id}.mp4")], "{}", s.log());
-    let path = s.clips.join(format!("{id}.mp4"));
-    let p = own_probe(&path);
-    let d = p["duration_sec"].as_f64().unwrap();
-    assert!(d >= 1.9, "{p}");
-    check_clip(&path, p["frames"].as_u64().unwrap(), d);
+    // SIGHUP (a closed terminal), SIGQUIT and SIGUSR1 too: their default
+    // action killed the process with the clip unfinished.
+    for (sig, name) in [(15, "TERM"), (1, "HUP"), (3, "QUIT"), (10, "USR1")] {
+        let mut s = Server::start(SMALL);
+        wait_frames(&s, 5);
+        let start = s.post("/start", "");
+        assert_eq!(start.status, 200);
+        let id = start.json()["id"].as_str().unwrap().to_string();
+        s.wait_status(Duration::from_secs(30), "30 frames recorded", |st| {
+            st["recorder"]["frames"].as_u64().unwrap_or(0) >= 30
+        });
+        let status = s.signal(sig);
+        assert!(status.success(), "SIG{name}: exit {status:?}\n{}", s.log());
+        assert_eq!(
+            files(&s.clips),
+            vec![format!("{id}.mp4")],
+            "SIG{name}: {}",
+            s.log()
+        );
+        let path = s.clips.join(format!("{id}.mp4"));
+        let p = own_probe(&path);
+        let d = p["duration_sec"].as_f64().unwrap();
+        assert!(d >= 0.9, "SIG{name}: {p}");
+        check_clip(&path, p["frames"].as_u64().unwrap(), d);
+    }
 }
 
 #[test]
