@@ -18,6 +18,7 @@ fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
             min_free_bytes,
         },
         enforcing: Mutex::new(false),
+        index: Mutex::new(Index::default()),
     }
 }
 
@@ -65,27 +66,85 @@ fn get_returns_only_regular_files_inside_the_dir() {
     std::fs::create_dir(&dir).unwrap();
     let c = clips(&dir, 0, 0);
     put(&dir, "20240101-000000.mp4", 10);
-    let e = c.get("20240101-000000").unwrap();
-    assert_eq!((e.size_bytes, e.id.as_str()), (10, "20240101-000000"));
-    assert!(c.get("20240101-000009").is_none(), "missing");
-    assert!(c.get("../clips/20240101-000000").is_none());
-    assert!(c.get("/etc/passwd").is_none());
-    // A symlink pointing out of the directory is refused.
+    assert!(
+        c.get("20240101-000000").is_none(),
+        "not listed before a scan"
+    );
+    // A symlink pointing out of the directory is not a clip.
     put(tmp.path(), "secret.mp4", 5);
     std::os::unix::fs::symlink(
         tmp.path().join("secret.mp4"),
         dir.join("20240101-000001.mp4"),
     )
     .unwrap();
-    assert!(c.get("20240101-000001").is_none());
     // A directory named like a clip is not a clip.
     std::fs::create_dir(dir.join("20240101-000002.mp4")).unwrap();
-    assert!(c.get("20240101-000002").is_none());
-    // A symlink to a clip inside the directory is fine.
+    // Nor a symlink to a clip inside the directory.
     std::os::unix::fs::symlink("20240101-000000.mp4", dir.join("20240101-000003.mp4")).unwrap();
-    assert_eq!(c.get("20240101-000003").unwrap().size_bytes, 10);
+    c.enforce(None);
+    let e = c.get("20240101-000000").unwrap();
+    assert_eq!((e.size_bytes, e.id.as_str()), (10, "20240101-000000"));
+    assert!(c.open_clip(&e).is_ok());
+    for missing in [
+        "20240101-000009",
+        "../clips/20240101-000000",
+        "/etc/passwd",
+        "20240101-000001",
+        "20240101-000002",
+        "20240101-000003",
+    ] {
+        assert!(c.get(missing).is_none(), "{missing}");
+    }
     // Listing counts regular files only.
     assert_eq!(c.overview().0.clips, 1);
+}
+
+#[test]
+fn open_clip_serves_only_the_file_that_was_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("clips");
+    std::fs::create_dir(&dir).unwrap();
+    let c = clips(&dir, 0, 0);
+    for id in ["20240101-000000", "20240101-000001", "20240101-000002"] {
+        put(&dir, &format!("{id}.mp4"), 10);
+    }
+    put(tmp.path(), "secret.mp4", 5);
+    c.enforce(None);
+    let listed = |id: &str| c.get(id).unwrap();
+    // Swapped for a symlink after the listing.
+    let a = listed("20240101-000000");
+    std::fs::remove_file(dir.join("20240101-000000.mp4")).unwrap();
+    std::os::unix::fs::symlink(
+        tmp.path().join("secret.mp4"),
+        dir.join("20240101-000000.mp4"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.open_clip(&a).unwrap_err(),
+        OpenError::Refused("a symlink")
+    );
+    // A hard link to it from elsewhere: the file could be anyone's.
+    let b = listed("20240101-000001");
+    std::fs::hard_link(
+        dir.join("20240101-000001.mp4"),
+        tmp.path().join("outside.mp4"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.open_clip(&b).unwrap_err(),
+        OpenError::Refused("a file with other links")
+    );
+    // Replaced by another file (renamed over it, so it is another inode).
+    let d = listed("20240101-000002");
+    put(&dir, "other", 10);
+    std::fs::rename(dir.join("other"), dir.join("20240101-000002.mp4")).unwrap();
+    assert_eq!(
+        c.open_clip(&d).unwrap_err(),
+        OpenError::Refused("not the file that was listed")
+    );
+    // Gone.
+    std::fs::remove_file(dir.join("20240101-000002.mp4")).unwrap();
+    assert_eq!(c.open_clip(&d).unwrap_err(), OpenError::NotFound);
 }
 
 #[test]
@@ -103,6 +162,7 @@ fn last_is_the_newest_by_id_and_collision_number() {
     }
     put(tmp.path(), "20250101-000000.mp4.part", 1); // in progress: not a clip
     put(tmp.path(), "zzz.mp4", 1); // not ours
+    c.enforce(None);
     assert_eq!(c.last().unwrap().id, "20240101-000005-10");
     let u = c.overview().0;
     assert_eq!((u.clips, u.bytes), (4, 5));

@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use tiny_http::{Response, StatusCode};
 
@@ -61,22 +60,13 @@ pub fn parse_range(value: Option<&str>, len: u64) -> RangeAsk {
     }
 }
 
-/// Serves a clip file, honouring Range. `download` asks the browser to save it.
-pub fn serve_mp4(path: &Path, range: Option<&str>, download: Option<&str>) -> Reply {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return error(404, "clip not found");
-        }
-        Err(e) => {
-            log::error!("cannot open clip {}: {e}", path.display());
-            return error(500, "cannot open clip");
-        }
-    };
+/// Serves an opened clip (`id` for the log), honouring Range. `download`
+/// asks the browser to save it.
+pub fn serve_mp4(mut file: File, id: &str, range: Option<&str>, download: Option<&str>) -> Reply {
     let len = match file.metadata() {
         Ok(m) => m.len(),
         Err(e) => {
-            log::error!("cannot stat clip {}: {e}", path.display());
+            log::error!("cannot stat clip {id}: {e}");
             return error(500, "cannot read clip");
         }
     };
@@ -106,7 +96,7 @@ pub fn serve_mp4(path: &Path, range: Option<&str>, download: Option<&str>) -> Re
     if start > 0
         && let Err(e) = file.seek(SeekFrom::Start(start))
     {
-        log::error!("cannot seek clip {}: {e}", path.display());
+        log::error!("cannot seek clip {id}: {e}");
         return error(500, "cannot read clip");
     }
     let body: Box<dyn Read + Send> = Box::new(file.take(count));

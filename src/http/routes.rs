@@ -7,6 +7,7 @@ use tiny_http::Request;
 
 use super::auth::{Principal, Role, Via};
 use super::{App, MAX_BODY, Reply, error, files};
+use crate::clips::{ClipEntry, OpenError};
 use crate::hub::SourceState;
 use crate::recorder::{RecError, StartOptions};
 
@@ -154,11 +155,7 @@ pub fn stop(app: &App) -> Reply {
 
 pub fn last(app: &App, range: Option<&str>, download: bool) -> Reply {
     match app.clips.last() {
-        Some(c) => files::serve_mp4(
-            &c.path,
-            range,
-            download.then(|| format!("{}.mp4", c.id)).as_deref(),
-        ),
+        Some(c) => serve(app, &c, range, download),
         None => error(404, "no clip yet"),
     }
 }
@@ -168,12 +165,28 @@ pub fn clip(app: &App, name: &str, range: Option<&str>, download: bool) -> Reply
         return error(404, "no such clip");
     };
     match app.clips.get(id) {
-        Some(c) => files::serve_mp4(
-            &c.path,
+        Some(c) => serve(app, &c, range, download),
+        None => error(404, "no such clip"),
+    }
+}
+
+fn serve(app: &App, c: &ClipEntry, range: Option<&str>, download: bool) -> Reply {
+    match app.clips.open_clip(c) {
+        Ok(file) => files::serve_mp4(
+            file,
+            &c.id,
             range,
             download.then(|| format!("{}.mp4", c.id)).as_deref(),
         ),
-        None => error(404, "no such clip"),
+        Err(OpenError::NotFound) => error(404, "no such clip"),
+        Err(OpenError::Refused(why)) => {
+            log::warn!("clip {} not served: {why}", c.id);
+            error(404, "no such clip")
+        }
+        Err(OpenError::Io(e)) => {
+            log::error!("cannot open clip {}: {e}", c.id);
+            error(500, "cannot open clip")
+        }
     }
 }
 
