@@ -172,7 +172,7 @@ impl Recorder {
         let dir = &self.settings.clips_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| RecError::Failed(format!("clips directory {}: {e}", dir.display())))?;
-        let (id, paths) = new_id(dir, requested_wall);
+        let (id, paths) = new_id(dir, requested_wall, crate::clock::synchronized());
         let writer = journal::ClipWriter::create(paths).map_err(RecError::Failed)?;
         let status = self.hub.status();
         let fps = match self.hub.measured_fps() {
@@ -309,21 +309,51 @@ impl Recorder {
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken.
-/// Ids never go backwards: a Pi without a real-time clock boots with a clock
-/// behind its last clip until network time arrives, and the ring buffer
-/// deletes by id order. Such a clip is named one second after the newest.
-fn new_id(dir: &std::path::Path, now: SystemTime) -> (String, journal::ClipPaths) {
+/// Ids do not go backwards while the clock is plausibly wrong: a Pi without
+/// a real-time clock boots at 1970, or at its last shutdown (fake-hwclock),
+/// until network time arrives, and the ring buffer deletes by id order.
+/// Such a clip is named one second after the newest. But a clip named in
+/// the future (a clock that was once wrong the other way, a spoofed NTP)
+/// must not drag every later name with it: a synchronised clock, or a skew
+/// beyond `MAX_BEHIND`, names by the clock; and a name that would not be a
+/// valid id (past year 9999) is never made.
+fn new_id(
+    dir: &std::path::Path,
+    now: SystemTime,
+    synchronised: Option<bool>,
+) -> (String, journal::ClipPaths) {
+    /// Before this the clock has never been set (this code did not exist).
+    const NEVER_SET: u64 = 1_704_067_200; // 2024-01-01
+    /// How far a not-yet-synchronised clock may plausibly lag.
+    const MAX_BEHIND: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
     let mut stamp = crate::clock::file_stamp(now);
     if let Some(newest) = newest_stamp(dir)
         && newest > stamp
         && let Some(t) = crate::clock::parse_file_stamp(&newest)
     {
+        let unset = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|d| d.as_secs() < NEVER_SET);
+        let behind = t.duration_since(now).unwrap_or_default();
         let after = crate::clock::file_stamp(t + std::time::Duration::from_secs(1));
-        log::warn!(
-            "the clock ({stamp}) is behind the newest clip ({newest}); is time synchronised? \
-             naming the new clip {after}"
-        );
-        stamp = after;
+        let plausible = unset || (synchronised != Some(true) && behind <= MAX_BEHIND);
+        if plausible && crate::clips::valid_id(&after) {
+            log::warn!(
+                "the clock ({stamp}) is behind the newest clip ({newest}); is time synchronised? \
+                 naming the new clip {after}"
+            );
+            stamp = after;
+        } else {
+            log::warn!(
+                "the newest clip ({newest}) is named after the clock ({stamp}); trusting the \
+                 clock (it is {}), so this clip sorts before that one",
+                if synchronised == Some(true) {
+                    "synchronised".to_string()
+                } else {
+                    format!("{} days behind", behind.as_secs() / 86_400)
+                }
+            );
+        }
     }
     let mut n = 1;
     loop {

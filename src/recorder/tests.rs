@@ -409,11 +409,11 @@ fn second_start_and_idle_stop_are_refused() {
 fn ids_are_stamps_with_a_suffix_on_collision() {
     let dir = tempfile::tempdir().unwrap();
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let (a, _) = new_id(dir.path(), t);
+    let (a, _) = new_id(dir.path(), t, None);
     assert_eq!(a, "20231114-221320");
     std::fs::write(dir.path().join(format!("{a}.mp4")), b"x").unwrap();
     std::fs::write(dir.path().join(format!("{a}-2.journal")), b"x").unwrap();
-    assert_eq!(new_id(dir.path(), t).0, format!("{a}-3"));
+    assert_eq!(new_id(dir.path(), t, None).0, format!("{a}-3"));
 }
 
 #[test]
@@ -576,9 +576,36 @@ fn ids_never_go_back_when_the_clock_does() {
     std::fs::write(dir.path().join("20261124-050102.mp4"), b"x").unwrap();
     std::fs::write(dir.path().join("20261124-050102-2.mp4"), b"x").unwrap();
     // Booted without network time: the clock says 1970.
-    let (id, _) = new_id(dir.path(), SystemTime::UNIX_EPOCH + Duration::from_secs(42));
+    let (id, _) = new_id(
+        dir.path(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(42),
+        Some(false),
+    );
     assert_eq!(id, "20261124-050103");
+    // At the last shutdown (fake-hwclock), a day behind, not yet synchronised.
+    let day_before = crate::clock::parse_file_stamp("20261123-050102").unwrap();
+    assert_eq!(
+        new_id(dir.path(), day_before, Some(false)).0,
+        "20261124-050103"
+    );
+    assert_eq!(new_id(dir.path(), day_before, None).0, "20261124-050103");
     // A clock ahead of every clip is used as it is.
     let later = crate::clock::parse_file_stamp("20270101-000000").unwrap();
-    assert_eq!(new_id(dir.path(), later).0, "20270101-000000");
+    assert_eq!(new_id(dir.path(), later, None).0, "20270101-000000");
+}
+
+#[test]
+fn a_clip_named_in_the_future_does_not_drag_later_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("20310101-000000.mp4"), b"x").unwrap();
+    let now = crate::clock::parse_file_stamp("20261201-120000").unwrap();
+    // A synchronised clock is believed.
+    assert_eq!(new_id(dir.path(), now, Some(true)).0, "20261201-120000");
+    // Unsynchronised but years behind: not a plausible lag either.
+    assert_eq!(new_id(dir.path(), now, Some(false)).0, "20261201-120000");
+    // The last second there is: one more would not be an id.
+    std::fs::write(dir.path().join("99991231-235959.mp4"), b"x").unwrap();
+    let (id, _) = new_id(dir.path(), SystemTime::UNIX_EPOCH, Some(false));
+    assert!(crate::clips::valid_id(&id), "{id}");
+    assert_eq!(id, "19700101-000000");
 }
