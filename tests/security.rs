@@ -487,7 +487,15 @@ fn https_with_a_self_signed_certificate() {
         .nth(1)
         .map(|r| r.split_whitespace().next().unwrap().to_string())
         .unwrap_or_else(|| panic!("no fingerprint logged:\n{log}"));
-    let cert = s.clips.join(".tls/cert.pem");
+    assert!(
+        !s.clips.join(".tls").exists(),
+        "the key must not live with the clips"
+    );
+    let cert = s
+        .clips
+        .parent()
+        .unwrap()
+        .join(".video-recorder-tls/cert.pem");
     let url = format!("https://localhost:{}/status", s.addr.port());
     let out = std::process::Command::new("curl")
         .args(["-sS", "--cacert"])

@@ -26,15 +26,60 @@ impl Tls {
     }
 }
 
-/// Where the certificate and key live: as configured, or beside the clips
-/// (in a hidden `.tls` directory the clips keeper never touches).
-fn paths(cfg: &Config) -> (PathBuf, PathBuf) {
+/// Where a self-signed pair lives: the service's state directory (systemd's
+/// `StateDirectory=` sets `STATE_DIRECTORY`), else beside the clips
+/// directory, never inside it: whoever copies the clips must not get the key.
+fn self_signed_dir(cfg: &Config, state_directory: Option<&str>) -> PathBuf {
+    match state_directory
+        .and_then(|s| s.split(':').next())
+        .filter(|s| !s.is_empty())
+    {
+        Some(state) => Path::new(state).join("tls"),
+        None => {
+            let parent = cfg
+                .clips_dir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            parent.join(".video-recorder-tls")
+        }
+    }
+}
+
+/// Where the certificate and key live: as configured, or `self_signed_dir`.
+fn paths(cfg: &Config, state_directory: Option<&str>) -> (PathBuf, PathBuf) {
     if cfg.tls_cert.as_os_str().is_empty() {
-        let dir = cfg.clips_dir.join(".tls");
+        let dir = self_signed_dir(cfg, state_directory);
         (dir.join("cert.pem"), dir.join("key.pem"))
     } else {
         (cfg.tls_cert.clone(), cfg.tls_key.clone())
     }
+}
+
+/// Earlier versions kept the pair in `clips_dir/.tls/`: move it out, so
+/// the fingerprint clients pinned stays and the key leaves the clips.
+fn move_old_pair(cfg: &Config, cert: &Path, key: &Path) -> Result<(), String> {
+    let old = cfg.clips_dir.join(".tls");
+    let (old_cert, old_key) = (old.join("cert.pem"), old.join("key.pem"));
+    if !old_key.exists() || cert.exists() || key.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = key.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for (from, to, mode) in [(&old_key, key, 0o600), (&old_cert, cert, 0o644)] {
+        let data =
+            std::fs::read(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+        write_new(to, &data, mode)?;
+        let _ = std::fs::remove_file(from);
+    }
+    let _ = std::fs::remove_dir(&old);
+    log::warn!(
+        "moved the self-signed certificate and key out of the clips directory, to {}",
+        key.parent().unwrap_or(Path::new(".")).display()
+    );
+    Ok(())
 }
 
 /// Loads (or makes) the certificate; `None` when HTTPS is off.
@@ -42,7 +87,11 @@ pub fn load(cfg: &Config) -> Result<Option<Tls>, String> {
     if cfg.tls_cert.as_os_str().is_empty() && !cfg.tls_self_signed {
         return Ok(None);
     }
-    let (cert_path, key_path) = paths(cfg);
+    let state = std::env::var("STATE_DIRECTORY").ok();
+    let (cert_path, key_path) = paths(cfg, state.as_deref());
+    if cfg.tls_cert.as_os_str().is_empty() {
+        move_old_pair(cfg, &cert_path, &key_path)?;
+    }
     if cfg.tls_self_signed && !cert_path.exists() && !key_path.exists() {
         generate(cfg, &cert_path, &key_path)?;
     }
@@ -186,7 +235,11 @@ mod tests {
         };
         let a = load(&cfg).unwrap().unwrap();
         assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
-        let key = dir.path().join("clips/.tls/key.pem");
+        assert!(
+            !dir.path().join("clips/.tls").exists(),
+            "the key is in the clips"
+        );
+        let key = dir.path().join(".video-recorder-tls/key.pem");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
@@ -194,6 +247,40 @@ mod tests {
         );
         let b = load(&cfg).unwrap().unwrap();
         assert_eq!(a.fingerprint, b.fingerprint, "second start reuses the pair");
+    }
+
+    #[test]
+    fn the_pair_lives_in_the_state_directory_and_an_old_one_is_moved_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            clips_dir: dir.path().join("clips"),
+            tls_self_signed: true,
+            ..Config::default()
+        };
+        let state = dir.path().join("state");
+        assert_eq!(
+            paths(&cfg, Some(state.to_str().unwrap())).1,
+            state.join("tls/key.pem")
+        );
+        assert_eq!(
+            self_signed_dir(&Config::default(), None),
+            Path::new(".").join(".video-recorder-tls")
+        );
+        // A pair from an earlier version, inside the clips directory.
+        let old = dir.path().join("clips/.tls");
+        std::fs::create_dir_all(&old).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(old.join("cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(old.join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        let (cert, key) = paths(&cfg, None);
+        move_old_pair(&cfg, &cert, &key).unwrap();
+        assert!(!old.exists());
+        assert_eq!(std::fs::read_to_string(&cert).unwrap(), made.cert.pem());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
