@@ -92,6 +92,12 @@ fn age_key(id: &str) -> (String, u64) {
 
 /// Free bytes for unprivileged users on the file system holding `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
+    fs_bytes(dir).map(|(free, _)| free)
+}
+
+/// Free and total bytes of the file system holding `dir`.
+#[allow(clippy::unnecessary_cast)] // the field types differ on 32-bit ARM
+fn fs_bytes(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs writes into the zeroed struct we own; `c` is a valid C string.
@@ -99,8 +105,13 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
+    let frsize = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
 }
+
+/// Free space below which recording stops by itself (or does not start),
+/// so a clip's index always fits: 16 MiB, or a quarter of a tiny disk.
+const HARD_FLOOR: u64 = 16 * 1024 * 1024;
 
 impl Clips {
     /// Creates the directory if needed, turns leftovers of a crash into
@@ -114,6 +125,7 @@ impl Clips {
         };
         crate::recorder::recover_dir(&clips.settings.dir, valid_id);
         clips.rescan();
+        clips.warn_if_floor_cannot_be_met();
         clips.enforce(None);
         Ok(clips)
     }
@@ -121,6 +133,27 @@ impl Clips {
     #[cfg(test)]
     pub fn dir(&self) -> &Path {
         &self.settings.dir
+    }
+
+    /// On a disk that cannot keep `min_free_bytes` free even with every clip
+    /// deleted, each stop would delete all older clips: say so at start.
+    fn warn_if_floor_cannot_be_met(&self) {
+        let min = self.settings.min_free_bytes;
+        let Some((free, total)) = fs_bytes(&self.settings.dir) else {
+            return;
+        };
+        let ours: u64 = self.index().clips.iter().map(|c| c.size_bytes).sum();
+        if min > 0 && free + ours < min {
+            log::warn!(
+                "the clips file system has {} MiB of {} MiB free even counting every clip as \
+                 deletable, less than clips_min_free_mb ({} MiB): each finished clip will make \
+                 the older ones go, and recording stops when none is left; lower \
+                 clips_min_free_mb or use a larger disk",
+                (free + ours) / (1024 * 1024),
+                total / (1024 * 1024),
+                min / (1024 * 1024)
+            );
+        }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -228,6 +261,40 @@ impl Clips {
             return Err(OpenError::Refused("not the file that was listed"));
         }
         Ok(file)
+    }
+
+    /// Why a recording should stop (or not start) now for want of room:
+    /// below `HARD_FLOOR`, or below `min_free_bytes` with no older clip left
+    /// to delete (`protect` and the newest clip are never deleted).
+    pub fn out_of_room(&self, protect: Option<&str>) -> Option<String> {
+        let (free, total) = fs_bytes(&self.settings.dir)?;
+        let mib = |b: u64| b / (1024 * 1024);
+        let hard = HARD_FLOOR.min(total / 4);
+        if free < hard {
+            return Some(format!(
+                "the disk is nearly full ({} MiB free of {} MiB); delete clips or use a larger card",
+                mib(free),
+                mib(total)
+            ));
+        }
+        let min = self.settings.min_free_bytes;
+        if min > 0 && free < min {
+            let ix = self.index();
+            let newest = ix.clips.last().map(|c| c.id.as_str());
+            let deletable = ix
+                .clips
+                .iter()
+                .any(|c| Some(c.id.as_str()) != protect && Some(c.id.as_str()) != newest);
+            if !deletable {
+                return Some(format!(
+                    "{} MiB free, under clips_min_free_mb ({} MiB), and no older clip is left to \
+                     delete; free some space or lower clips_min_free_mb",
+                    mib(free),
+                    mib(min)
+                ));
+            }
+        }
+        None
     }
 
     /// Usage and the newest finished clip, from the index (`/status` is

@@ -40,6 +40,9 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
         "recording_id": active.as_ref().map(|a| a.id.clone()),
         "dropped_frames": active.as_ref().map_or(0, |a| a.dropped_frames),
         "recorder": active,
+        // A recording that stopped by itself (disk full, write error),
+        // until the next /stop collects it or /start begins another.
+        "stopped_early": app.recorder.ended_early(),
         "source": {
             "kind": src.kind,
             "name": src.name,
@@ -124,6 +127,10 @@ pub fn start(app: &App, req: &mut Request) -> Reply {
             &json!({ "error": "already recording", "recording": active }),
         ),
         Err(RecError::NotRecording) => error(409, "not recording"),
+        Err(RecError::NoRoom(e)) => {
+            log::error!("cannot start recording: {e}");
+            error(507, &format!("cannot start recording: {e}"))
+        }
         Err(RecError::Failed(e)) => {
             log::error!("cannot start recording: {e}");
             error(500, &format!("cannot start recording: {e}"))
@@ -146,6 +153,7 @@ pub fn stop(app: &App) -> Reply {
         }
         Err(RecError::NotRecording) => error(409, "not recording"),
         Err(RecError::AlreadyRecording(_)) => error(409, "already recording"),
+        Err(RecError::NoRoom(e)) => error(507, &e),
         Err(RecError::Failed(e)) => {
             log::error!("cannot finish recording: {e}");
             error(500, &format!("cannot finish recording: {e}"))

@@ -60,7 +60,7 @@ fn recording_cost_720p() {
         }
         t_enc += thread_cpu() - t;
     }
-    let size = w.finish(n as u64 * 3000).unwrap();
+    let (size, _) = w.finish(n as u64 * 3000).unwrap();
     let cpu = cpu_time() - cpu0;
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
     println!(

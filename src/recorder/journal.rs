@@ -83,8 +83,12 @@ impl ClipWriter {
             .map_err(|e| format!("create {}: {e}", paths.part.display()))?;
         let mut head = mux::ftyp();
         head.extend_from_slice(&mux::mdat_header(0));
-        file.write_all(&head)
-            .map_err(|e| format!("write {}: {e}", paths.part.display()))?;
+        if let Err(e) = file.write_all(&head) {
+            // Leave nothing behind (a full disk made empty `.part`s).
+            drop(file);
+            let _ = std::fs::remove_file(&paths.part);
+            return Err(format!("write {}: {e}", paths.part.display()));
+        }
         Ok(ClipWriter {
             paths,
             file,
@@ -158,17 +162,19 @@ impl ClipWriter {
     }
 
     /// Finishes the clip: `moov` built from the in-memory table, then rename.
-    /// Returns the final size in bytes.
-    pub fn finish(self, end: u64) -> Result<u64, String> {
+    /// On a full disk the last samples are cut until the index fits. Returns
+    /// the final size in bytes and the table as finished.
+    pub fn finish(mut self, end: u64) -> Result<(u64, SampleTable), String> {
         let info = self.info.ok_or("no frames were encoded")?;
-        let table = SampleTable {
+        let mut table = SampleTable {
             info,
             data_start: mux::data_start(),
             samples: self.samples,
             end,
         };
         drop(self.journal);
-        super::recovery::finish_file(&self.paths, self.file, &table)
+        let (size, _) = super::recovery::finish_trimming(&self.paths, &mut self.file, &mut table)?;
+        Ok((size, table))
     }
 
     /// Removes a clip that never got a frame.

@@ -75,12 +75,18 @@ pub struct ClipInfo {
     pub started_at: String,
     pub ended_at: String,
     pub dropped_frames: u64,
+    /// Why the recording ended before it was asked to (disk full, write
+    /// error); absent when it ended as asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
 }
 
 #[derive(Debug)]
 pub enum RecError {
     AlreadyRecording(ActiveInfo),
     NotRecording,
+    /// The disk cannot take a recording now: 507.
+    NoRoom(String),
     /// Anything else, with context (which path, which step).
     Failed(String),
 }
@@ -90,6 +96,7 @@ impl std::fmt::Display for RecError {
         match self {
             RecError::AlreadyRecording(a) => write!(f, "already recording {}", a.id),
             RecError::NotRecording => f.write_str("not recording"),
+            RecError::NoRoom(e) => f.write_str(e),
             RecError::Failed(e) => f.write_str(e),
         }
     }
@@ -145,6 +152,20 @@ pub struct Recorder {
     ops: Mutex<()>,
     current: Mutex<Option<Running>>,
     last: Arc<Mutex<Option<ClipInfo>>>,
+    /// A recording that ended by itself before it was asked to (disk full,
+    /// write error): what became of it, for `/status` and the next `/stop`.
+    ended: Mutex<Option<Ended>>,
+}
+
+/// What became of a recording that stopped early.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ended {
+    pub id: String,
+    #[serde(rename = "reason")]
+    pub error: String,
+    /// The clip saved from it, if any.
+    #[serde(skip)]
+    pub clip: Option<ClipInfo>,
 }
 
 impl Recorder {
@@ -156,6 +177,7 @@ impl Recorder {
             ops: Mutex::new(()),
             current: Mutex::new(None),
             last: Arc::new(Mutex::new(None)),
+            ended: Mutex::new(None),
         }
     }
 
@@ -172,8 +194,20 @@ impl Recorder {
         let dir = &self.settings.clips_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| RecError::Failed(format!("clips directory {}: {e}", dir.display())))?;
+        self.clips.enforce(None);
+        if let Some(why) = self.clips.out_of_room(None) {
+            return Err(RecError::NoRoom(why));
+        }
+        *lock(&self.ended) = None;
         let (id, paths) = new_id(dir, requested_wall, crate::clock::synchronized());
-        let writer = journal::ClipWriter::create(paths).map_err(RecError::Failed)?;
+        let writer = journal::ClipWriter::create(paths).map_err(|e| {
+            // ENOSPC / EDQUOT: the disk, not us.
+            if e.contains("(os error 28)") || e.contains("(os error 122)") {
+                RecError::NoRoom(e)
+            } else {
+                RecError::Failed(e)
+            }
+        })?;
         let status = self.hub.status();
         let fps = match self.hub.measured_fps() {
             f if f >= 1.0 => f,
@@ -245,7 +279,15 @@ impl Recorder {
         let _op = lock(&self.ops);
         self.reap();
         let Some(running) = lock(&self.current).take() else {
-            return Err(RecError::NotRecording);
+            // Ended by itself since: its clip is the answer (it says why),
+            // or its error is.
+            return match lock(&self.ended).take() {
+                Some(Ended { clip: Some(c), .. }) => Ok(c),
+                Some(Ended { id, error, .. }) => {
+                    Err(RecError::Failed(format!("recording {id}: {error}")))
+                }
+                None => Err(RecError::NotRecording),
+            };
         };
         *lock(&running.control.end) = Some(end);
         TapReceiver::end_at(&running.tap_until, end);
@@ -257,6 +299,12 @@ impl Recorder {
                 running.id
             ))),
         }
+    }
+
+    /// A recording that stopped early and was not yet answered by `/stop`.
+    pub fn ended_early(&self) -> Option<Ended> {
+        self.reap();
+        lock(&self.ended).clone()
     }
 
     pub fn active(&self) -> Option<ActiveInfo> {
@@ -290,10 +338,31 @@ impl Recorder {
             && let Some(r) = cur.take()
         {
             drop(cur);
-            match r.thread.join() {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => log::error!("recording {}: {e}", r.id),
-                Err(_) => log::error!("recording {}: recorder thread panicked", r.id),
+            let ended = match r.thread.join() {
+                Ok(Ok(c)) => c.stopped_early.clone().map(|error| Ended {
+                    id: r.id.clone(),
+                    error,
+                    clip: Some(c),
+                }),
+                Ok(Err(e)) => {
+                    log::error!("recording {}: {e}", r.id);
+                    Some(Ended {
+                        id: r.id.clone(),
+                        error: e,
+                        clip: None,
+                    })
+                }
+                Err(_) => {
+                    log::error!("recording {}: recorder thread panicked", r.id);
+                    Some(Ended {
+                        id: r.id.clone(),
+                        error: "recorder thread panicked".into(),
+                        clip: None,
+                    })
+                }
+            };
+            if ended.is_some() {
+                *lock(&self.ended) = ended;
             }
         }
     }

@@ -8,16 +8,41 @@ use std::path::Path;
 use super::journal::{self, ClipPaths};
 use super::mux::{self, SampleTable};
 
+/// Why finishing failed: `no_space` when the disk was full (ENOSPC or
+/// EDQUOT), which cutting samples off the end may cure.
+#[derive(Debug)]
+pub struct FinishError {
+    pub message: String,
+    pub no_space: bool,
+}
+
+impl From<String> for FinishError {
+    fn from(message: String) -> FinishError {
+        FinishError {
+            message,
+            no_space: false,
+        }
+    }
+}
+
 /// Turns a `.part` into a playable clip: cut it after the last sample in the
 /// table (drops unjournaled bytes or a half-written `moov` from a crash),
 /// append `moov`, patch the mdat size, fsync, rename to `.mp4`, fsync the
-/// directory, delete the journal. Returns the final size in bytes.
-pub fn finish_file(paths: &ClipPaths, mut file: File, table: &SampleTable) -> Result<u64, String> {
+/// directory, delete the journal. Returns the final size in bytes. The file
+/// stays usable on error, so a caller may cut the table and try again.
+pub fn finish_file(
+    paths: &ClipPaths,
+    file: &mut File,
+    table: &SampleTable,
+) -> Result<u64, FinishError> {
     let part = paths.part.display();
     let moov = table.moov().map_err(|e| format!("{part}: {e}"))?;
     let end = table.data_end();
     let mdat_pos = table.data_start - mux::MDAT_HEADER_LEN;
-    let io = |e: std::io::Error| format!("finishing {part}: {e}");
+    let io = |e: std::io::Error| FinishError {
+        no_space: matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+        message: format!("finishing {part}: {e}"),
+    };
     file.set_len(end).map_err(io)?;
     file.seek(SeekFrom::Start(end)).map_err(io)?;
     file.write_all(&moov).map_err(io)?;
@@ -25,9 +50,10 @@ pub fn finish_file(paths: &ClipPaths, mut file: File, table: &SampleTable) -> Re
     file.write_all(&mux::mdat_header(end - mdat_pos))
         .map_err(io)?;
     file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&paths.part, &paths.fin)
-        .map_err(|e| format!("rename {part} to {}: {e}", paths.fin.display()))?;
+    std::fs::rename(&paths.part, &paths.fin).map_err(|e| FinishError {
+        no_space: matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+        message: format!("rename {part} to {}: {e}", paths.fin.display()),
+    })?;
     journal::sync_dir(&paths.dir)?;
     // A journal left behind by a crash right here is removed by the next scan.
     match std::fs::remove_file(&paths.journal) {
@@ -37,6 +63,43 @@ pub fn finish_file(paths: &ClipPaths, mut file: File, table: &SampleTable) -> Re
         _ => {}
     }
     Ok(end + moov.len() as u64)
+}
+
+/// As `finish_file`, and when the disk is full, cuts samples off the end
+/// (at least the index's size and 256 KiB more each time) until the index
+/// fits: the clip loses its last moments instead of all of them. Returns
+/// the size and the samples cut.
+pub fn finish_trimming(
+    paths: &ClipPaths,
+    file: &mut File,
+    table: &mut SampleTable,
+) -> Result<(u64, usize), String> {
+    let mut cut = 0;
+    loop {
+        match finish_file(paths, file, table) {
+            Ok(size) => return Ok((size, cut)),
+            Err(e) if e.no_space && table.samples.len() > 1 => {
+                let need = table.moov().map_or(0, |m| m.len() as u64) + 256 * 1024;
+                let mut freed = 0;
+                while freed < need && table.samples.len() > 1 {
+                    let s = table.samples.pop().expect("more than one sample");
+                    freed += u64::from(s.size);
+                    cut += 1;
+                }
+                // The new last sample lasts as long as the one before it.
+                table.end = match table.samples.as_slice() {
+                    [.., a, b] => b.pts + (b.pts - a.pts),
+                    [a] => a.pts + u64::from(table.info.timescale) / 30,
+                    [] => 0,
+                };
+                log::warn!(
+                    "{}: disk full while finishing; cut the last {cut} frames to make room",
+                    paths.part.display()
+                );
+            }
+            Err(e) => return Err(e.message),
+        }
+    }
 }
 
 /// What recovery did with one leftover.
@@ -121,11 +184,12 @@ fn recover_one(dir: &Path, id: &str) -> Recovered {
     if table.samples.is_empty() || table.data_start > len {
         return removed("no samples on disk");
     }
-    let frames = table.samples.len();
-    let duration_sec =
-        table.end.saturating_sub(table.samples[0].pts) as f64 / f64::from(table.info.timescale);
-    match finish_file(&paths, file, &table) {
+    let mut file = file;
+    match finish_trimming(&paths, &mut file, &mut table).map(|(size, _)| size) {
         Ok(size) => {
+            let frames = table.samples.len();
+            let duration_sec = table.end.saturating_sub(table.samples[0].pts) as f64
+                / f64::from(table.info.timescale);
             log::info!(
                 "recovered interrupted recording {}: {frames} frames, {duration_sec:.2} s, {size} bytes",
                 paths.fin.display()

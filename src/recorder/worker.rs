@@ -85,6 +85,8 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
     let mut pre = std::mem::take(&mut job.pre).into_iter();
     let now = crate::clock::monotonic_now();
     let (mut next_durable, mut next_enforce) = (now + DURABLE_EVERY, now + ENFORCE_EVERY);
+    // Why the recording ended by itself, when it did for want of room.
+    let mut early = None;
     let end = loop {
         if job.control.abort.load(Ordering::Relaxed) {
             #[cfg(test)]
@@ -125,6 +127,12 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             if let Err(e) = job.writer.make_durable() {
                 return fail(job, p, e);
             }
+            // Stop while the index still fits, rather than at ENOSPC.
+            if let Some(why) = job.clips.out_of_room(Some(&job.id)) {
+                log::error!("recording {} stopped: {why}", job.id);
+                early = Some(why);
+                break now;
+            }
         }
         if now >= next_enforce {
             next_enforce = now + ENFORCE_EVERY;
@@ -157,7 +165,9 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
         Some(t) if t > last_pts => t,
         _ => last_pts + interval,
     };
-    finish(job, p, end_ticks, first_wall)
+    let mut info = finish(job, p, end_ticks, first_wall)?;
+    info.stopped_early = early;
+    Ok(info)
 }
 
 impl Pipeline {
@@ -300,8 +310,9 @@ impl Pipeline {
     }
 }
 
-/// A write error (disk full, card gone): keep what is on disk as a clip if
-/// possible; otherwise leave `.part` + journal for recovery at the next start.
+/// A write error (disk full, card gone): finish what is on disk as a clip
+/// now, cutting its end if the index does not fit, and say why it stopped;
+/// if even that fails, `.part` + journal stay for recovery at the next start.
 fn fail(job: Job, p: Pipeline, e: String) -> Result<ClipInfo, String> {
     log::error!("recording {} stopped: {e}", job.id);
     job.clips.enforce(Some(&job.id));
@@ -310,7 +321,9 @@ fn fail(job: Job, p: Pipeline, e: String) -> Result<ClipInfo, String> {
         return Err(e);
     };
     let end = last + (f64::from(TIMESCALE) / job.fps_hint.clamp(1.0, 120.0)) as u64;
-    finish(job, p, end, wall).map_err(|e2| format!("{e}; and then: {e2}"))
+    let mut info = finish(job, p, end, wall).map_err(|e2| format!("{e}; and then: {e2}"))?;
+    info.stopped_early = Some(e);
+    Ok(info)
 }
 
 fn finish(
@@ -319,13 +332,15 @@ fn finish(
     end_ticks: u64,
     first_wall: SystemTime,
 ) -> Result<ClipInfo, String> {
-    let frames = job.writer.samples.len() as u64;
-    let first_pts = job.writer.samples.first().map_or(0, |s| s.pts);
-    let duration = (end_ticks - first_pts) as f64 / f64::from(TIMESCALE);
+    let written = job.writer.samples.len() as u64;
     let path = job.writer.paths.fin.display().to_string();
-    let size_bytes = job.writer.finish(end_ticks)?;
-    let dropped =
-        job.tap.dropped.load(Ordering::Relaxed) + job.control.skipped.load(Ordering::Relaxed);
+    let (size_bytes, table) = job.writer.finish(end_ticks)?;
+    let frames = table.samples.len() as u64;
+    let first_pts = table.samples.first().map_or(0, |s| s.pts);
+    let duration = (table.end - first_pts) as f64 / f64::from(TIMESCALE);
+    let dropped = job.tap.dropped.load(Ordering::Relaxed)
+        + job.control.skipped.load(Ordering::Relaxed)
+        + (written - frames);
     if p.resized > 0 {
         log::info!(
             "recording {}: {} frames were scaled to the clip's size",
@@ -347,6 +362,7 @@ fn finish(
         started_at: crate::clock::rfc3339(first_wall),
         ended_at: crate::clock::rfc3339(first_wall + Duration::from_secs_f64(duration)),
         dropped_frames: dropped,
+        stopped_early: None,
     };
     log::info!(
         "saved {}: {frames} frames, {duration:.3} s, {size_bytes} bytes, {dropped} dropped",

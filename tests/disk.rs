@@ -1,0 +1,179 @@
+//! A full disk, for real: the clips directory on a small tmpfs mounted by
+//! the test (root only), filled while recording. The recording must end by
+//! itself with a playable clip, say why in `/status` and the next `/stop`,
+//! refuse a new `/start` with 507 leaving nothing behind, and record again
+//! once there is room.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, own_probe};
+
+/// A tmpfs of `mib` MiB, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (with the reason printed) where mounting is not allowed; a
+    /// failure under `CI_REQUIRE_TOOLS=1`.
+    fn mount(mib: u32) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                if std::env::var("CI_REQUIRE_TOOLS").as_deref() == Ok("1") {
+                    panic!("cannot mount a tmpfs (CI_REQUIRE_TOOLS=1): {why}");
+                }
+                eprintln!("SKIP: cannot mount a tmpfs (needs root): {why}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Writes a file until the disk is full; returns its path.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0x5a; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    // The last partial block: byte by byte, so not one page is left.
+    while f.write_all(&[0x5a]).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_full_disk_ends_the_recording_with_a_playable_clip_and_says_why() {
+    let Some(fs) = Tmpfs::mount(24) else { return };
+    let clips = fs.path().join("clips");
+    let s = Server::start_in(
+        &clips,
+        &[
+            "--source",
+            "test",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "15",
+            "--clips-min-free-mb",
+            "0",
+        ],
+    );
+    s.wait_status(Duration::from_secs(30), "frames", |st| {
+        st["source"]["frames"].as_u64() > Some(2)
+    });
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(Duration::from_secs(30), "a durable second", |st| {
+        st["recorder"]["frames"].as_u64() >= Some(20)
+    });
+    // The card fills up under the recording.
+    let filler = fill(fs.path());
+    let st = s.wait_status(Duration::from_secs(30), "the recording to stop", |st| {
+        st["recording"] == false && st["stopped_early"].is_object()
+    });
+    let reason = st["stopped_early"]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("No space left") || reason.contains("nearly full"),
+        "{reason}"
+    );
+    // The next /stop answers with the clip and why it ended.
+    let r = s.post("/stop", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let clip = r.json();
+    assert_eq!(clip["stopped_early"].as_str(), Some(reason.as_str()));
+    let path = PathBuf::from(clip["path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        clip["size_bytes"].as_u64().unwrap()
+    );
+    let probe = own_probe(&path);
+    assert_eq!(probe["frames"], clip["frames"], "{probe}");
+    assert!(clip["frames"].as_u64().unwrap() >= 1, "{clip}");
+    if common::have_tool("ffprobe") {
+        let p = common::ffprobe(&path);
+        assert_eq!(p["streams"][0]["codec_name"], "h264", "{p}");
+    }
+    assert!(s.get("/status").json()["stopped_early"].is_null());
+    assert_eq!(s.post("/stop", "").status, 409, "collected once");
+    assert_eq!(s.get("/last").status, 200);
+    // Still full: /start is refused with 507 and leaves nothing behind.
+    let before = files(&clips);
+    let r = s.post("/start", "");
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("full"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(files(&clips), before);
+    // Room again: recording works.
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(Duration::from_secs(30), "frames recorded", |st| {
+        st["recorder"]["frames"].as_u64() >= Some(5)
+    });
+    let r = s.post("/stop", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["stopped_early"].is_null());
+}
+
+#[test]
+fn a_floor_the_disk_cannot_meet_is_said_at_start_and_refuses_recording() {
+    let Some(fs) = Tmpfs::mount(8) else { return };
+    let clips = fs.path().join("clips");
+    // The default floor, 512 MiB, on an 8 MiB disk.
+    let s = Server::start_in(
+        &clips,
+        &[
+            "--source", "test", "--width", "320", "--height", "240", "--fps", "15",
+        ],
+    );
+    s.wait_log("less than clips_min_free_mb", Duration::from_secs(10));
+    let r = s.post("/start", "");
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("clips_min_free_mb")
+    );
+    assert_eq!(files(&clips), Vec::<String>::new());
+}
