@@ -32,10 +32,26 @@ pub struct CaptureSettings {
     pub stall_timeout: Duration,
 }
 
+/// How long opening a source may take before it counts as blocked.
+fn open_timeout(stall_timeout: Duration) -> Duration {
+    stall_timeout.max(Duration::from_secs(5))
+}
+
 pub fn spawn(hub: Arc<Hub>, settings: CaptureSettings) -> std::io::Result<JoinHandle<()>> {
+    let within = open_timeout(settings.stall_timeout);
     std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || run(&hub, settings, Path::new(BY_ID), &source::v4l2::open))
+        .spawn(move || {
+            // A camera whose open or read blocks is called down, not waited for.
+            let cameras = source::detached::Opener::default();
+            let open_camera = move |p: &Path, want: Format| {
+                let path = p.to_path_buf();
+                cameras.open(&p.display().to_string(), within, move || {
+                    source::v4l2::open(&path, want)
+                })
+            };
+            run(&hub, settings, Path::new(BY_ID), &open_camera)
+        })
 }
 
 /// The camera `auto` opens: the first stable name under `/dev/v4l/by-id`
@@ -65,8 +81,17 @@ fn run(hub: &Hub, settings: CaptureSettings, by_id: &Path, open_camera: &CameraO
     let spec = std::cell::RefCell::new(spec);
     // Where the handover probe leaves the path of the camera it opened.
     let found = std::cell::RefCell::new(None);
+    // A file can block too (a FIFO without a writer, a hung network mount).
+    let files = source::detached::Opener::default();
+    let within = open_timeout(settings.stall_timeout);
     let mut reopen = || match &*spec.borrow() {
         SourceSpec::Device(p) => open_camera(p, want),
+        SourceSpec::File(p) => {
+            let file = SourceSpec::File(p.clone());
+            files.open(&p.display().to_string(), within, move || {
+                source::open(&file, want)
+            })
+        }
         other => source::open(other, want),
     };
     let mut watchdog = Watchdog::new(

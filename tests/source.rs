@@ -221,3 +221,40 @@ fn vanished_file_shows_no_signal_and_comes_back() {
         "log:\n{log}"
     );
 }
+
+/// A source that blocks in `open` (a FIFO nobody writes to; a hung network
+/// file system would do the same) is called down with a reason, and
+/// SIGTERM still exits promptly: upstream stayed `starting` for ever and
+/// never exited.
+#[test]
+fn a_source_that_blocks_is_called_down_and_does_not_hold_up_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("camera.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut s = Server::start(&[
+        "--source",
+        fifo.to_str().unwrap(),
+        "--stall-timeout-sec",
+        "1",
+    ]);
+    let st = s.wait_status(Duration::from_secs(30), "the source called down", |st| {
+        st["source"]["state"] == "down"
+    });
+    let message = st["source"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("did not return") && message.contains("camera.fifo"),
+        "{st}"
+    );
+    // The API goes on meanwhile.
+    assert_eq!(s.get("/healthz").status, 200);
+    let t0 = std::time::Instant::now();
+    let status = s.signal(15);
+    assert!(status.success(), "exit {status:?}\n{}", s.log());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "SIGTERM took {:?}",
+        t0.elapsed()
+    );
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 pub mod card;
+pub mod detached;
 pub mod file;
 pub mod jpeg;
 pub mod split;
