@@ -346,3 +346,35 @@ fn ring_buffer_deletes_the_oldest_clips_past_the_budget() {
     assert_eq!(usage["clips"], 1);
     assert_eq!(usage["max_bytes"], 1024 * 1024);
 }
+
+#[test]
+fn removing_the_clips_directory_mid_recording_loses_nothing() {
+    let s = Server::start(&with(&["--clips-min-free-mb", "0"]));
+    wait_frames(&s, 5);
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(Duration::from_secs(30), "frames recorded", |st| {
+        st["recorder"]["frames"].as_u64().unwrap_or(0) >= 20
+    });
+    std::fs::remove_dir_all(&s.clips).unwrap();
+    let st = s.wait_status(Duration::from_secs(30), "more frames recorded", |st| {
+        st["recorder"]["frames"].as_u64().unwrap_or(0) >= 40
+    });
+    let frames_before_stop = st["recorder"]["frames"].as_u64().unwrap();
+    let stop = s.post("/stop", "");
+    assert_eq!(stop.status, 200, "{}", stop.text());
+    let clip = stop.json();
+    let path = Path::new(clip["path"].as_str().unwrap());
+    assert!(path.exists(), "{clip}\n{}", s.log());
+    let p = own_probe(path);
+    let frames = p["frames"].as_u64().unwrap();
+    assert!(
+        frames >= frames_before_stop,
+        "{frames} < {frames_before_stop}: {p}"
+    );
+    check_clip(path, frames, p["duration_sec"].as_f64().unwrap());
+    assert!(
+        s.log().contains("was removed while recording"),
+        "{}",
+        s.log()
+    );
+}

@@ -77,6 +77,7 @@ impl ClipWriter {
     /// Creates `<id>.mp4.part` (never overwriting anything) with its headers.
     pub fn create(paths: ClipPaths) -> Result<ClipWriter, String> {
         let mut file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&paths.part)
@@ -113,9 +114,62 @@ impl ClipWriter {
         Ok(())
     }
 
+    /// If the clip's files were deleted under us (someone removed the clips
+    /// directory), recreates the directory and writes them again from the
+    /// open descriptor and the samples in memory: an unlinked file cannot be
+    /// linked back, but its data is still ours to copy.
+    fn restore_if_deleted(&mut self) -> Result<(), String> {
+        use std::os::unix::fs::FileExt;
+        if self.paths.part.symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        let dir = self.paths.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("recreate {}: {e}", dir.display()))?;
+        let part = self.paths.part.clone();
+        let io = |e: std::io::Error| format!("rewrite {}: {e}", part.display());
+        let mut copy = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .map_err(io)?;
+        let len = self.file.metadata().map_err(io)?.len();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < len {
+            let n = self.file.read_at(&mut buf, at).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            copy.write_all(&buf[..n]).map_err(io)?;
+            at += n as u64;
+        }
+        self.file = copy;
+        // The journal again, for what was durable; the next `make_durable`
+        // appends the rest after fsyncing the new copy.
+        let journaled = std::mem::take(&mut self.journaled);
+        self.journal = None;
+        if journaled > 0 {
+            self.make_durable_upto(journaled)?;
+        }
+        log::warn!(
+            "the clips directory {} was removed while recording: recreated it and rewrote {} \
+             ({len} bytes)",
+            dir.display(),
+            part.display()
+        );
+        Ok(())
+    }
+
     /// Makes every sample written so far durable: fsync the data, then journal it.
     pub fn make_durable(&mut self) -> Result<(), String> {
-        if self.samples.len() == self.journaled {
+        self.restore_if_deleted()?;
+        self.make_durable_upto(self.samples.len())
+    }
+
+    /// Makes the first `upto` samples durable (all of them but after a restore).
+    fn make_durable_upto(&mut self, upto: usize) -> Result<(), String> {
+        if upto <= self.journaled {
             return Ok(());
         }
         let Some(info) = &self.info else {
@@ -130,7 +184,7 @@ impl ClipWriter {
         if created {
             text = header(info);
         }
-        for s in &self.samples[self.journaled..] {
+        for s in &self.samples[self.journaled..upto] {
             text.push_str(&format!(
                 "s {} {} {}\n",
                 s.size,
@@ -157,7 +211,7 @@ impl ClipWriter {
             // The new names (.part and journal) must survive a power cut too.
             sync_dir(&self.paths.dir)?;
         }
-        self.journaled = self.samples.len();
+        self.journaled = upto;
         Ok(())
     }
 
@@ -165,6 +219,7 @@ impl ClipWriter {
     /// On a full disk the last samples are cut until the index fits. Returns
     /// the final size in bytes and the table as finished.
     pub fn finish(mut self, end: u64) -> Result<(u64, SampleTable), String> {
+        self.restore_if_deleted()?;
         let info = self.info.ok_or("no frames were encoded")?;
         let mut table = SampleTable {
             info,
@@ -356,5 +411,32 @@ mod tests {
             std::fs::metadata(&paths.part).unwrap().len(),
             mux::data_start() + 30
         );
+    }
+
+    #[test]
+    fn a_deleted_directory_is_recreated_and_the_clip_rewritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("clips");
+        let paths = ClipPaths::new(&dir, "20240101-000000");
+        std::fs::create_dir(&dir).unwrap();
+        let mut w = ClipWriter::create(paths.clone()).unwrap();
+        w.info = Some(info());
+        w.write_sample(&[1; 10], 0, true).unwrap();
+        w.make_durable().unwrap();
+        w.write_sample(&[2; 20], 3000, false).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        w.make_durable().unwrap();
+        let t = parse(&std::fs::read_to_string(&paths.journal).unwrap()).unwrap();
+        assert_eq!(t.samples.len(), 2);
+        let part = std::fs::read(&paths.part).unwrap();
+        assert_eq!(part.len() as u64, mux::data_start() + 30);
+        assert_eq!(&part[part.len() - 30..part.len() - 20], &[1; 10]);
+        // Deleted again just before the stop: still finished.
+        w.write_sample(&[3; 5], 6000, false).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (size, table) = w.finish(9000).unwrap();
+        assert_eq!(table.samples.len(), 3);
+        assert_eq!(std::fs::metadata(&paths.fin).unwrap().len(), size);
+        assert!(!paths.part.exists() && !paths.journal.exists());
     }
 }
