@@ -274,6 +274,35 @@ impl Config {
 
     /// Checks ranges and relations; the first problem found is reported.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        self.validate_fields(origin)?;
+        self.validate_relations(origin)
+    }
+
+    /// Rules between settings (`tls_cert` with `tls_key`, the two user
+    /// names), checked once a whole layer is applied: checked after each
+    /// flag, `--tls-cert A --tls-key B` failed at the first of the two.
+    fn validate_relations(&self, origin: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: &str| {
+            Err(ConfigError {
+                key: key.into(),
+                origin: origin.into(),
+                message: message.into(),
+            })
+        };
+        if self.admin_user == self.viewer_user {
+            return err("viewer_user", "must differ from admin_user");
+        }
+        if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
+            return err(
+                "tls_key",
+                "tls_cert and tls_key go together: set both or neither",
+            );
+        }
+        Ok(())
+    }
+
+    /// Each setting on its own: ranges, forms.
+    fn validate_fields(&self, origin: &str) -> Result<(), ConfigError> {
         let err = |key: &str, message: &str| {
             Err(ConfigError {
                 key: key.into(),
@@ -331,9 +360,6 @@ impl Config {
                 return err(key, "must be non-empty, without ':' or control characters");
             }
         }
-        if self.admin_user == self.viewer_user {
-            return err("viewer_user", "must differ from admin_user");
-        }
         for (key, hash) in [
             ("password_hash", &self.password_hash),
             ("viewer_password_hash", &self.viewer_password_hash),
@@ -359,12 +385,6 @@ impl Config {
                     "must be host names (or host:port), comma-separated",
                 );
             }
-        }
-        if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
-            return err(
-                "tls_key",
-                "tls_cert and tls_key go together: set both or neither",
-            );
         }
         Ok(())
     }
@@ -520,13 +540,16 @@ where
             });
         }
         cfg.set(&key, v, &origin)?;
-        cfg.validate(&origin)?;
+        cfg.validate_fields(&origin)?;
     }
     for (key, v) in &flags {
         let origin = format!("flag --{}", key.replace('_', "-"));
         cfg.set(key, v, &origin)?;
-        cfg.validate(&origin)?;
+        cfg.validate_fields(&origin)?;
     }
+    // Rules between settings, once every layer is applied (a config file
+    // alone was checked whole above).
+    cfg.validate_relations("the settings together")?;
     Ok(Command::Serve(Box::new(cfg)))
 }
 
@@ -550,6 +573,24 @@ mod tests {
         let p = std::env::temp_dir().join(format!("vr-cfg-{}-{name}.toml", std::process::id()));
         std::fs::write(&p, body).unwrap();
         p
+    }
+
+    #[test]
+    fn settings_that_go_together_may_come_one_flag_at_a_time() {
+        let c = serve("--tls-cert a.pem --tls-key b.pem", &[]).unwrap();
+        assert_eq!(c.tls_key, PathBuf::from("b.pem"));
+        let c = serve("--admin-user viewer --viewer-user watcher", &[]).unwrap();
+        assert_eq!(
+            (c.admin_user.as_str(), c.viewer_user.as_str()),
+            ("viewer", "watcher")
+        );
+        let e = serve("--tls-cert a.pem", &[]).unwrap_err();
+        assert_eq!(e.key, "tls_key");
+        let e = serve("", &[("VR_TLS_KEY", "k.pem")]).unwrap_err();
+        assert_eq!(e.key, "tls_key");
+        // One layer may finish what another began.
+        let c = serve("--viewer-user watcher", &[("VR_ADMIN_USER", "viewer")]).unwrap();
+        assert_eq!(c.admin_user, "viewer");
     }
 
     #[test]

@@ -27,6 +27,10 @@ const SMALL: &[&str] = &[
 #[test]
 fn live_stream_parts_are_jpegs_with_increasing_timestamps() {
     let s = Server::start(SMALL);
+    s.wait_status(Duration::from_secs(30), "a first frame", |st| {
+        st["source"]["frames"].as_u64() > Some(0)
+    });
+    let connected = now();
     let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
     assert_eq!(c.content_type, "multipart/x-mixed-replace;boundary=vrframe");
     let mut last = 0.0;
@@ -39,10 +43,14 @@ fn live_stream_parts_are_jpegs_with_increasing_timestamps() {
             "X-Timestamp must increase: {} after {last}",
             p.timestamp
         );
+        // Captured before it arrived, and no earlier than the newest frame
+        // at the time we connected (one interval, plus scheduling slack).
+        let arrived = now();
         assert!(
-            (now() - p.timestamp).abs() < 10.0,
-            "X-Timestamp far from now: {}",
-            p.timestamp
+            p.timestamp <= arrived + 0.001 && p.timestamp >= connected - 0.5,
+            "X-Timestamp {} outside [{}, {arrived}]",
+            p.timestamp,
+            connected - 0.5
         );
         last = p.timestamp;
         distinct.insert(p.jpeg);
@@ -52,7 +60,10 @@ fn live_stream_parts_are_jpegs_with_increasing_timestamps() {
     assert_eq!(status["viewers"], 1);
     assert_eq!(status["source"]["state"], "test");
     assert!(status["warning"].as_str().is_some_and(|w| !w.is_empty()));
-    assert!(status["fps"].as_f64().unwrap() > 5.0, "{status}");
+    // Measured, at a nominal 30: slower only on a busy machine or emulated.
+    let fps = status["fps"].as_f64().unwrap();
+    let least = if common::emulated() { 5.0 } else { 20.0 };
+    assert!((least..=31.0).contains(&fps), "{status}");
 }
 
 #[test]
@@ -61,11 +72,18 @@ fn snapshot_and_health_and_page() {
     s.wait_status(Duration::from_secs(30), "a first frame", |st| {
         st["source"]["frames"].as_u64() > Some(0)
     });
+    let asked = now();
     let r = s.get("/snapshot.jpg");
+    let answered = now();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type"), Some("image/jpeg"));
     assert!(is_jpeg(&r.body));
-    assert!(r.header("X-Timestamp").is_some());
+    let stamp: f64 = r.header("X-Timestamp").unwrap().parse().unwrap();
+    assert!(
+        stamp <= answered + 0.001 && stamp >= asked - 1.0,
+        "snapshot X-Timestamp {stamp} outside [{}, {answered}]",
+        asked - 1.0
+    );
     assert_eq!(s.get("/healthz").text(), "ok\n");
     let page = s.get("/");
     assert_eq!(page.status, 200);
@@ -287,4 +305,23 @@ fn malformed_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(r.status, 413, "{}", r.text());
     // None of that started a recording.
     assert_eq!(s.get("/status").json()["recording"], false);
+}
+
+#[test]
+fn probe_refuses_a_file_that_is_not_an_mp4() {
+    let tmp = tempfile::tempdir().unwrap();
+    let not_mp4 = tmp.path().join("notes.mp4");
+    std::fs::write(&not_mp4, b"just some text, not a clip\n").unwrap();
+    let out = common::command()
+        .arg("probe")
+        .arg(&not_mp4)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "probe accepted a text file");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.mp4"),
+        "the error does not name the file: {err}"
+    );
+    assert!(out.stdout.is_empty());
 }

@@ -212,6 +212,25 @@ fn viewer_may_watch_but_not_record() {
         403,
         "viewer stop",
     );
+    // But downloads what the admin recorded.
+    assert_json_error(
+        &req(&s, "GET", "/last", &[("Authorization", &viewer)]),
+        404,
+        "no clip yet",
+    );
+    let admin = basic("admin", ADMIN_PW);
+    assert_eq!(
+        req(&s, "POST", "/start", &[("Authorization", &admin)]).status,
+        200
+    );
+    let clip = req(&s, "POST", "/stop", &[("Authorization", &admin)]).json();
+    let id = clip["id"].as_str().unwrap();
+    let size = clip["size_bytes"].as_u64().unwrap() as usize;
+    for url in ["/last".to_string(), format!("/clips/{id}.mp4")] {
+        let r = req(&s, "GET", &url, &[("Authorization", &viewer)]);
+        assert_eq!((r.status, r.body.len()), (200, size), "viewer {url}");
+        assert_eq!(r.header("Content-Type"), Some("video/mp4"));
+    }
 }
 
 #[test]
@@ -578,4 +597,81 @@ fn hash_password_makes_a_working_hash() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password_hash"));
+}
+
+/// A certificate and key of the user's own are served, and the session
+/// cookie is `Secure` under HTTPS.
+#[test]
+fn https_with_the_users_own_certificate_and_a_secure_cookie() {
+    if !common::have_tool("curl") || !common::have_tool("openssl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("mine.crt"), tmp.path().join("mine.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let s = common::creds::env_server(
+        &tmp.path().join("clips"),
+        &[
+            SMALL,
+            &[
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    let fp = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let fp = fp.trim().rsplit('=').next().unwrap();
+    assert!(s.log().contains(fp), "log lacks {fp}:\n{}", s.log());
+    let base = format!("https://localhost:{}", s.addr.port());
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--cacert"])
+        .arg(&cert)
+        .args(["-H", &format!("Origin: {base}")])
+        .args(["--data", &format!("user=admin&password={ADMIN_PW}")])
+        .arg(format!("{base}/login"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = String::from_utf8_lossy(&out.stdout);
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie:\n{head}"));
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 }

@@ -44,6 +44,12 @@ pub fn command() -> Command {
     cmd
 }
 
+/// True when the binary runs under an emulator (qemu-user), where timing
+/// bounds must be loose.
+pub fn emulated() -> bool {
+    std::env::var_os("VRTEST_RUNNER").is_some_and(|r| !r.is_empty())
+}
+
 /// True when a system tool is present. Missing: skip with a reason on a
 /// laptop, but fail when `CI_REQUIRE_TOOLS=1` (CI sets it), so no skip passes as green.
 pub fn have_tool(tool: &str) -> bool {
