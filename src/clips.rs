@@ -70,7 +70,13 @@ pub struct Clips {
     /// ask); holds whether "nothing left to delete" was already logged.
     enforcing: Mutex<bool>,
     index: Mutex<Index>,
+    /// Free and total bytes of the directory's file system (`statvfs`;
+    /// tests give a disk of their own).
+    space: Space,
 }
+
+/// Reads free and total bytes for a directory.
+pub type Space = Box<dyn Fn(&Path) -> Option<(u64, u64)> + Send + Sync>;
 
 /// Clip ids: `YYYYMMDD-HHMMSS` with an optional `-N` for clips in the same
 /// second. Anything else (`..`, `/`, absolute paths) is never a clip.
@@ -88,11 +94,6 @@ pub fn valid_id(id: &str) -> bool {
 fn age_key(id: &str) -> (String, u64) {
     let n = id.get(16..).and_then(|n| n.parse().ok()).unwrap_or(1);
     (id[..15].to_string(), n)
-}
-
-/// Free bytes for unprivileged users on the file system holding `dir`.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    fs_bytes(dir).map(|(free, _)| free)
 }
 
 /// Free and total bytes of the file system holding `dir`.
@@ -122,6 +123,7 @@ impl Clips {
             settings,
             enforcing: Mutex::new(false),
             index: Mutex::new(Index::default()),
+            space: Box::new(fs_bytes),
         };
         crate::recorder::recover_dir(&clips.settings.dir, valid_id);
         clips.rescan();
@@ -139,7 +141,7 @@ impl Clips {
     /// deleted, each stop would delete all older clips: say so at start.
     fn warn_if_floor_cannot_be_met(&self) {
         let min = self.settings.min_free_bytes;
-        let Some((free, total)) = fs_bytes(&self.settings.dir) else {
+        let Some((free, total)) = (self.space)(&self.settings.dir) else {
             return;
         };
         let ours: u64 = self.index().clips.iter().map(|c| c.size_bytes).sum();
@@ -154,6 +156,10 @@ impl Clips {
                 min / (1024 * 1024)
             );
         }
+    }
+
+    fn free(&self) -> Option<u64> {
+        (self.space)(&self.settings.dir).map(|(free, _)| free)
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -267,7 +273,7 @@ impl Clips {
     /// below `HARD_FLOOR`, or below `min_free_bytes` with no older clip left
     /// to delete (`protect` and the newest clip are never deleted).
     pub fn out_of_room(&self, protect: Option<&str>) -> Option<String> {
-        let (free, total) = fs_bytes(&self.settings.dir)?;
+        let (free, total) = (self.space)(&self.settings.dir)?;
         let mib = |b: u64| b / (1024 * 1024);
         let hard = HARD_FLOOR.min(total / 4);
         if free < hard {
@@ -310,7 +316,7 @@ impl Clips {
             clips: count,
             bytes,
             max_bytes: self.settings.max_bytes,
-            free_bytes: free_bytes(&self.settings.dir).unwrap_or(0),
+            free_bytes: self.free().unwrap_or(0),
             min_free_bytes: self.settings.min_free_bytes,
         };
         (usage, last)
@@ -329,7 +335,7 @@ impl Clips {
             return;
         }
         let mut total: u64 = clips.iter().map(|c| c.size_bytes).sum::<u64>() + partial;
-        let mut free = free_bytes(&s.dir);
+        let mut free = self.free();
         let newest = clips.last().map(|c| c.id.clone());
         let deletable = clips
             .iter()
@@ -352,7 +358,7 @@ impl Clips {
                         c.size_bytes
                     );
                     total -= c.size_bytes;
-                    free = free_bytes(&s.dir);
+                    free = self.free();
                 }
                 Err(e) => log::warn!("cannot delete {}: {e}", c.path.display()),
             }

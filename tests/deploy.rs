@@ -303,7 +303,7 @@ fn deploy_builds_only_for_raspberry_pi_systems() {
     let arch = std::env::consts::ARCH;
     if matches!(arch, "aarch64" | "arm") {
         // Here deploy would start a release build for this very machine.
-        eprintln!("SKIP: this machine ({arch}) is itself a Pi target");
+        common::skip(&format!("this machine ({arch}) is itself a Pi target"));
         return;
     }
     if !tools_present() {

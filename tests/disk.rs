@@ -177,3 +177,65 @@ fn a_floor_the_disk_cannot_meet_is_said_at_start_and_refuses_recording() {
     );
     assert_eq!(files(&clips), Vec::<String>::new());
 }
+
+/// The free-space floor end to end: when the disk fills up (here with a
+/// file of someone else's), the oldest clips go first, the newest stays,
+/// and with nothing left to delete a new recording is refused.
+#[test]
+fn the_free_space_floor_deletes_the_oldest_clips_then_refuses() {
+    let Some(fs) = Tmpfs::mount(40) else { return };
+    let clips = fs.path().join("clips");
+    let s = Server::start_in(
+        &clips,
+        &[
+            "--source",
+            "test",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "15",
+            "--clips-min-free-mb",
+            "20",
+        ],
+    );
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(s.post("/start", "").status, 200);
+        s.wait_status(Duration::from_secs(30), "frames recorded", |st| {
+            st["recorder"]["frames"].as_u64() >= Some(3)
+        });
+        let r = s.post("/stop", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let mp4s = |d: &Path| files(d).into_iter().filter(|f| f.ends_with(".mp4")).count();
+    assert_eq!(mp4s(&clips), 3, "above the floor nothing goes");
+    // 22 MiB of something else: 18 MiB free, under the 20 MiB floor.
+    std::fs::write(fs.path().join("other"), vec![1u8; 22 << 20]).unwrap();
+    let r = s.post("/start", "");
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("clips_min_free_mb"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        files(&clips),
+        vec![format!("{}.mp4", ids[2])],
+        "the newest stays"
+    );
+    let log = s.log();
+    for old in &ids[..2] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("deleted oldest clip") && l.contains(old.as_str())),
+            "no deletion logged for {old}:\n{log}"
+        );
+    }
+    assert_eq!(s.get("/last").status, 200);
+}

@@ -15,11 +15,28 @@ const SMALL: &[&str] = &[
     "--source", "test", "--width", "320", "--height", "240", "--fps", "30",
 ];
 
-/// Sends `head` and then bytes that never end the line, up to `cap`; the
-/// bytes the server took before it hung up, and its answer if one arrived.
+/// Sends `head` and then bytes that never end the line, up to `cap`, while
+/// another thread reads: the bytes the server took before it hung up, and
+/// its answer (read as it arrives, before the hang-up can discard it).
 fn endless_line(addr: std::net::SocketAddr, head: &[u8], cap: usize) -> (usize, Option<u16>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut r = s.try_clone().unwrap();
+    r.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            if common::find(&out, b"}").is_some() {
+                break;
+            }
+        }
+        out
+    });
     s.write_all(head).unwrap();
     let chunk = vec![b'a'; 64 * 1024];
     let mut sent = 0;
@@ -29,9 +46,7 @@ fn endless_line(addr: std::net::SocketAddr, head: &[u8], cap: usize) -> (usize, 
             Err(_) => break,
         }
     }
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
+    let out = reader.join().unwrap();
     let status = (!out.is_empty()).then(|| common::parse_response(&out).status);
     (sent, status)
 }
@@ -54,10 +69,7 @@ fn a_header_or_url_that_never_ends_is_cut_off_without_eating_memory() {
             "the server read all {sent} bytes of one line; log:\n{}",
             s.log()
         );
-        // The answer may be lost to the reset of a socket closed unread.
-        if let Some(code) = answer {
-            assert_eq!(code, status, "{}", String::from_utf8_lossy(head));
-        }
+        assert_eq!(answer, Some(status), "{}", String::from_utf8_lossy(head));
         assert_eq!(s.get("/status").status, 200, "{}", s.log());
     }
     let after = s.rss_kib();
@@ -105,9 +117,12 @@ fn idle_connections_are_closed_and_slow_heads_get_408_but_streams_go_on() {
     let mut idle = TcpStream::connect(s.addr).unwrap();
     let (got, took) = until_closed(&mut idle, Duration::from_secs(20));
     assert!(got.is_empty(), "answered an idle connection: {got:?}");
+    // The timeout is 1 s: closed after it, within a few times it (slack
+    // for a loaded machine, more under emulation).
+    let most = if common::emulated() { 8 } else { 3 };
     assert!(
-        took < Duration::from_secs(10),
-        "idle connection kept {took:?}"
+        took >= Duration::from_millis(900) && took < Duration::from_secs(most),
+        "idle connection closed after {took:?}"
     );
 
     // Keep-alive: served, then closed once idle.
@@ -117,8 +132,8 @@ fn idle_connections_are_closed_and_slow_heads_get_408_but_streams_go_on() {
     let (got, took) = until_closed(&mut ka, Duration::from_secs(20));
     assert_eq!(common::parse_response(&got).status, 200);
     assert!(
-        took < Duration::from_secs(10),
-        "keep-alive connection kept {took:?}"
+        took >= Duration::from_millis(900) && took < Duration::from_secs(most),
+        "keep-alive connection closed after {took:?}"
     );
 
     // A head trickled in a byte at a time, each within the idle timeout:
@@ -128,13 +143,13 @@ fn idle_connections_are_closed_and_slow_heads_get_408_but_streams_go_on() {
     let t0 = Instant::now();
     let (answer, cut_off) = trickle(&mut slow);
     assert!(cut_off, "a trickled head held its connection for 15 s");
-    if !answer.is_empty() {
-        let r = common::parse_response(&answer);
-        assert_eq!(r.status, 408, "{}", r.text());
-    }
+    let r = common::parse_response(&answer);
+    assert_eq!(r.status, 408, "{}", r.text());
+    // Twice the timeout from the first byte, within a byte's interval.
+    let took = t0.elapsed();
     assert!(
-        t0.elapsed() >= Duration::from_millis(1500),
-        "cut off too early"
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(most + 1),
+        "cut off after {took:?}"
     );
 
     // A live stream writes and never reads: it outlasts the idle timeout.
@@ -175,8 +190,10 @@ fn a_trickled_body_gets_408_and_starts_nothing() {
         let (r, took) = trickled_start(s.addr, len);
         assert_eq!(r.status, 408, "{len} bytes, after {took:?}: {}", r.text());
         assert!(r.text().contains("too slow"), "{}", r.text());
+        // Twice the 1 s timeout, plus a byte's 300 ms interval and slack.
+        let most = if common::emulated() { 8 } else { 4 };
         assert!(
-            took < Duration::from_secs(8),
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(most),
             "{len} bytes: read for {took:?}"
         );
         assert_eq!(s.get("/status").json()["recording"], false);
@@ -210,11 +227,9 @@ fn a_crowd_of_connections_neither_silences_the_owner_nor_stops_a_recording() {
         &[SMALL, &["--clips-min-free-mb", "0"]].concat(),
         &["prlimit", "--nofile=1024:1024", "--"],
     );
-    assert!(
-        s.log()
-            .contains("connections capped at 384 in all and 64 per client"),
-        "{}",
-        s.log()
+    s.wait_log(
+        "connections capped at 384 in all and 64 per client",
+        Duration::from_secs(10),
     );
     // The attacker: 3,000 idle connections from 127.0.0.2, then 64 more
     // from each of four other addresses. Those beyond the caps are closed.

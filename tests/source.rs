@@ -92,7 +92,7 @@ fn test_source_moves_counts_and_stamps_frames() {
 #[test]
 fn auto_without_camera_uses_test_source_and_says_so() {
     if Path::new("/dev/video0").exists() {
-        eprintln!("SKIP: this machine has /dev/video0, so `auto` picks the camera");
+        common::skip("this machine has /dev/video0, so `auto` picks the camera");
         return;
     }
     let s = Server::start(&["--width", "160", "--height", "120", "--fps", "10"]);

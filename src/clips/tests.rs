@@ -19,7 +19,21 @@ fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
         },
         enforcing: Mutex::new(false),
         index: Mutex::new(Index::default()),
+        space: Box::new(fs_bytes),
     }
+}
+
+/// A disk of `total` bytes holding only what is in `dir`.
+fn small_disk(total: u64) -> Space {
+    Box::new(move |dir: &Path| {
+        let used: u64 = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        Some((total.saturating_sub(used), total))
+    })
 }
 
 fn put(dir: &Path, name: &str, len: usize) {
@@ -239,4 +253,53 @@ fn open_creates_the_dir() {
     let c = clips(&dir, 0, 0);
     assert!(dir.is_dir());
     assert_eq!(c.dir(), dir);
+}
+
+#[test]
+fn the_floor_deletes_just_enough_of_the_oldest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for s in 0..5 {
+        put(d, &format!("20240101-00000{s}.mp4"), 100);
+    }
+    // 1000 bytes in all, 500 used: 650 must stay free, so two clips go.
+    let mut c = raw(d, 0, 650);
+    c.space = small_disk(1000);
+    c.enforce(None);
+    assert_eq!(
+        names(d),
+        vec![
+            "20240101-000002.mp4",
+            "20240101-000003.mp4",
+            "20240101-000004.mp4"
+        ]
+    );
+    assert_eq!(c.overview().0.free_bytes, 700);
+    assert!(c.out_of_room(None).is_none(), "above the floor");
+}
+
+#[test]
+fn out_of_room_below_the_hard_floor_or_the_floor_with_nothing_to_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    put(d, "20240101-000000.mp4", 300);
+    put(d, "20240101-000001.mp4", 300);
+    let mut c = raw(d, 0, 500);
+    c.space = small_disk(1000);
+    c.enforce(None);
+    // 700 free now, one clip left (the newest, never deleted).
+    assert_eq!(names(d), vec!["20240101-000001.mp4"]);
+    assert!(c.out_of_room(None).is_none());
+    // The recording fills the disk: 450 free, under the floor, nothing to
+    // delete but the newest.
+    put(d, "20240101-000002.mp4.part", 250);
+    c.enforce(Some("20240101-000002"));
+    let why = c.out_of_room(Some("20240101-000002")).unwrap();
+    assert!(why.contains("clips_min_free_mb"), "{why}");
+    // Under a quarter of the disk free: out of room whatever the floor.
+    put(d, "20240101-000003.mp4.part", 300);
+    let mut c = raw(d, 0, 0);
+    c.space = small_disk(1000);
+    let why = c.out_of_room(None).unwrap();
+    assert!(why.contains("nearly full"), "{why}");
 }

@@ -191,14 +191,24 @@ mod tests {
             "next tick is 1 s away"
         );
         let mut p = Pacer::new(1000);
-        p.wait(Duration::ZERO).unwrap();
+        let first = p.wait(Duration::ZERO).unwrap();
         std::thread::sleep(Duration::from_millis(30));
+        let before = crate::clock::monotonic_now();
         let late = p.wait(Duration::ZERO).unwrap();
-        let now = crate::clock::monotonic_now();
+        // Skipped the ticks missed while asleep: the tick handed out is the
+        // last one due when asked, not the one after `first`.
         assert!(
-            now - late < Duration::from_millis(3),
-            "skipped to a recent tick"
+            late > first + Duration::from_millis(29),
+            "{:?}",
+            late - first
         );
+        // Within one period of the moment it was asked for, by construction.
+        assert!(
+            late + Duration::from_millis(1) > before,
+            "{:?}",
+            before - late
+        );
+        assert!(late <= crate::clock::monotonic_now());
         assert_eq!(
             (late - p.start).as_nanos() % 1_000_000,
             0,

@@ -44,6 +44,15 @@ pub fn command() -> Command {
     cmd
 }
 
+/// Skips a test that cannot run on this machine, saying why; under
+/// `CI_REQUIRE_TOOLS=1` (CI) a skip is a failure, so none passes as green.
+pub fn skip(why: &str) {
+    if std::env::var("CI_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("cannot run here (CI_REQUIRE_TOOLS=1): {why}");
+    }
+    eprintln!("SKIP: {why}");
+}
+
 /// True when the binary runs under an emulator (qemu-user), where timing
 /// bounds must be loose.
 pub fn emulated() -> bool {

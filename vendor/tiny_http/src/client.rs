@@ -93,6 +93,22 @@ impl ClientConnection {
         self
     }
 
+    /// video-recorder patch: after refusing a request that is still coming
+    /// in, reads (and drops) a little more of it before closing. Closing a
+    /// socket with unread input resets the connection, and the reset can
+    /// destroy the refusal before the client reads it.
+    fn linger(&mut self) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut left: usize = 256 * 1024;
+        let mut buf = [0u8; 4096];
+        while left > 0 && std::time::Instant::now() < until {
+            match self.next_header_source.read(&mut buf[..left.min(4096)]) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left -= n,
+            }
+        }
+    }
+
     /// true if the connection is HTTPS
     pub fn secure(&self) -> bool {
         self.secure
@@ -267,10 +283,12 @@ impl Iterator for ClientConnection {
                 // of the API), and close: the rest of the request is not read.
                 Err(ReadError::RequestLineTooLong) => {
                     refuse(self.sink.next().unwrap(), 414, "request line too long");
+                    self.linger();
                     return None;
                 }
                 Err(ReadError::HeadersTooLarge) => {
                     refuse(self.sink.next().unwrap(), 431, "request headers too large");
+                    self.linger();
                     return None;
                 }
 
