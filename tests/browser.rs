@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{Server, have_tool, make_mjpeg, wait_timeout};
+use common::{RunWithin, Server, have_tool, make_mjpeg, wait_timeout};
 
 /// The script has its own 180 s guard; this one catches a hung node.
 const NODE_TIMEOUT: Duration = Duration::from_secs(240);
@@ -50,7 +50,7 @@ fn ensure_node_modules(dir: &Path) -> bool {
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(dir)
         .stdin(Stdio::null())
-        .status();
+        .status_within(common::CHILD_TIMEOUT);
     match status {
         Ok(s) if s.success() => true,
         other => {

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::RunWithin;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,7 +27,7 @@ impl Tmpfs {
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
             .arg(dir.path())
-            .output();
+            .output_within(common::CHILD_TIMEOUT);
         match out {
             Ok(o) if o.status.success() => Some(Tmpfs { dir }),
             other => {

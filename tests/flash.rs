@@ -5,6 +5,7 @@
 mod common;
 mod pi;
 
+use common::RunWithin;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -187,7 +188,7 @@ fn flash_refuses_the_system_disk() {
     let dev = v.disk("sdy", true, &["sdy1", "sdy2"]);
     let out = Command::new("stat")
         .args(["-c", "%Hd:%Ld", "/"])
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     let majmin = String::from_utf8(out.stdout).unwrap().trim().to_string();
     std::os::unix::fs::symlink(

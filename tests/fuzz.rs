@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::RunWithin;
 use common::Server;
 
 #[test]
@@ -40,7 +41,7 @@ fn openapi_fuzzing_finds_no_server_error() {
         .env("NO_COLOR", "1")
         // Keep schemathesis' cache out of the source tree.
         .current_dir(tmp.path())
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .expect("run schemathesis");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(

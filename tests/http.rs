@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::RunWithin;
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -315,7 +316,7 @@ fn probe_refuses_a_file_that_is_not_an_mp4() {
     let out = common::command()
         .arg("probe")
         .arg(&not_mp4)
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert!(!out.status.success(), "probe accepted a text file");
     let err = String::from_utf8_lossy(&out.stderr);

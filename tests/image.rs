@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::RunWithin;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -221,7 +222,7 @@ fn systemd_unit_verifies() {
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit)
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .expect("run systemd-analyze verify");
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Unknown or misplaced keys are only warnings (exit 0): refuse them too.
@@ -248,7 +249,7 @@ fn systemd_unit_is_hardened() {
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=yes", "--no-pager"])
         .arg(&unit)
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .expect("run systemd-analyze security");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let score: f64 = stdout

@@ -5,6 +5,7 @@
 mod common;
 mod pi;
 
+use common::RunWithin;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::SystemTime;
@@ -117,7 +118,7 @@ fn image_gets_the_service_installed_and_enabled() {
     let fsck = Command::new("e2fsck")
         .arg("-fn")
         .arg(root_fs(&out_img))
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert!(fsck.status.success(), "e2fsck: {}", text(&fsck));
 
@@ -300,7 +301,7 @@ fn the_password_hasher_is_found_under_cargo_target_dir() {
         .env("MAKE", &fake_make)
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("HOST_VR")
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert!(
         out.status.success(),

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::RunWithin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -115,7 +116,7 @@ fn check_clip(path: &Path, frames: u64, duration: f64) {
             .args(["-v", "error", "-i"])
             .arg(path)
             .args(["-f", "null", "-"])
-            .output()
+            .output_within(common::CHILD_TIMEOUT)
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -254,6 +255,7 @@ fn sigterm_mid_recording_saves_a_playable_clip_and_exits_0() {
     for (sig, name) in [(15, "TERM"), (1, "HUP"), (3, "QUIT"), (10, "USR1")] {
         let mut s = Server::start(SMALL);
         wait_frames(&s, 5);
+        let asked = Instant::now();
         let start = s.post("/start", "");
         assert_eq!(start.status, 200);
         let id = start.json()["id"].as_str().unwrap().to_string();
@@ -271,7 +273,12 @@ fn sigterm_mid_recording_saves_a_playable_clip_and_exits_0() {
         let path = s.clips.join(format!("{id}.mp4"));
         let p = own_probe(&path);
         let d = p["duration_sec"].as_f64().unwrap();
-        assert!(d >= 0.9, "SIG{name}: {p}");
+        // At least the 30 frames waited for; at most the time it was asked to run.
+        let most = secs(asked.elapsed()) + EPS;
+        assert!(
+            (0.9..=most).contains(&d),
+            "SIG{name}: {d} not within [0.9, {most}]: {p}"
+        );
         check_clip(&path, p["frames"].as_u64().unwrap(), d);
     }
 }

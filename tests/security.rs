@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::RunWithin;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -248,7 +249,7 @@ fn refuses_to_listen_on_the_lan_without_credentials() {
         ])
         .arg(tmp.path())
         .stdout(Stdio::null())
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -520,7 +521,7 @@ fn https_with_a_self_signed_certificate() {
         .args(["-sS", "--cacert"])
         .arg(&cert)
         .arg(&url)
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert!(
         out.status.success(),
@@ -532,7 +533,7 @@ fn https_with_a_self_signed_certificate() {
     // Without the certificate, curl refuses: this really is TLS with our key.
     let out = std::process::Command::new("curl")
         .args(["-sS", &url])
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert!(!out.status.success());
     // The logged fingerprint is the certificate's.
@@ -540,7 +541,7 @@ fn https_with_a_self_signed_certificate() {
         let out = std::process::Command::new("openssl")
             .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
             .arg(&cert)
-            .output()
+            .output_within(common::CHILD_TIMEOUT)
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(&fp), "openssl says {text}, log says {fp}");
@@ -593,7 +594,7 @@ fn hash_password_makes_a_working_hash() {
     std::fs::write(&cfg, "password_hash = \"hunter2\"\n").unwrap();
     let out = common::command()
         .args(["--config", cfg.to_str().unwrap()])
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password_hash"));
@@ -623,7 +624,7 @@ fn https_with_the_users_own_certificate_and_a_secure_cookie() {
         .arg(&key)
         .arg("-out")
         .arg(&cert)
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert!(
         made.status.success(),
@@ -646,7 +647,7 @@ fn https_with_the_users_own_certificate_and_a_secure_cookie() {
     let fp = std::process::Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
         .arg(&cert)
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     let fp = String::from_utf8_lossy(&fp.stdout);
     let fp = fp.trim().rsplit('=').next().unwrap();
@@ -658,7 +659,7 @@ fn https_with_the_users_own_certificate_and_a_secure_cookie() {
         .args(["-H", &format!("Origin: {base}")])
         .args(["--data", &format!("user=admin&password={ADMIN_PW}")])
         .arg(format!("{base}/login"))
-        .output()
+        .output_within(common::CHILD_TIMEOUT)
         .unwrap();
     assert!(
         out.status.success(),

@@ -44,6 +44,67 @@ pub fn command() -> Command {
     cmd
 }
 
+/// Longest a child process of a test may run before it is killed and the
+/// test fails: a hung tool must not hang the suite.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `output()` and `status()` with a deadline: the child is killed, and the
+/// test fails with what it printed, when it runs past `limit`.
+pub trait RunWithin {
+    fn output_within(&mut self, limit: Duration) -> std::io::Result<std::process::Output>;
+    fn status_within(&mut self, limit: Duration) -> std::io::Result<std::process::ExitStatus>;
+}
+
+impl RunWithin for Command {
+    fn output_within(&mut self, limit: Duration) -> std::io::Result<std::process::Output> {
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().unwrap()));
+        let err = drain(Box::new(child.stderr.take().unwrap()));
+        let status = match wait_timeout(&mut child, limit) {
+            Some(st) => st,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let (o, e) = (out.join().unwrap(), err.join().unwrap());
+                panic!(
+                    "{:?} ran past {limit:?}; killed. stdout:\n{}\nstderr:\n{}",
+                    self.get_program(),
+                    String::from_utf8_lossy(&o),
+                    String::from_utf8_lossy(&e)
+                );
+            }
+        };
+        Ok(std::process::Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        })
+    }
+
+    fn status_within(&mut self, limit: Duration) -> std::io::Result<std::process::ExitStatus> {
+        let mut child = self.spawn()?;
+        match wait_timeout(&mut child, limit) {
+            Some(st) => Ok(st),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{:?} ran past {limit:?}; killed", self.get_program());
+            }
+        }
+    }
+}
+
 /// Skips a test that cannot run on this machine, saying why; under
 /// `CI_REQUIRE_TOOLS=1` (CI) a skip is a failure, so none passes as green.
 pub fn skip(why: &str) {
@@ -591,7 +652,7 @@ pub fn ffprobe(path: &Path) -> serde_json::Value {
             "json",
         ])
         .arg(path)
-        .output()
+        .output_within(CHILD_TIMEOUT)
         .expect("run ffprobe");
     assert!(
         out.status.success(),
@@ -607,7 +668,7 @@ pub fn own_probe(path: &Path) -> serde_json::Value {
     let out = command()
         .arg("probe")
         .arg(path)
-        .output()
+        .output_within(CHILD_TIMEOUT)
         .expect("run probe");
     assert!(
         out.status.success(),

@@ -3,6 +3,7 @@
 //! without root by sfdisk, mkfs.vfat --offset, mtools and mkfs.ext4 -d, and
 //! read back with debugfs.
 
+use crate::common::RunWithin;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
@@ -187,7 +188,7 @@ pub fn debugfs(img: &Path, request: &str) -> Vec<u8> {
         .arg("-R")
         .arg(request)
         .arg(root_fs(img))
-        .output()
+        .output_within(crate::common::CHILD_TIMEOUT)
         .unwrap();
     assert!(out.status.success(), "debugfs -R {request}");
     out.stdout

@@ -5,6 +5,7 @@
 pub mod disk_image;
 pub mod stand_in;
 
+use crate::common::RunWithin;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -116,7 +117,7 @@ pub fn fake_elf(path: &Path, e_machine: u8, class64: bool) {
 /// Runs a command that must succeed; its stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
-        .output()
+        .output_within(crate::common::CHILD_TIMEOUT)
         .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
     assert!(out.status.success(), "{cmd:?}\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()

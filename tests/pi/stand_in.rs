@@ -4,6 +4,7 @@
 //! and sudo that log their arguments; `systemctl restart` really starts the
 //! deployed binary with the deployed config.
 
+use crate::common::RunWithin;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,6 +29,45 @@ pub fn tools_present() -> bool {
     .all(|t| common::have_tool(t))
 }
 
+/// Starts sshd on a free port: the port and the child once it listens, or
+/// `None` if it exited (the port was taken in between).
+fn start_sshd(d: &Path) -> Option<(u16, std::process::Child)> {
+    let ssh_port = free_port();
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nAllowTcpForwarding yes\n\
+             AllowStreamLocalForwarding yes\nPidFile {dir}/sshd.pid\n",
+            dir = d.display()
+        ),
+    )
+    .unwrap();
+    let mut sshd = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+        .spawn()
+        .expect("start sshd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err() {
+        if sshd.try_wait().ok().flatten().is_some() {
+            return None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sshd did not listen: {}",
+            std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((ssh_port, sshd))
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -37,12 +77,18 @@ fn free_port() -> u16 {
 }
 
 fn whoami() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
+    let out = Command::new("id")
+        .arg("-un")
+        .output_within(crate::common::CHILD_TIMEOUT)
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn group() -> String {
-    let out = Command::new("id").arg("-gn").output().unwrap();
+    let out = Command::new("id")
+        .arg("-gn")
+        .output_within(crate::common::CHILD_TIMEOUT)
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -71,36 +117,14 @@ impl Pi {
         if whoami() == "root" {
             std::fs::create_dir_all("/run/sshd").unwrap();
         }
-        let ssh_port = free_port();
-        std::fs::write(
-            d.join("sshd_config"),
-            format!(
-                "Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\n\
-                 AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nUsePAM no\n\
-                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nAllowTcpForwarding yes\n\
-                 AllowStreamLocalForwarding yes\nPidFile {dir}/sshd.pid\n",
-                dir = d.display()
-            ),
-        )
-        .unwrap();
-        let sshd = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
-            .spawn()
-            .expect("start sshd");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not listen: {}",
+        // The free port may be taken by someone else before sshd binds it:
+        // then sshd exits, and another port is tried.
+        let (ssh_port, sshd) = (0..5).find_map(|_| start_sshd(d)).unwrap_or_else(|| {
+            panic!(
+                "sshd did not listen on any of 5 ports: {}",
                 std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        });
 
         let svc_port = free_port();
         let root = d.join("root");
