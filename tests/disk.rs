@@ -240,3 +240,117 @@ fn the_free_space_floor_deletes_the_oldest_clips_then_refuses() {
     }
     assert_eq!(s.get("/last").status, 200);
 }
+
+/// Builds the failing-card fixture for the binary under test (cross-built
+/// when it runs under an emulator); its path and the environment that
+/// loads it into the server.
+fn failsync(dir: &Path) -> Option<(PathBuf, &'static str)> {
+    let runner = std::env::var("VRTEST_RUNNER").unwrap_or_default();
+    let (cc, var) = if runner.contains("aarch64") {
+        ("aarch64-linux-gnu-gcc", "QEMU_SET_ENV")
+    } else if runner.contains("arm") {
+        ("arm-linux-gnueabihf-gcc", "QEMU_SET_ENV")
+    } else {
+        ("cc", "LD_PRELOAD")
+    };
+    if !common::have_tool(cc) {
+        return None;
+    }
+    let so = dir.join("failsync.so");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/failsync.c");
+    let out = Command::new(cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .output_within(common::CHILD_TIMEOUT)
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((so, var))
+}
+
+#[test]
+fn a_failing_fsync_ends_the_recording_and_keeps_what_was_durable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((so, var)) = failsync(tmp.path()) else {
+        return;
+    };
+    let preload = if var == "LD_PRELOAD" {
+        so.display().to_string()
+    } else {
+        format!("LD_PRELOAD={}", so.display())
+    };
+    let args = [
+        "--source",
+        "test",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "15",
+        "--clips-min-free-mb",
+        "0",
+    ];
+    // Once: the second second's fsync fails, later ones work. The clip is
+    // finished at once, and says why it ended.
+    let clips = tmp.path().join("once");
+    let s = Server::start_env(&clips, &args, &[(var, &preload), ("FAILSYNC_AT", "2")]);
+    assert_eq!(s.post("/start", "").status, 200);
+    let st = s.wait_status(Duration::from_secs(30), "the recording to stop", |st| {
+        st["stopped_early"].is_object()
+    });
+    let reason = st["stopped_early"]["reason"].as_str().unwrap();
+    assert!(reason.contains("Input/output error"), "{st}");
+    let r = s.post("/stop", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let clip = r.json();
+    let path = PathBuf::from(clip["path"].as_str().unwrap());
+    assert_eq!(own_probe(&path)["frames"], clip["frames"]);
+    assert!(clip["frames"].as_u64().unwrap() >= 15, "{clip}");
+    drop(s);
+    // For good: the clip cannot be finished now; /stop says why, and the
+    // next start recovers the second that was durable.
+    let clips = tmp.path().join("always");
+    let s = Server::start_env(
+        &clips,
+        &args,
+        &[
+            (var, &preload),
+            ("FAILSYNC_AT", "2"),
+            ("FAILSYNC_ALWAYS", "1"),
+        ],
+    );
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(Duration::from_secs(30), "the recording to stop", |st| {
+        st["stopped_early"].is_object()
+    });
+    let r = s.post("/stop", "");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Input/output error")
+    );
+    let left = files(&clips);
+    assert!(
+        left.iter().any(|f| f.ends_with(".mp4.part"))
+            && left.iter().any(|f| f.ends_with(".journal")),
+        "{left:?}"
+    );
+    drop(s);
+    let s = Server::start_in(&clips, &args);
+    let last = s.get("/last");
+    assert_eq!(last.status, 200, "nothing recovered: {}", s.log());
+    let id = s.get("/status").json()["last_clip"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = own_probe(&clips.join(format!("{id}.mp4")));
+    assert!(p["frames"].as_u64().unwrap() >= 10, "{p}");
+}
