@@ -161,7 +161,8 @@ pub struct Auth {
     viewer_user: String,
     creds: Credentials,
     key: [u8; 32],
-    verified: Mutex<HashMap<[u8; 32], (Role, Instant)>>,
+    /// Verified credentials: role, first verified, last used.
+    verified: Mutex<HashMap<[u8; 32], (Role, Instant, Instant)>>,
     sessions: Mutex<HashMap<[u8; 32], (Role, Instant)>>,
     lockout: Lockout,
     verifier: Verifier,
@@ -279,25 +280,32 @@ impl Auth {
         }
     }
 
+    /// A verified credential stays cached while it is used (each use
+    /// renews it), so a script polling with Basic never needs a fresh check,
+    /// which a guesser behind the same NAT could keep waiting; at most for
+    /// `SESSION_TTL` in all.
     fn cached(&self, header: &str) -> Option<Role> {
         let d = self.digest(header.as_bytes());
-        let cache = lock(&self.verified);
-        cache
-            .get(&d)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(r, _)| *r)
+        let mut cache = lock(&self.verified);
+        let (role, first, last) = cache.get_mut(&d)?;
+        if last.elapsed() >= CACHE_TTL || first.elapsed() >= SESSION_TTL {
+            return None;
+        }
+        *last = Instant::now();
+        Some(*role)
     }
 
     fn remember(&self, header: &str, role: Role) {
         let d = self.digest(header.as_bytes());
         let mut cache = lock(&self.verified);
         if cache.len() >= MAX_CACHE {
-            cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            cache.retain(|_, (_, _, last)| last.elapsed() < CACHE_TTL);
             if cache.len() >= MAX_CACHE {
                 cache.clear();
             }
         }
-        cache.insert(d, (role, Instant::now()));
+        let now = Instant::now();
+        cache.insert(d, (role, now, now));
     }
 
     /// Who sent this request, or why not, or the check to wait for. `ip` is
