@@ -89,10 +89,12 @@ fn login_storm(s: &Server, n: usize, pw: &str) -> Vec<String> {
                 let body = format!("user=admin&password={pw}");
                 barrier.wait();
                 let h = [("Content-Type", "application/x-www-form-urlencoded")];
-                let r = request(addr, "POST", "/login", &h, body.as_bytes());
-                match r.status {
-                    303 => r.header("Location").unwrap().to_string(),
-                    other => other.to_string(),
+                // Beyond the per-client connection cap (64) a connection is
+                // closed before it is read: refused too.
+                match common::try_request(addr, "POST", "/login", &h, body.as_bytes()) {
+                    Ok(r) if r.status == 303 => r.header("Location").unwrap().to_string(),
+                    Ok(r) => r.status.to_string(),
+                    Err(_) => "closed".to_string(),
                 }
             })
         })
@@ -124,8 +126,10 @@ fn concurrent_logins_are_bounded_and_memory_stays_flat() {
     let checked = answers.iter().filter(|a| *a == "/login?failed=1").count();
     let limited = answers.iter().filter(|a| *a == "/login?locked=1").count();
     let busy = answers.iter().filter(|a| *a == "503").count();
+    let closed = answers.iter().filter(|a| *a == "closed").count();
     assert_eq!(checked, 5, "{answers:?}");
-    assert_eq!(checked + limited + busy, 300, "{answers:?}");
+    assert_eq!(checked + limited + busy + closed, 300, "{answers:?}");
+    assert!(limited + busy > 0, "none was answered: {answers:?}");
     let after = s.rss_kib();
     // Two Argon2 workers with 19 MiB each, and nothing more: before the
     // bound, 16 concurrent logins left ~700 MiB behind.
