@@ -73,6 +73,7 @@ test:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test
+	$(CARGO) test -p tiny_http --lib
 	$(CARGO) fmt --check --manifest-path $(LOAD_MANIFEST)
 	$(CARGO) clippy --manifest-path $(LOAD_MANIFEST) --all-targets -- -D warnings
 	$(CARGO) test --manifest-path $(LOAD_MANIFEST)

@@ -71,33 +71,19 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
+    common::files(dir)
+}
+
+/// The small test source, with clips in `clips` and `extra` settings.
+fn server(clips: &Path, extra: &[&str]) -> Server {
+    Server::start_in(clips, &[common::creds::SMALL, extra].concat())
 }
 
 #[test]
 fn a_full_disk_ends_the_recording_with_a_playable_clip_and_says_why() {
     let Some(fs) = Tmpfs::mount(24) else { return };
     let clips = fs.path().join("clips");
-    let s = Server::start_in(
-        &clips,
-        &[
-            "--source",
-            "test",
-            "--width",
-            "320",
-            "--height",
-            "240",
-            "--fps",
-            "15",
-            "--clips-min-free-mb",
-            "0",
-        ],
-    );
+    let s = server(&clips, &["--clips-min-free-mb", "0"]);
     s.wait_status(Duration::from_secs(30), "frames", |st| {
         st["source"]["frames"].as_u64() > Some(2)
     });
@@ -161,12 +147,7 @@ fn a_floor_the_disk_cannot_meet_is_said_at_start_and_refuses_recording() {
     let Some(fs) = Tmpfs::mount(8) else { return };
     let clips = fs.path().join("clips");
     // The default floor, 512 MiB, on an 8 MiB disk.
-    let s = Server::start_in(
-        &clips,
-        &[
-            "--source", "test", "--width", "320", "--height", "240", "--fps", "15",
-        ],
-    );
+    let s = server(&clips, &[]);
     s.wait_log("less than clips_min_free_mb", Duration::from_secs(10));
     let r = s.post("/start", "");
     assert_eq!(r.status, 507, "{}", r.text());
@@ -186,21 +167,7 @@ fn a_floor_the_disk_cannot_meet_is_said_at_start_and_refuses_recording() {
 fn the_free_space_floor_deletes_the_oldest_clips_then_refuses() {
     let Some(fs) = Tmpfs::mount(40) else { return };
     let clips = fs.path().join("clips");
-    let s = Server::start_in(
-        &clips,
-        &[
-            "--source",
-            "test",
-            "--width",
-            "320",
-            "--height",
-            "240",
-            "--fps",
-            "15",
-            "--clips-min-free-mb",
-            "20",
-        ],
-    );
+    let s = server(&clips, &["--clips-min-free-mb", "20"]);
     let mut ids = Vec::new();
     for _ in 0..3 {
         assert_eq!(s.post("/start", "").status, 200);
@@ -284,18 +251,7 @@ fn a_failing_fsync_ends_the_recording_and_keeps_what_was_durable() {
     } else {
         format!("LD_PRELOAD={}", so.display())
     };
-    let args = [
-        "--source",
-        "test",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "15",
-        "--clips-min-free-mb",
-        "0",
-    ];
+    let args = [common::creds::SMALL, &["--clips-min-free-mb", "0"]].concat();
     // Once: the second second's fsync fails, later ones work. The clip is
     // finished at once, and says why it ended.
     let clips = tmp.path().join("once");

@@ -65,14 +65,7 @@ fn wait_frames(s: &Server, n: u64) {
 }
 
 fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    common::files(dir)
 }
 
 /// Both readers agree the clip is playable H.264 of `frames` frames lasting `duration`.

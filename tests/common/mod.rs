@@ -44,6 +44,18 @@ pub fn command() -> Command {
     cmd
 }
 
+/// The names in a directory, sorted (none if it does not exist).
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// Longest a child process of a test may run before it is killed and the
 /// test fails: a hung tool must not hang the suite.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(600);

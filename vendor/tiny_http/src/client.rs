@@ -55,6 +55,8 @@ enum ReadError {
     NotAscii,
     /// video-recorder patch: see `RequestCreationError::BadFraming`.
     BadFraming(&'static str),
+    /// video-recorder patch: see `RequestCreationError::BodyTooLarge`.
+    BodyTooLarge,
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
@@ -237,6 +239,7 @@ impl ClientConnection {
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::BadFraming(why) => ReadError::BadFraming(why),
+                request::RequestCreationError::BodyTooLarge => ReadError::BodyTooLarge,
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
@@ -276,6 +279,11 @@ impl Iterator for ClientConnection {
                 }
                 Err(ReadError::BadFraming(why)) => {
                     refuse(self.sink.next().unwrap(), 400, why);
+                    return None;
+                }
+                Err(ReadError::BodyTooLarge) => {
+                    refuse(self.sink.next().unwrap(), 413, "body too large");
+                    self.linger();
                     return None;
                 }
 

@@ -114,6 +114,10 @@ pub enum RequestCreationError {
     /// `Transfer-Encoding`, or a coding other than `chunked`): where the
     /// next request starts is unknown, so it is refused and closed.
     BadFraming(&'static str),
+
+    /// video-recorder patch: a `Content-Length` this machine cannot even
+    /// represent (past `usize`, 4 GiB on 32-bit ARM): 413, then close.
+    BodyTooLarge,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -220,9 +224,7 @@ where
         None => None,
         Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
             // Too large for this machine's usize: refused, not "no body".
-            Some(l.parse().map_err(|_| {
-                RequestCreationError::BadFraming("Content-Length too large")
-            })?)
+            Some(l.parse().map_err(|_| RequestCreationError::BodyTooLarge)?)
         }
         Some(_) => {
             return Err(RequestCreationError::BadFraming(
