@@ -283,7 +283,6 @@ impl Iterator for ClientConnection {
                 }
                 Err(ReadError::BodyTooLarge) => {
                     refuse(self.sink.next().unwrap(), 413, "body too large");
-                    self.linger();
                     return None;
                 }
 
@@ -379,6 +378,7 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// video-recorder patch: a JSON error answer for a request we stopped reading.
 fn refuse<W: std::io::Write>(writer: W, status: u16, message: &str) {
+    use std::io::Write as _;
     use crate::{Header, Response, StatusCode};
     let body = format!("{{\"error\":\"{}\"}}", message);
     let mut response = Response::from_string(body).with_status_code(StatusCode(status));
@@ -391,9 +391,12 @@ fn refuse<W: std::io::Write>(writer: W, status: u16, message: &str) {
             response.add_header(h);
         }
     }
+    let mut writer = writer;
     response
-        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+        .raw_print(&mut writer, HTTPVersion(1, 1), &[], false, None)
         .ok();
+    // Sent now, not when the connection is dropped (after a linger).
+    writer.flush().ok();
 }
 
 /// Parses a "HTTP/1.1" string.
