@@ -1,25 +1,34 @@
-//! HTTP over `tiny_http`: routing, JSON errors, and an accept loop that
-//! survives errors (tiny_http's own loop ends on the first accept error, for
-//! example when descriptors run out, which would silently stop the server).
+//! HTTP over `tiny_http`: the route table, access rules and dispatch. The
+//! accept loop is in `server`, replies in `replies`, request checks in
+//! `checks`.
 
 mod assets;
 pub mod auth;
 mod body;
+mod checks;
 pub mod client;
+mod credentials;
 mod files;
 mod lockout;
 mod login;
+mod replies;
 mod routes;
+mod server;
 pub mod tls;
 mod verifier;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+pub use checks::MAX_BODY;
+use checks::{download_flag, host_allowed, malformed, origin_form, range_of};
+pub use replies::{Reply, error, header, json, security_headers};
+use replies::{bytes, respond};
+pub use server::serve;
+use server::spawn_with;
+
+use std::io::Write;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
+use tiny_http::{Method, Request};
 
 use crate::clips::Clips;
 use crate::hub::Hub;
@@ -54,223 +63,8 @@ impl App {
     }
 }
 
-pub type Reply = Response<Box<dyn Read + Send>>;
-
-/// A viewer that stops reading is dropped after this long, freeing its thread.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest URL we read; longer ones get 414.
 const MAX_URL: usize = 2048;
-/// Stack for viewer and worker threads: they hold no big buffers.
-const WORKER_STACK: usize = 128 * 1024;
-/// Servers kept after their accept loop died, for their open connections.
-const MAX_RETIRED: usize = 2;
-
-pub fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .unwrap_or_else(|_| Header::from_bytes(&b"X-Invalid-Header"[..], &b"1"[..]).unwrap())
-}
-
-pub fn json(status: u16, value: &serde_json::Value) -> Reply {
-    let body = value.to_string().into_bytes();
-    let len = body.len();
-    Response::new(
-        StatusCode(status),
-        vec![
-            header("Content-Type", "application/json"),
-            header("Cache-Control", "no-store"),
-        ],
-        Box::new(std::io::Cursor::new(body)) as Box<dyn Read + Send>,
-        Some(len),
-        None,
-    )
-}
-
-/// Every API error: `{"error": "..."}` with a fitting status.
-pub fn error(status: u16, message: &str) -> Reply {
-    json(status, &serde_json::json!({ "error": message }))
-}
-
-fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
-    let len = body.len();
-    Response::new(
-        StatusCode(status),
-        vec![header("Content-Type", content_type)],
-        Box::new(std::io::Cursor::new(body)) as Box<dyn Read + Send>,
-        Some(len),
-        None,
-    )
-}
-
-/// No inline script or style, no framing, nothing from elsewhere.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-                   media-src 'self' blob:; connect-src 'self'; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
-
-/// Sends a reply with the headers every response carries.
-fn respond(req: Request, mut reply: Reply) {
-    for (k, v) in security_headers() {
-        reply.add_header(header(k, v));
-    }
-    if let Err(e) = req.respond(reply) {
-        log::debug!("client went away before the answer: {e}");
-    }
-}
-
-pub fn security_headers() -> [(&'static str, &'static str); 5] {
-    [
-        ("Server", "video-recorder"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Content-Security-Policy", CSP),
-        ("X-Frame-Options", "DENY"),
-        ("Referrer-Policy", "no-referrer"),
-    ]
-}
-
-/// Sets SO_SNDTIMEO on the listening socket; accepted sockets inherit it, so a
-/// viewer that stops reading cannot hold its thread forever. (A receive timeout
-/// here would make accept() fail and end tiny_http's loop: the vendored
-/// tiny_http sets `idle_timeout` on each accepted connection instead.)
-fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    // SAFETY: setsockopt on a socket we own with a correctly sized timeval.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        log::warn!(
-            "cannot set send timeout on the listening socket: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-/// Serves until the hub closes. When tiny_http's accept loop dies (it reports
-/// the error through `recv`), a new server is built on the same socket.
-pub fn serve(app: Arc<App>, listener: TcpListener) {
-    set_send_timeout(&listener, SEND_TIMEOUT);
-    let (total, per_client) = connection_caps(open_file_limit(), app.viewers.max_per_client());
-    log::info!("connections capped at {total} in all and {per_client} per client address");
-    let options = tiny_http::ServerOptions {
-        read_timeout: Some(app.idle_timeout),
-        max_connections: Some(total),
-        max_connections_per_client: Some(per_client),
-    };
-    let mut backoff = Duration::from_millis(50);
-    // Old servers stay alive a while: their open keep-alive connections may
-    // still deliver requests.
-    let mut retired: Vec<(Server, Instant)> = Vec::new();
-    while !app.hub.is_closed() {
-        let server = match listener
-            .try_clone()
-            .map_err(|e| e.to_string())
-            .and_then(|l| {
-                let ssl = app.tls.as_ref().map(tls::Tls::ssl_config);
-                Server::from_listener_with_options(l, ssl, options).map_err(|e| e.to_string())
-            }) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!("cannot start the HTTP server: {e}; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        loop {
-            match server.recv_timeout(Duration::from_millis(200)) {
-                Ok(Some(req)) => {
-                    backoff = Duration::from_millis(50);
-                    handle(&app, req);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    log::error!("HTTP accept failed ({e}); restarting the accept loop");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    break;
-                }
-            }
-            for (old, _) in &retired {
-                while let Ok(Some(req)) = old.try_recv() {
-                    handle(&app, req);
-                }
-            }
-            retired.retain(|(_, since)| since.elapsed() < Duration::from_secs(120));
-            if app.hub.is_closed() {
-                return;
-            }
-        }
-        // Each retired server holds a duplicate of the listening socket: keep
-        // few, or repeated restarts would themselves use up the descriptors.
-        if retired.len() >= MAX_RETIRED {
-            retired.remove(0);
-        }
-        retired.push((server, Instant::now()));
-    }
-}
-
-/// Descriptors kept for everything but connections: the camera, each
-/// recording's clip, journal and directory, the clips directory's scans,
-/// TLS files, logging, retired listeners.
-const RESERVED_FDS: u64 = 256;
-
-/// The process's descriptor limit (`RLIMIT_NOFILE`, soft).
-fn open_file_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    // rlim_t is 32 bits on 32-bit ARM.
-    #[allow(clippy::unnecessary_cast)]
-    let cur = lim.rlim_cur as u64;
-    cur
-}
-
-/// Caps on open connections from the descriptor limit: each connection
-/// takes two descriptors, and `RESERVED_FDS` stay free for recording, so a
-/// crowd of idle connections can neither stop the server nor a recording.
-/// One client may hold enough for its viewers and a browser's requests.
-fn connection_caps(nofile: u64, viewers_per_client: usize) -> (usize, usize) {
-    let total = (nofile.saturating_sub(RESERVED_FDS) / 2).max(16) as usize;
-    let per_client = (2 * viewers_per_client + 32).max(64).min(total);
-    (total, per_client)
-}
-
-/// Runs `f` on its own thread; answers 503 if no thread can be had.
-fn spawn_with(name: &str, req: Request, f: impl FnOnce(Request) + Send + 'static) {
-    let (tx, rx) = mpsc::sync_channel::<Request>(1);
-    let spawned = std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(WORKER_STACK)
-        .spawn(move || {
-            if let Ok(req) = rx.recv() {
-                f(req);
-            }
-        });
-    match spawned {
-        Ok(_) => {
-            // The thread is waiting on the channel; it cannot be full.
-            let _ = tx.send(req);
-        }
-        Err(e) => {
-            log::warn!("cannot start a thread for {}: {e}", req.url());
-            respond(req, error(503, "server busy, try again"));
-        }
-    }
-}
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,44 +223,6 @@ fn handle(app: &Arc<App>, req: Request) {
     }
 }
 
-/// `GET http://host/status` (absolute form, RFC 9112 3.2.2) means `/status`.
-fn origin_form(url: &str) -> &str {
-    for scheme in ["http://", "https://"] {
-        if let Some(rest) = url
-            .get(..scheme.len())
-            .filter(|s| s.eq_ignore_ascii_case(scheme))
-        {
-            let rest = &url[rest.len()..];
-            return rest.find('/').map_or("/", |i| &rest[i..]);
-        }
-    }
-    url
-}
-
-/// Without credentials a page on another site could rebind its name to our
-/// address and use us: answer only to names that cannot be rebound
-/// (localhost, IP literals) and to names the owner listed.
-fn host_allowed(req: &Request, allowed: &[String]) -> bool {
-    let Some(host) = auth::header(req, "Host") else {
-        // Browsers always send Host; a client without one is not a page.
-        return true;
-    };
-    let host = host.trim().to_ascii_lowercase();
-    let name = if let Some(v6) = host.strip_prefix('[') {
-        match v6.split_once(']') {
-            Some((addr, rest)) if rest.is_empty() || rest.starts_with(':') => {
-                return addr.parse::<std::net::Ipv6Addr>().is_ok();
-            }
-            _ => return false,
-        }
-    } else {
-        host.rsplit_once(':').map_or(host.as_str(), |(n, _)| n)
-    };
-    name == "localhost"
-        || name.parse::<std::net::Ipv4Addr>().is_ok()
-        || allowed.iter().any(|a| *a == name || *a == host)
-}
-
 fn authorized(app: &Arc<App>, req: Request, t: Target, who: Result<auth::Principal, auth::Denied>) {
     let who = match who {
         Ok(p) => p,
@@ -548,58 +304,6 @@ fn route(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Principal
     }
 }
 
-/// `download=1` asks for an attachment; `download=0` or none for inline.
-fn download_flag(query: &str) -> Result<bool, &'static str> {
-    let mut flag = false;
-    for kv in query.split('&') {
-        match kv.split_once('=') {
-            Some(("download", "1")) => flag = true,
-            Some(("download", "0")) => flag = false,
-            Some(("download", _)) => return Err("download must be 1 or 0"),
-            _ => {}
-        }
-    }
-    Ok(flag)
-}
-
-/// Longest total of header names and values we serve.
-const MAX_HEADERS: usize = 16 * 1024;
-/// Largest body any route reads (forms, `/start` JSON).
-pub const MAX_BODY: usize = 4096;
-
-/// What tiny_http lets through but we refuse: oversized headers, an
-/// unparseable Content-Length, a body larger than any route reads.
-fn malformed(req: &Request) -> Option<Reply> {
-    let total: usize = req
-        .headers()
-        .iter()
-        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
-        .sum();
-    if total > MAX_HEADERS {
-        return Some(error(431, "request headers too large"));
-    }
-    // Parsed here as u64: tiny_http parses it as usize, which on 32-bit ARM
-    // turns a huge value into "no body" rather than a refusal.
-    if let Some(cl) = auth::header(req, "Content-Length") {
-        match cl.trim().parse::<u64>() {
-            Err(_) => return Some(error(400, "Content-Length is not a number")),
-            Ok(n) if n > MAX_BODY as u64 => return Some(error(413, "body too large")),
-            Ok(_) => {}
-        }
-    }
-    if req.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Some(error(413, "body too large"));
-    }
-    None
-}
-
-fn range_of(req: &Request) -> Option<String> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv("Range"))
-        .map(|h| h.value.as_str().to_string())
-}
-
 fn snapshot(app: &App) -> Reply {
     match app.hub.latest() {
         Some(frame) => {
@@ -668,17 +372,6 @@ mod tests {
             .collect();
         served.sort();
         assert_eq!(documented, served);
-    }
-
-    #[test]
-    fn connection_caps_leave_descriptors_for_recording() {
-        // The Pi unit's LimitNOFILE, and the default per-client viewer cap.
-        assert_eq!(connection_caps(8192, 16), (3968, 64));
-        assert_eq!(connection_caps(1024, 16), (384, 64));
-        // A benchmark allowing 1,000 viewers from one address.
-        assert_eq!(connection_caps(65536, 1000), (32640, 2032));
-        // Tiny limits still serve someone.
-        assert_eq!(connection_caps(100, 16), (16, 16));
     }
 
     #[test]
