@@ -191,8 +191,9 @@ impl Auth {
                 cache_key,
             }),
             Err(_) => {
-                // Not checked: give the claim back without counting it.
-                self.lockout.settle(claim, true, now);
+                // Not checked: give the claim back without counting it
+                // either way (a success would forget the failures).
+                self.lockout.release(claim);
                 Check::Done(Err(Denied::Busy))
             }
         }

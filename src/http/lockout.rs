@@ -164,6 +164,16 @@ impl Lockout {
         Ok(Claim { key })
     }
 
+    /// Gives back a claim that was never checked (the verifier was busy):
+    /// neither a failure nor a success.
+    pub fn release(&self, claim: Claim) {
+        let mut s = self.lock();
+        s.budget = (s.budget + 1.0).min(BUDGET);
+        if let Some(e) = s.entries.get_mut(&claim.key) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+    }
+
     /// Records what the check said.
     pub fn settle(&self, claim: Claim, ok: bool, now: Instant) {
         let mut s = self.lock();
@@ -263,6 +273,29 @@ mod tests {
         let c = l.claim(k.clone(), later).unwrap();
         l.settle(c, true, later);
         assert_eq!(l.failures(&k), 0);
+    }
+
+    #[test]
+    fn a_claim_given_back_unchecked_forgets_nothing() {
+        let t0 = Instant::now();
+        let l = Lockout::new(t0);
+        let k = key("10.0.0.9", "admin");
+        for _ in 0..FREE_FAILURES {
+            let c = l.claim(k.clone(), t0).unwrap();
+            l.settle(c, false, t0);
+        }
+        let t1 = t0 + Duration::from_secs(2);
+        let c = l.claim(k.clone(), t1).unwrap();
+        l.release(c);
+        assert_eq!(
+            l.failures(&k),
+            FREE_FAILURES,
+            "a busy verifier is no success"
+        );
+        assert!(
+            l.claim(k.clone(), t1).is_ok(),
+            "and the try may be made again"
+        );
     }
 
     #[test]
