@@ -197,14 +197,7 @@ fn the_free_space_floor_deletes_the_oldest_clips_then_refuses() {
         vec![format!("{}.mp4", ids[2])],
         "the newest stays"
     );
-    let log = s.log();
-    for old in &ids[..2] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains("deleted oldest clip") && l.contains(old.as_str())),
-            "no deletion logged for {old}:\n{log}"
-        );
-    }
+    s.assert_deleted(&ids[..2]);
     assert_eq!(s.get("/last").status, 200);
 }
 

@@ -353,14 +353,7 @@ fn ring_buffer_deletes_the_oldest_clips_past_the_budget() {
             vec![format!("{}.mp4", ids.last().unwrap())]
         );
     }
-    let log = s.log();
-    for old in &ids[..2] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains("deleted oldest clip") && l.contains(old.as_str())),
-            "no deletion logged for {old}:\n{log}"
-        );
-    }
+    s.assert_deleted(&ids[..2]);
     let usage = &s.get("/status").json()["clips"];
     assert_eq!(usage["clips"], 1);
     assert_eq!(usage["max_bytes"], 1024 * 1024);

@@ -408,22 +408,8 @@ pub fn from_script(req: &Request) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::credentials::tests::{cfg, creds};
     use super::*;
-
-    fn cfg(host: &str) -> Config {
-        Config {
-            host: host.into(),
-            ..Config::default()
-        }
-    }
-
-    fn creds(admin: &str) -> Credentials {
-        Credentials::load(
-            &cfg("0.0.0.0"),
-            [("VR_PASSWORD".to_string(), admin.to_string())],
-        )
-        .unwrap()
-    }
 
     /// An Authorization header, checked to the end as the server does.
     fn check(a: &Auth, h: &str, ip: Option<IpAddr>) -> Result<Principal, Denied> {

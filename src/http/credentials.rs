@@ -91,17 +91,19 @@ pub fn check_exposure(cfg: &Config, creds: &Credentials) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn cfg(host: &str) -> Config {
+    /// A config listening on `host` (also for `auth`'s tests).
+    pub fn cfg(host: &str) -> Config {
         Config {
             host: host.into(),
             ..Config::default()
         }
     }
 
-    fn creds(admin: &str) -> Credentials {
+    /// Credentials with this admin password, as from `VR_PASSWORD`.
+    pub fn creds(admin: &str) -> Credentials {
         Credentials::load(
             &cfg("0.0.0.0"),
             [("VR_PASSWORD".to_string(), admin.to_string())],

@@ -220,6 +220,14 @@ mod tests {
         Key::new(Some(ip.parse().unwrap()), user)
     }
 
+    /// `n` tries for `k` at `at`, each admitted and failed.
+    fn fail(l: &Lockout, k: &Key, n: u32, at: Instant) {
+        for _ in 0..n {
+            let c = l.claim(k.clone(), at).unwrap();
+            l.settle(c, false, at);
+        }
+    }
+
     #[test]
     fn attempts_are_claimed_before_they_are_checked() {
         let t0 = Instant::now();
@@ -249,25 +257,19 @@ mod tests {
         let t0 = Instant::now();
         let l = Lockout::new(t0);
         let k = key("10.0.0.9", "admin");
-        for _ in 0..FREE_FAILURES {
-            let c = l.claim(k.clone(), t0).unwrap();
-            l.settle(c, false, t0);
-        }
+        fail(&l, &k, FREE_FAILURES, t0);
         assert_eq!(l.claim(k.clone(), t0).unwrap_err(), Refused::Wait(2));
         let t1 = t0 + Duration::from_secs(2);
-        let c = l.claim(k.clone(), t1).unwrap();
-        l.settle(c, false, t1);
+        fail(&l, &k, 1, t1);
         assert_eq!(l.claim(k.clone(), t1).unwrap_err(), Refused::Wait(4));
         let t2 = t1 + Duration::from_secs(4);
-        let c = l.claim(k.clone(), t2).unwrap();
-        l.settle(c, false, t2);
+        fail(&l, &k, 1, t2);
         assert_eq!(l.claim(k.clone(), t2).unwrap_err(), Refused::Wait(8));
         // Waits never exceed the cap however many failures.
         assert_eq!(delay(40), MAX_DELAY);
         // Quiet for FORGET: the count starts afresh.
         let later = t2 + FORGET;
-        let c = l.claim(k.clone(), later).unwrap();
-        l.settle(c, false, later);
+        fail(&l, &k, 1, later);
         assert_eq!(l.failures(&k), 1);
         // Success forgets the failures.
         let c = l.claim(k.clone(), later).unwrap();
@@ -280,10 +282,7 @@ mod tests {
         let t0 = Instant::now();
         let l = Lockout::new(t0);
         let k = key("10.0.0.9", "admin");
-        for _ in 0..FREE_FAILURES {
-            let c = l.claim(k.clone(), t0).unwrap();
-            l.settle(c, false, t0);
-        }
+        fail(&l, &k, FREE_FAILURES, t0);
         let t1 = t0 + Duration::from_secs(2);
         let c = l.claim(k.clone(), t1).unwrap();
         l.release(c);

@@ -102,11 +102,7 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
             r
         }
         Err(Denied::Malformed(m)) => error(400, m),
-        Err(Denied::Busy) => {
-            let mut r = error(503, "too many sign-ins being checked; try again");
-            r.add_header(header("Retry-After", "1"));
-            r
-        }
+        Err(Denied::Busy) => super::replies::sign_ins_busy(),
         Err(_) => {
             log::warn!(
                 "failed login for {shown:?} from {}",

@@ -122,11 +122,7 @@ fn denied(req: &Request, why: auth::Denied, page: bool) -> Reply {
     use auth::Denied;
     match why {
         Denied::Malformed(m) => error(400, m),
-        Denied::Busy => {
-            let mut r = error(503, "too many sign-ins being checked; try again");
-            r.add_header(header("Retry-After", "1"));
-            r
-        }
+        Denied::Busy => replies::sign_ins_busy(),
         Denied::Limited(secs) => {
             let mut r = error(429, "too many failed logins; try again later");
             r.add_header(header("Retry-After", &secs.to_string()));
@@ -189,7 +185,8 @@ fn handle(app: &Arc<App>, req: Request) {
         }
     };
     if !app.auth.required() && !host_allowed(&req, &app.allowed_hosts) {
-        log::warn!("refused a request for an unknown host name (DNS rebinding?)");
+        // Debug only: anyone can send these, and the log is on an SD card.
+        log::debug!("refused a request for an unknown host name (DNS rebinding?)");
         return respond(
             req,
             error(

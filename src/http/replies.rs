@@ -66,3 +66,10 @@ pub fn security_headers() -> [(&'static str, &'static str); 5] {
         ("Referrer-Policy", "no-referrer"),
     ]
 }
+
+/// Too many sign-ins are being checked: retry in a second (503).
+pub fn sign_ins_busy() -> Reply {
+    let mut r = error(503, "too many sign-ins being checked; try again");
+    r.add_header(header("Retry-After", "1"));
+    r
+}

@@ -282,6 +282,18 @@ impl Server {
         }
     }
 
+    /// The ring buffer logged the deletion of each of these clips.
+    pub fn assert_deleted(&self, ids: &[String]) {
+        let log = self.log();
+        for old in ids {
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("deleted oldest clip") && l.contains(old.as_str())),
+                "no deletion logged for {old}:\n{log}"
+            );
+        }
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
