@@ -13,7 +13,7 @@ pub fn page(query: &str) -> Reply {
     let message = if query.split('&').any(|kv| kv == "failed=1") {
         "<p class=\"error\" role=\"alert\">Wrong user or password.</p>"
     } else if query.split('&').any(|kv| kv == "locked=1") {
-        "<p class=\"error\" role=\"alert\">Too many failed attempts. Wait a minute and try again.</p>"
+        "<p class=\"error\" role=\"alert\">Too many failed attempts. Wait a little (each wrong try waits longer) and try again.</p>"
     } else {
         ""
     };
