@@ -246,6 +246,13 @@ fn a_source_that_blocks_is_called_down_and_does_not_hold_up_shutdown() {
         "--stall-timeout-sec",
         "1",
     ]);
+    // Still blocked in its first open (5 s): no frame has ever come, and
+    // the snapshot says so.
+    let st = s.get("/status").json();
+    assert_eq!(st["source"]["state"], "starting", "{st}");
+    let r = s.get("/snapshot.jpg");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"], "no frame yet");
     let st = s.wait_status(Duration::from_secs(30), "the source called down", |st| {
         st["source"]["state"] == "down"
     });
@@ -254,11 +261,8 @@ fn a_source_that_blocks_is_called_down_and_does_not_hold_up_shutdown() {
         message.contains("did not return") && message.contains("camera.fifo"),
         "{st}"
     );
-    // The API goes on meanwhile; no frame has ever come.
+    // The API goes on meanwhile (a NO SIGNAL picture is shown now).
     assert_eq!(s.get("/healthz").status, 200);
-    let r = s.get("/snapshot.jpg");
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert_eq!(r.json()["error"], "no frame yet");
     let t0 = std::time::Instant::now();
     let status = s.signal(15);
     assert!(status.success(), "exit {status:?}\n{}", s.log());
