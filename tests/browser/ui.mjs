@@ -39,8 +39,19 @@ async function main() {
     const page = context.pages()[0] || (await context.newPage());
     browser.watch(page, "desktop");
     let streamRequests = 0; // the page reconnects only when something broke
+    const streamEvents = []; // when each /video began and ended, for a failure's message
+    const t0 = Date.now();
+    const at = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     page.on("request", (r) => {
-      if (new URL(r.url()).pathname === "/video") streamRequests++;
+      if (new URL(r.url()).pathname !== "/video") return;
+      streamRequests++;
+      streamEvents.push(`${at()} GET ${new URL(r.url()).search || "/video"}`);
+    });
+    page.on("requestfailed", (r) => {
+      if (new URL(r.url()).pathname === "/video") streamEvents.push(`${at()} failed: ${r.failure() && r.failure().errorText}`);
+    });
+    page.on("requestfinished", (r) => {
+      if (new URL(r.url()).pathname === "/video") streamEvents.push(`${at()} ended`);
     });
 
     // 1. The page and its live preview.
@@ -203,7 +214,7 @@ async function main() {
     log(`API error shown: ${shownError}`);
 
     // 9. One stream for the whole visit, and no console errors anywhere.
-    check(streamRequests === 1, `the page opened /video ${streamRequests} times (reconnects on a healthy server)`);
+    check(streamRequests === 1, `the page opened /video ${streamRequests} times (reconnects on a healthy server): ${streamEvents.join("; ")}`);
     await sleep(300);
     browser.checkConsole();
     log("no console errors");

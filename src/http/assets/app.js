@@ -8,7 +8,11 @@
   const POLL_MS = 700; // /status while the page is visible
   const POLL_HIDDEN_MS = 3000; // and while it is in the background
   const REQUEST_TIMEOUT_MS = 8000;
-  const STALL_CHECK_MS = 2000; // how often the preview is checked for a frozen picture
+  // How often the preview is checked for a frozen picture: often, and at
+  // random moments, so that a looping source (the test card repeats every
+  // second) is never sampled at the same point of its loop each time.
+  const STALL_CHECK_MIN_MS = 150;
+  const STALL_CHECK_SPREAD_MS = 200;
   const STALL_MS = 6000; // unchanged this long while the source runs: reconnect
   const STALL_MAX_MS = 60000; // backoff for scenes that really are still
 
@@ -447,7 +451,10 @@
   });
 
   setInterval(renderRec, 200);
-  setInterval(checkStall, STALL_CHECK_MS);
+  (function stallTick() {
+    checkStall();
+    setTimeout(stallTick, STALL_CHECK_MIN_MS + Math.random() * STALL_CHECK_SPREAD_MS);
+  })();
   // The page's own src="/video" is already loading (it also works without
   // this script); take over from there.
   state.stream.attempt = 1;
