@@ -79,6 +79,8 @@ fn run(hub: &Hub, settings: CaptureSettings, by_id: &Path, open_camera: &CameraO
         resolve(hub, &settings.spec, want, &auto_device(by_id), open_camera);
     let fallback = settings.spec == SourceSpec::Auto && spec == SourceSpec::Test;
     let spec = std::cell::RefCell::new(spec);
+    // Whether the camera's node was there when last looked at.
+    let present = std::cell::Cell::new(true);
     // Where the handover probe leaves the path of the camera it opened.
     let found = std::cell::RefCell::new(None);
     // A file can block too (a FIFO without a writer, a hung network mount).
@@ -101,6 +103,17 @@ fn run(hub: &Hub, settings: CaptureSettings, by_id: &Path, open_camera: &CameraO
         hub.status().name,
         (want.width, want.height),
     );
+    // A camera plugged back in is reopened as soon as its node is back,
+    // however long the backoff has grown.
+    watchdog = watchdog.wake_when(Box::new(|| {
+        let SourceSpec::Device(p) = &*spec.borrow() else {
+            return false;
+        };
+        let now = std::fs::metadata(p).is_ok();
+        let appeared = now && !present.get();
+        present.set(now);
+        appeared
+    }));
     if fallback {
         let probe = || {
             let device = auto_device(by_id);
@@ -226,6 +239,7 @@ mod tests {
                 height: 0,
                 nominal_fps: 30.0,
                 message: None,
+                ..Default::default()
             },
         )
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::frame::Frame;
 
 /// What the source is doing, for `/status`, the page and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum SourceState {
     /// Frames are flowing from a real device, file or network source.
     Live,
@@ -19,6 +19,7 @@ pub enum SourceState {
     Test,
     /// The source failed; viewers get NO SIGNAL frames while it is reopened.
     Down,
+    #[default]
     Starting,
 }
 
@@ -34,7 +35,7 @@ impl SourceState {
 }
 
 /// Description of the source for `/status`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceStatus {
     /// `v4l2`, `test` or `file`.
     pub kind: String,
@@ -46,8 +47,13 @@ pub struct SourceStatus {
     pub height: u32,
     /// Rate the source promised (nominal); the measured rate is separate.
     pub nominal_fps: f64,
-    /// Last error, when down, or the reason the test source is in use.
+    /// Last error, when down, or the reason the test source is in use; or,
+    /// while live, how what the camera gives differs from what was asked.
     pub message: Option<String>,
+    /// What the settings asked for: width, height, fps.
+    pub requested: (u32, u32, u32),
+    /// What the source delivers (`MJPEG`, or `YUYV` encoded here).
+    pub pixel_format: &'static str,
 }
 
 /// Counters the capture thread keeps.
@@ -286,6 +292,7 @@ mod tests {
                 height: 0,
                 nominal_fps: 30.0,
                 message: None,
+                ..Default::default()
             },
         )
     }

@@ -200,6 +200,7 @@ mod tests {
                 height: 2,
                 nominal_fps: 30.0,
                 message: None,
+                ..Default::default()
             },
         ));
         let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];

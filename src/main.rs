@@ -220,6 +220,8 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
             height: 0,
             nominal_fps: f64::from(cfg.fps),
             message: None,
+            requested: (cfg.width, cfg.height, cfg.fps),
+            pixel_format: "MJPEG",
         },
     ));
     let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))

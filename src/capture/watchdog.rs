@@ -46,6 +46,10 @@ pub type Opener<'a> = dyn FnMut() -> Result<Box<dyn Source>, SourceError> + 'a;
 /// (a camera plugged in while `auto` shows the test pattern).
 pub type Handover<'a> = dyn FnMut() -> Option<Box<dyn Source>> + 'a;
 
+/// Asked often while the source is down: whether it may be back (a camera's
+/// node reappeared), so that it is reopened now rather than after the backoff.
+pub type Wake<'a> = dyn FnMut() -> bool + 'a;
+
 /// The NO SIGNAL pictures for one size, rendered once.
 struct NoSignal {
     size: (u32, u32),
@@ -65,6 +69,7 @@ pub struct Watchdog<'a> {
     no_signal: Option<NoSignal>,
     broken_logged: Option<(Instant, u64)>,
     handover: Option<(Duration, Box<Handover<'a>>)>,
+    wake: Option<Box<Wake<'a>>>,
 }
 
 enum Stop {
@@ -86,7 +91,14 @@ impl<'a> Watchdog<'a> {
             no_signal: None,
             broken_logged: None,
             handover: None,
+            wake: None,
         }
+    }
+
+    /// While down, asks `wake` every slice whether to reopen at once.
+    pub fn wake_when(mut self, wake: Box<Wake<'a>>) -> Self {
+        self.wake = Some(wake);
+        self
     }
 
     /// While streaming, asks `probe` every `every` for a source to hand over to.
@@ -142,12 +154,20 @@ impl<'a> Watchdog<'a> {
             self.size = (f.width, f.height);
         }
         let (state, message) = (self.up.state.clone(), self.up.message.clone());
+        let pixel_format = src.pixel_format();
         self.hub.set_status(|s| {
+            let message = match (&state, message) {
+                (SourceState::Live, None) if s.kind == "v4l2" => {
+                    differs(s.requested, f, pixel_format)
+                }
+                (_, message) => message,
+            };
             s.state = state;
             s.message = message;
             s.width = f.width;
             s.height = f.height;
             s.nominal_fps = f64::from(f.fps);
+            s.pixel_format = pixel_format;
         });
     }
 
@@ -226,7 +246,8 @@ impl<'a> Watchdog<'a> {
                 self.publish_no_signal();
                 next_picture = (next_picture + self.t.no_signal_every).max(now);
             }
-            if now >= next_try {
+            let woken = self.wake.as_mut().is_some_and(|w| w());
+            if now >= next_try || woken {
                 attempts += 1;
                 match opener() {
                     Ok(src) => {
@@ -314,6 +335,28 @@ impl<'a> Watchdog<'a> {
             self.broken_logged = Some((Instant::now(), total));
         }
     }
+}
+
+/// How what a live source gives differs from what was asked, in words
+/// (`None` when it gives what was asked, as MJPEG).
+pub fn differs(
+    (w, h, fps): (u32, u32, u32),
+    got: crate::source::Format,
+    pixel_format: &str,
+) -> Option<String> {
+    let mut notes = Vec::new();
+    if w != 0 && (got.width, got.height, got.fps) != (w, h, fps) {
+        notes.push(format!(
+            "gives {}x{} at {} fps (asked for {w}x{h} at {fps} fps)",
+            got.width, got.height, got.fps
+        ));
+    }
+    if pixel_format != "MJPEG" {
+        notes.push(format!(
+            "offers no MJPEG: its {pixel_format} frames are encoded to JPEG here, at a CPU cost"
+        ));
+    }
+    (!notes.is_empty()).then(|| format!("The source {}.", notes.join("; it ")))
 }
 
 #[cfg(test)]

@@ -88,6 +88,7 @@ fn new_hub() -> Arc<Hub> {
             height: 0,
             nominal_fps: 30.0,
             message: None,
+            ..Default::default()
         },
     ))
 }

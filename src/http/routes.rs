@@ -52,6 +52,12 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
             "nominal_fps": src.nominal_fps,
             "fps": round2(fps),
             "message": src.message,
+            "pixel_format": src.pixel_format,
+            "requested": {
+                "width": src.requested.0,
+                "height": src.requested.1,
+                "fps": src.requested.2,
+            },
             "frames": counters.frames.load(Relaxed),
             "broken_frames": counters.broken.load(Relaxed),
             "reopens": counters.reopens.load(Relaxed),

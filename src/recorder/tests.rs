@@ -63,6 +63,7 @@ fn rig(pre_roll: Duration) -> Rig {
             height: H as u32,
             nominal_fps: 30.0,
             message: None,
+            ..Default::default()
         },
     ));
     let clips = Arc::new(clips_in(dir.path()));

@@ -54,6 +54,7 @@ type Answer = Result<Option<RawFrame>, SourceError>;
 pub struct Detached {
     name: String,
     format: Format,
+    pixel_format: &'static str,
     ask: Option<SyncSender<Duration>>,
     answers: Receiver<Answer>,
     fate: Arc<Mutex<Fate>>,
@@ -77,7 +78,7 @@ impl Opener {
                 "{name}: earlier opens or reads are still blocked; not trying again yet"
             )));
         }
-        let (opened_tx, opened_rx) = mpsc::sync_channel::<Result<Format, SourceError>>(1);
+        let (opened_tx, opened_rx) = mpsc::sync_channel::<Result<(Format, &'static str), SourceError>>(1);
         let (ask_tx, ask_rx) = mpsc::sync_channel::<Duration>(1);
         let (answer_tx, answer_rx) = mpsc::sync_channel::<Answer>(1);
         let fate = Arc::new(Mutex::new(Fate {
@@ -96,9 +97,10 @@ impl Opener {
             return Err(SourceError(format!("{name}: cannot start its thread: {e}")));
         }
         match opened_rx.recv_timeout(open_timeout) {
-            Ok(Ok(format)) => Ok(Box::new(Detached {
+            Ok(Ok((format, pixel_format))) => Ok(Box::new(Detached {
                 name: name.to_string(),
                 format,
+                pixel_format,
                 ask: Some(ask_tx),
                 answers: answer_rx,
                 fate,
@@ -124,7 +126,7 @@ impl Opener {
 /// the other side hangs up.
 fn serve<F>(
     opener: F,
-    opened: &SyncSender<Result<Format, SourceError>>,
+    opened: &SyncSender<Result<(Format, &'static str), SourceError>>,
     asks: &Receiver<Duration>,
     answers: &SyncSender<Answer>,
 ) where
@@ -137,7 +139,7 @@ fn serve<F>(
             return;
         }
     };
-    if opened.send(Ok(src.format())).is_err() {
+    if opened.send(Ok((src.format(), src.pixel_format()))).is_err() {
         return;
     }
     while let Ok(timeout) = asks.recv() {
@@ -177,6 +179,10 @@ impl Source for Detached {
 
     fn format(&self) -> Format {
         self.format
+    }
+
+    fn pixel_format(&self) -> &'static str {
+        self.pixel_format
     }
 }
 

@@ -48,6 +48,10 @@ pub trait Source: Send {
     fn next_frame(&mut self, timeout: Duration) -> Result<Option<RawFrame>, SourceError>;
     /// The format actually delivered (after negotiation).
     fn format(&self) -> Format;
+    /// What the source itself delivers (frames reach the hub as JPEGs).
+    fn pixel_format(&self) -> &'static str {
+        "MJPEG"
+    }
 }
 
 /// Paces a synthetic source on CLOCK_MONOTONIC. Tick `n` is computed as

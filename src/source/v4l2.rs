@@ -1,8 +1,10 @@
-//! A V4L2 webcam in MJPEG mode, through `rscam` (no libv4l2, no bindgen).
+//! A V4L2 webcam through `rscam` (no libv4l2, no bindgen): MJPEG, passed
+//! through as the camera made it; or, for a camera without MJPEG, YUYV
+//! encoded to JPEG here (at a CPU cost the log states).
 //!
-//! This layer stays thin because it cannot run here (no /dev/video*): the
-//! choices (format, size, rate, timestamps, error text) are pure functions
-//! with unit tests; the rest is calls into rscam.
+//! The choices (format, size, rate, timestamps, error text) are pure
+//! functions with unit tests; the integration tests run this code against a
+//! stand-in camera (`tests/fakecam`).
 //!
 //! rscam opens the device blocking and does not expose its descriptor, so to
 //! have a timeout (a stalled camera must be noticed) we find the descriptor
@@ -19,11 +21,13 @@ use std::time::Duration;
 use super::{Format, RawFrame, Source, SourceError};
 
 mod negotiate;
+mod stamps;
+mod yuyv;
 
 use negotiate::{
-    capture_time, choose_size, io_error_text, offered_text, pick_fourcc, rank_intervals,
-    start_error_text,
+    choose_size, io_error_text, offered_text, pick_fourcc, rank_intervals, start_error_text,
 };
+use stamps::{Jump, Stamps};
 
 /// Buffers queued in the driver: enough to ride out a slow moment, few
 /// enough to keep latency low.
@@ -34,10 +38,15 @@ pub struct V4l2Source {
     fd: Option<RawFd>,
     dev: String,
     format: Format,
-    warned_timestamp: bool,
+    stamps: Stamps,
+    /// When the log last said the camera's clock jumped (at most every 10 s).
+    jump_logged: Option<std::time::Instant>,
+    /// Set for a camera without MJPEG: its frames are encoded here.
+    encoder: Option<yuyv::Encoder>,
 }
 
-/// Opens the camera, requires MJPEG, negotiates the closest size and rate.
+/// Opens the camera, picks MJPEG (else YUYV), negotiates the closest size
+/// and rate.
 pub fn open(path: &Path, want: Format) -> Result<Box<dyn Source>, SourceError> {
     // A stable name (/dev/v4l/by-id/…) is resolved at every open, so a camera
     // that comes back as another /dev/videoN is found again; say which.
@@ -116,6 +125,13 @@ pub fn open(path: &Path, want: Format) -> Result<Box<dyn Source>, SourceError> {
         want.fps,
         offered_text(&offered)
     );
+    let encoder = (&fourcc == b"YUYV").then(|| {
+        log::warn!(
+            "camera {dev}: no MJPEG, so its YUYV frames are encoded to JPEG here, which costs \
+             CPU at every frame (a camera with MJPEG, or a lower size or rate, spares it)"
+        );
+        yuyv::Encoder::new(size)
+    });
     let fd = fd.filter(|&fd| set_nonblocking(fd).is_ok());
     if fd.is_none() {
         log::warn!(
@@ -127,7 +143,9 @@ pub fn open(path: &Path, want: Format) -> Result<Box<dyn Source>, SourceError> {
         fd,
         dev,
         format,
-        warned_timestamp: false,
+        stamps: Stamps::default(),
+        jump_logged: None,
+        encoder,
     }))
 }
 
@@ -158,20 +176,14 @@ impl Source for V4l2Source {
         match self.cam.capture() {
             Ok(frame) => {
                 let now = crate::clock::monotonic_now();
-                let capture = match capture_time(frame.get_timestamp(), now) {
-                    Some(t) => t,
-                    None => {
-                        if !self.warned_timestamp {
-                            self.warned_timestamp = true;
-                            log::warn!(
-                                "camera {}: buffer timestamps are not on the monotonic clock; using the time frames arrive",
-                                self.dev
-                            );
-                        }
-                        now
-                    }
+                let (capture, jump) = self.stamps.capture(frame.get_timestamp(), now);
+                if let Some(jump) = jump {
+                    self.log_jump(jump);
+                }
+                let jpeg = match &mut self.encoder {
+                    Some(enc) => enc.encode(&frame),
+                    None => frame.to_vec(),
                 };
-                let jpeg = frame.to_vec();
                 drop(frame); // gives the buffer back to the driver
                 Ok(Some(RawFrame {
                     jpeg,
@@ -195,6 +207,39 @@ impl Source for V4l2Source {
 
     fn format(&self) -> Format {
         self.format
+    }
+
+    fn pixel_format(&self) -> &'static str {
+        if self.encoder.is_some() {
+            "YUYV"
+        } else {
+            "MJPEG"
+        }
+    }
+}
+
+impl V4l2Source {
+    fn log_jump(&mut self, jump: Jump) {
+        let due = self
+            .jump_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10));
+        if !due {
+            return;
+        }
+        self.jump_logged = Some(std::time::Instant::now());
+        match jump {
+            Jump::Untrusted => log::warn!(
+                "camera {}: buffer timestamps are not on the monotonic clock; \
+                 following them from the time frames arrive",
+                self.dev
+            ),
+            Jump::By(ns) => log::warn!(
+                "camera {}: its timestamps jumped by {:+.3} s; capture times carry on from the \
+                 time the frame arrived",
+                self.dev,
+                ns as f64 / 1e9
+            ),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod creds;
+pub mod fakecam;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

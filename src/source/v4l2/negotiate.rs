@@ -3,7 +3,6 @@
 //! act on. Pure functions, tested here without a camera.
 
 use std::io;
-use std::time::Duration;
 
 use rscam::{IntervalInfo, ResolutionInfo};
 
@@ -19,10 +18,10 @@ pub fn offered_text(offered: &[([u8; 4], String)]) -> String {
         .join(", ")
 }
 
-/// MJPG, or JPEG as some cameras call the same thing; else an error that
-/// lists what the camera offers.
+/// MJPG (or JPEG, as some cameras call the same thing), passed through;
+/// else YUYV, encoded here; else an error that lists what the camera offers.
 pub fn pick_fourcc(offered: &[([u8; 4], String)]) -> Result<[u8; 4], String> {
-    for want in [b"MJPG", b"JPEG"] {
+    for want in [b"MJPG", b"JPEG", b"YUYV"] {
         if offered.iter().any(|(cc, _)| cc == want) {
             return Ok(*want);
         }
@@ -33,7 +32,7 @@ pub fn pick_fourcc(offered: &[([u8; 4], String)]) -> Result<[u8; 4], String> {
             .into());
     }
     Err(format!(
-        "offers no MJPEG format, which this recorder needs (it passes the camera's own JPEGs through); it offers {}",
+        "offers neither MJPEG nor YUYV, the formats this recorder reads; it offers {}",
         offered_text(offered)
     ))
 }
@@ -110,17 +109,6 @@ pub fn rank_intervals(info: &IntervalInfo, fps: u32) -> Vec<(u32, u32)> {
     }
 }
 
-/// The buffer's timestamp as the capture time, if it is on our monotonic
-/// clock (it should be: uvcvideo stamps with CLOCK_MONOTONIC); a stamp that
-/// is zero, in the future or seconds old is not trusted.
-pub fn capture_time(ts_us: u64, now: Duration) -> Option<Duration> {
-    let ts = Duration::from_micros(ts_us);
-    let trusted = ts_us != 0
-        && ts <= now + Duration::from_millis(50)
-        && now.saturating_sub(ts) < Duration::from_secs(2);
-    trusted.then_some(ts)
-}
-
 /// An I/O error on the camera in words a user can act on.
 pub fn io_error_text(dev: &str, what: &str, e: &io::Error) -> String {
     let hint = match e.raw_os_error() {
@@ -131,7 +119,8 @@ pub fn io_error_text(dev: &str, what: &str, e: &io::Error) -> String {
         }
         Some(libc::EBUSY) => "busy (another program is using it)",
         Some(libc::ENOSPC) => {
-            "not enough USB bandwidth (another camera on the same bus? try a lower size or rate)"
+            "not enough USB bandwidth for this size and rate (another camera on the same USB bus?): \
+             try a lower size or rate, MJPEG rather than an uncompressed format, or another USB bus"
         }
         Some(libc::EIO) | Some(libc::EPROTO) => {
             "I/O error (often the USB cable, hub or power supply)"
@@ -171,13 +160,15 @@ mod tests {
         (*cc, desc.to_string())
     }
     #[test]
-    fn requires_mjpeg_and_lists_what_is_offered() {
+    fn prefers_mjpeg_then_yuyv_and_lists_what_is_offered() {
         let cam = [fmt(b"YUYV", "YUYV 4:2:2"), fmt(b"MJPG", "Motion-JPEG")];
         assert_eq!(pick_fourcc(&cam), Ok(*b"MJPG"));
         assert_eq!(pick_fourcc(&[fmt(b"JPEG", "JFIF JPEG")]), Ok(*b"JPEG"));
-        let err = pick_fourcc(&[fmt(b"YUYV", "YUYV 4:2:2"), fmt(b"H264", "H.264")]).unwrap_err();
-        assert!(err.contains("no MJPEG"), "{err}");
-        assert!(err.contains("YUYV (YUYV 4:2:2), H264 (H.264)"), "{err}");
+        let yuyv = [fmt(b"YUYV", "YUYV 4:2:2"), fmt(b"H264", "H.264")];
+        assert_eq!(pick_fourcc(&yuyv), Ok(*b"YUYV"));
+        let err = pick_fourcc(&[fmt(b"NV12", "Y/UV 4:2:0"), fmt(b"H264", "H.264")]).unwrap_err();
+        assert!(err.contains("neither MJPEG nor YUYV"), "{err}");
+        assert!(err.contains("NV12 (Y/UV 4:2:0), H264 (H.264)"), "{err}");
         assert!(pick_fourcc(&[]).unwrap_err().contains("metadata"));
     }
 
@@ -217,21 +208,6 @@ mod tests {
         };
         assert_eq!(rank_intervals(&step, 30), vec![(1, 30)]);
         assert_eq!(rank_intervals(&step, 120), vec![(1, 60)]);
-    }
-
-    #[test]
-    fn trusts_only_plausible_buffer_timestamps() {
-        let now = Duration::from_secs(1000);
-        let ts = |d: Duration| d.as_micros() as u64;
-        assert_eq!(
-            capture_time(ts(now - Duration::from_millis(30)), now),
-            Some(now - Duration::from_millis(30))
-        );
-        assert_eq!(capture_time(0, now), None);
-        assert_eq!(capture_time(ts(now + Duration::from_secs(1)), now), None);
-        assert_eq!(capture_time(ts(now - Duration::from_secs(60)), now), None);
-        // A realtime-clock stamp (seconds since 1970) is far in the future.
-        assert_eq!(capture_time(1_700_000_000_000_000, now), None);
     }
 
     #[test]

@@ -1,0 +1,279 @@
+//! The faults real webcams have, played by the stand-in camera
+//! (`tests/fakecam`): broken frames, a stall, no MJPEG, other sizes and
+//! rates than asked, a rate ignored, timestamps that jitter or jump, and
+//! the USB bandwidth error. Each is checked where a user would see it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::MjpegClient;
+use common::fakecam::{
+    camera, check_clip, ffmpeg_decodes, settings, until_camera_frame, until_no_signal,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn broken_frames_are_dropped_counted_and_never_shown() {
+    let Some((cam, frames)) = camera("truncate_every=5\ngarbage_every=7\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360"]);
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    let parts: Vec<Vec<u8>> = (0..40)
+        .map(|_| c.next_part().expect("a part").jpeg)
+        .collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(frames.contains(p), "part {i} is not a whole camera frame");
+    }
+    ffmpeg_decodes(cam.dir(), &parts).unwrap_or_else(|e| panic!("ffmpeg: {e}"));
+    let st = s.get("/status").json();
+    let (good, broken) = (
+        st["source"]["frames"].as_u64().unwrap(),
+        st["source"]["broken_frames"].as_u64().unwrap(),
+    );
+    // Of every 35 frames the camera sends, 7 are cut short and 5 garbage
+    // (one both): about a third.
+    let share = broken as f64 / (good + broken) as f64;
+    assert!(
+        (0.2..0.45).contains(&share),
+        "{broken} broken of {}: {st}",
+        good + broken
+    );
+    assert_eq!(
+        st["source"]["state"], "live",
+        "broken frames do not take it down: {st}"
+    );
+    assert!(s.log().contains("dropped a broken frame"), "{}", s.log());
+}
+
+#[test]
+fn a_stalled_camera_is_called_down_and_reopened() {
+    // After 30 frames, nothing for 4 s, with a stall timeout of 1 s.
+    let Some((cam, frames)) = camera("stall_at=30\nstall_ms=4000\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(
+        &node,
+        &[
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--stall-timeout-sec",
+            "1",
+        ],
+    );
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    until_camera_frame(&mut c, &frames, WAIT);
+    let st = s.wait_status(WAIT, "the stall noticed", |st| {
+        st["source"]["state"] == "down"
+    });
+    let message = st["source"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("stalled") && message.contains("no frame for"),
+        "{st}"
+    );
+    until_no_signal(&mut c, &frames);
+    // A stalled camera often streams again once reopened; this one does.
+    until_camera_frame(&mut c, &frames, WAIT);
+    let st = s.wait_status(WAIT, "live again", |st| st["source"]["state"] == "live");
+    assert!(st["source"]["reopens"].as_u64() >= Some(1), "{st}");
+}
+
+#[test]
+fn a_camera_without_mjpeg_has_its_yuyv_frames_encoded() {
+    let Some((cam, _)) = camera("") else {
+        return;
+    };
+    cam.configure(0, "formats=YUYV\nsizes=640x360\nrates=30,15\n");
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360", "--fps", "15"]);
+    let st = s.wait_status(WAIT, "the camera live", |st| {
+        st["source"]["state"] == "live"
+    });
+    assert_eq!(st["source"]["pixel_format"], "YUYV", "{st}");
+    let message = st["source"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no MJPEG") && message.contains("CPU"),
+        "{st}"
+    );
+    assert!(
+        s.log().contains("its YUYV frames are encoded to JPEG here"),
+        "{}",
+        s.log()
+    );
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    let parts: Vec<Vec<u8>> = (0..10)
+        .map(|_| c.next_part().expect("a part").jpeg)
+        .collect();
+    ffmpeg_decodes(cam.dir(), &parts).unwrap_or_else(|e| panic!("ffmpeg: {e}"));
+    assert!(parts.windows(2).any(|w| w[0] != w[1]), "the picture moves");
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(WAIT, "a second recorded", |st| {
+        st["elapsed_sec"].as_f64() >= Some(1.0)
+    });
+    let r = s.post("/stop", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    check_clip(&r.json(), (640, 360));
+}
+
+#[test]
+fn other_sizes_and_rates_than_asked_are_taken_and_said() {
+    let Some((cam, _)) = camera("") else {
+        return;
+    };
+    let file = common::make_mjpeg(cam.dir(), 800, 600, 20, 20);
+    let frames = common::fakecam::jpegs(&std::fs::read(&file).unwrap());
+    cam.configure(
+        0,
+        &format!(
+            "frames={}\nsizes=800x600,320x240\nrates=20,10\n",
+            file.display()
+        ),
+    );
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(
+        &node,
+        &["--width", "1280", "--height", "720", "--fps", "30"],
+    );
+    let st = s.wait_status(WAIT, "the camera live", |st| {
+        st["source"]["state"] == "live"
+    });
+    let src = &st["source"];
+    assert_eq!(
+        (src["width"].as_u64(), src["height"].as_u64()),
+        (Some(800), Some(600)),
+        "{st}"
+    );
+    assert_eq!(src["nominal_fps"], 20.0, "{st}");
+    assert_eq!(
+        src["requested"],
+        serde_json::json!({"width": 1280, "height": 720, "fps": 30})
+    );
+    let message = src["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("gives 800x600 at 20 fps (asked for 1280x720 at 30 fps)"),
+        "{st}"
+    );
+    let log = s.log();
+    assert!(
+        log.contains("MJPG 800x600 at 20.00 fps (asked for 1280x720 at 30 fps)"),
+        "{log}"
+    );
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    until_camera_frame(&mut c, &frames, WAIT);
+}
+
+/// Records about `secs` seconds; the clip, and the wall time it spanned.
+fn record(s: &common::Server, secs: f64) -> (serde_json::Value, f64) {
+    let started = Instant::now();
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(WAIT, "recorded long enough", |st| {
+        st["elapsed_sec"].as_f64() >= Some(secs)
+    });
+    let r = s.post("/stop", "");
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(r.status, 200, "{}", r.text());
+    (r.json(), wall)
+}
+
+/// The clip is as long as the wall time it spanned (less the first frame's
+/// wait), whatever the camera's clock did.
+fn lasts_the_wall_time(clip: &serde_json::Value, wall: f64) {
+    let d = clip["duration_sec"].as_f64().unwrap();
+    assert!(
+        d <= wall && d > wall - 0.5,
+        "clip {d} s, wall {wall} s: {clip}"
+    );
+    check_clip(clip, (640, 360));
+}
+
+#[test]
+fn a_camera_that_ignores_its_rate_is_measured_and_recorded_at_its_real_rate() {
+    let Some((cam, _)) = camera("deliver_fps=15\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360", "--fps", "30"]);
+    s.wait_status(WAIT, "the camera live", |st| {
+        st["source"]["state"] == "live"
+    });
+    // The rate in the API is measured: 15, though 30 were negotiated.
+    let st = s.wait_status(WAIT, "about 15 fps measured", |st| {
+        st["fps"]
+            .as_f64()
+            .is_some_and(|f| (13.0..=17.0).contains(&f))
+    });
+    assert_eq!(st["source"]["nominal_fps"], 30.0, "{st}");
+    let (clip, wall) = record(&s, 3.0);
+    lasts_the_wall_time(&clip, wall);
+    let fps = clip["fps"].as_f64().unwrap();
+    assert!(
+        (12.0..=17.0).contains(&fps),
+        "the clip plays at the real rate: {clip}"
+    );
+}
+
+#[test]
+fn timestamps_that_jitter_and_jump_back_still_give_clips_of_the_wall_time() {
+    // +-5 ms on every frame, and 0.8 s back from frame 60 on (a stamp that
+    // old could still be a frame that waited in the queue, but not one
+    // older than the frame before it).
+    let Some((cam, _)) = camera("jitter_ms=5\njump_at=60\njump_ms=-800\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360"]);
+    s.wait_status(WAIT, "some frames", |st| {
+        st["source"]["frames"].as_u64() >= Some(20)
+    });
+    let (clip, wall) = record(&s, 4.0);
+    assert!(s.log().contains("timestamps jumped by -0.8"), "{}", s.log());
+    lasts_the_wall_time(&clip, wall);
+}
+
+#[test]
+fn timestamps_that_jump_ahead_still_give_clips_of_the_wall_time() {
+    let Some((cam, _)) = camera("jump_at=60\njump_ms=5000\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360"]);
+    s.wait_status(WAIT, "some frames", |st| {
+        st["source"]["frames"].as_u64() >= Some(20)
+    });
+    let (clip, wall) = record(&s, 4.0);
+    assert!(s.log().contains("timestamps jumped by +5.0"), "{}", s.log());
+    lasts_the_wall_time(&clip, wall);
+}
+
+#[test]
+fn no_usb_bandwidth_is_named_with_its_remedies_and_recovers() {
+    let Some((cam, frames)) = camera("streamon_errno=28\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360"]);
+    let st = s.wait_status(WAIT, "the camera down", |st| {
+        st["source"]["state"] == "down"
+    });
+    let message = st["source"]["message"].as_str().unwrap();
+    for words in [
+        "USB bandwidth",
+        "lower size or rate",
+        "MJPEG",
+        "another USB bus",
+    ] {
+        assert!(message.contains(words), "{words:?} missing: {message}");
+    }
+    assert!(s.log().contains("USB bandwidth"), "{}", s.log());
+    // The other camera on the bus is unplugged: the next try streams.
+    cam.configure(0, &settings(&cam.dir().join("in-640x360-30.mjpeg"), ""));
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    until_camera_frame(&mut c, &frames, WAIT);
+    s.wait_status(WAIT, "live", |st| st["source"]["state"] == "live");
+}
