@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::MjpegClient;
 use common::fakecam::{
-    back_within, camera, check_clip, settings, standard_mjpeg, until_camera_frame, until_no_signal,
+    Recording, back_within, camera, settings, standard_mjpeg, until_camera_frame, until_no_signal,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -77,21 +77,11 @@ fn streams_the_cameras_own_jpegs_and_records_them() {
         );
     }
 
-    let started = Instant::now();
-    assert_eq!(s.post("/start", "").status, 200);
+    let rec = Recording::start(&s);
     s.wait_status(WAIT, "two seconds recorded", |st| {
         st["elapsed_sec"].as_f64() >= Some(2.0)
     });
-    let r = s.post("/stop", "");
-    let wall = started.elapsed().as_secs_f64();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let clip = r.json();
-    let d = clip["duration_sec"].as_f64().unwrap();
-    assert!(
-        d <= wall && d > wall - 0.5,
-        "clip {d} s, wall {wall} s: {clip}"
-    );
-    check_clip(&clip, (640, 360));
+    rec.stop(&s, 1.0 / 30.0, (640, 360));
 }
 
 #[test]
@@ -157,8 +147,7 @@ fn a_recording_across_an_unplug_stays_one_playable_clip() {
     s.wait_status(WAIT, "the camera live", |st| {
         st["source"]["state"] == "live"
     });
-    let started = Instant::now();
-    assert_eq!(s.post("/start", "").status, 200);
+    let rec = Recording::start(&s);
     s.wait_status(WAIT, "a second recorded", |st| {
         st["elapsed_sec"].as_f64() >= Some(1.0)
     });
@@ -177,22 +166,13 @@ fn a_recording_across_an_unplug_stays_one_playable_clip() {
     s.wait_status(WAIT, "five seconds recorded", |st| {
         st["elapsed_sec"].as_f64() >= Some(5.0)
     });
-    let r = s.post("/stop", "");
-    let wall = started.elapsed().as_secs_f64();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let clip = r.json();
     // One clip, with NO SIGNAL where the camera was away, as long as the
     // wall time.
+    let clip = rec.stop(&s, 1.0 / 30.0, (640, 360));
     assert_eq!(
         common::files(&s.clips),
         vec![format!("{}.mp4", clip["id"].as_str().unwrap())]
     );
-    let d = clip["duration_sec"].as_f64().unwrap();
-    assert!(
-        d <= wall && d > wall - 0.6,
-        "clip {d} s, wall {wall} s: {clip}"
-    );
-    check_clip(&clip, (640, 360));
 }
 
 /// Makes `/dev/video0` for the length of a test, and removes it after.

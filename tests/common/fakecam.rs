@@ -328,3 +328,41 @@ pub fn check_clip(clip: &serde_json::Value, size: (u64, u64)) {
         "ffprobe {d} s, the server said {said} s"
     );
 }
+
+/// A recording in progress, timed from outside.
+pub struct Recording {
+    start_sent: Instant,
+    start_answered: Instant,
+}
+
+impl Recording {
+    pub fn start(s: &super::Server) -> Recording {
+        let start_sent = Instant::now();
+        let r = s.post("/start", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        Recording {
+            start_sent,
+            start_answered: Instant::now(),
+        }
+    }
+
+    /// Stops it; the clip, checked to last the wall time between the
+    /// requests (less up to `gap`, one frame interval of the camera: the
+    /// clip runs from the first frame after /start to /stop) and playable.
+    pub fn stop(self, s: &super::Server, gap: f64, size: (u64, u64)) -> serde_json::Value {
+        let stop_sent = Instant::now();
+        let r = s.post("/stop", "");
+        let stop_answered = Instant::now();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let clip = r.json();
+        let d = clip["duration_sec"].as_f64().unwrap();
+        let shortest = (stop_sent - self.start_answered).as_secs_f64() - gap - 0.01;
+        let longest = (stop_answered - self.start_sent).as_secs_f64() + 0.01;
+        assert!(
+            (shortest..=longest).contains(&d),
+            "clip {d} s, not within [{shortest}, {longest}]: {clip}"
+        );
+        check_clip(&clip, size);
+        clip
+    }
+}
