@@ -81,7 +81,7 @@ fn streams_the_cameras_own_jpegs_and_records_them() {
     s.wait_status(WAIT, "two seconds recorded", |st| {
         st["elapsed_sec"].as_f64() >= Some(2.0)
     });
-    rec.stop(&s, 1.0 / 30.0, (640, 360));
+    rec.stop(&s, 30.0, (640, 360));
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn a_recording_across_an_unplug_stays_one_playable_clip() {
     });
     // One clip, with NO SIGNAL where the camera was away, as long as the
     // wall time.
-    let clip = rec.stop(&s, 1.0 / 30.0, (640, 360));
+    let clip = rec.stop_across_outage(&s, 30.0, (640, 360));
     assert_eq!(
         common::files(&s.clips),
         vec![format!("{}.mp4", clip["id"].as_str().unwrap())]

@@ -169,7 +169,7 @@ fn record(s: &common::Server, secs: f64, fps: f64) -> serde_json::Value {
     s.wait_status(WAIT, "recorded long enough", |st| {
         st["elapsed_sec"].as_f64() >= Some(secs)
     });
-    rec.stop(s, 1.0 / fps, (640, 360))
+    rec.stop(s, fps, (640, 360))
 }
 
 #[test]

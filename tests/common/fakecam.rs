@@ -347,9 +347,33 @@ impl Recording {
     }
 
     /// Stops it; the clip, checked to last the wall time between the
-    /// requests (less up to `gap`, one frame interval of the camera: the
-    /// clip runs from the first frame after /start to /stop) and playable.
-    pub fn stop(self, s: &super::Server, gap: f64, size: (u64, u64)) -> serde_json::Value {
+    /// requests (less up to one frame interval of the camera at `fps`: the
+    /// clip runs from the first frame after /start to /stop), to hold the
+    /// frames a camera at `fps` sent meanwhile (most of them: an emulator
+    /// drops some), and to be playable.
+    pub fn stop(self, s: &super::Server, fps: f64, size: (u64, u64)) -> serde_json::Value {
+        self.finish(s, fps, size, true)
+    }
+
+    /// The same for a recording during which the camera was away for a
+    /// while (NO SIGNAL, twice a second): its frames are not counted.
+    pub fn stop_across_outage(
+        self,
+        s: &super::Server,
+        fps: f64,
+        size: (u64, u64),
+    ) -> serde_json::Value {
+        self.finish(s, fps, size, false)
+    }
+
+    fn finish(
+        self,
+        s: &super::Server,
+        fps: f64,
+        size: (u64, u64),
+        count: bool,
+    ) -> serde_json::Value {
+        let gap = 1.0 / fps;
         let stop_sent = Instant::now();
         let r = s.post("/stop", "");
         let stop_answered = Instant::now();
@@ -361,6 +385,14 @@ impl Recording {
         assert!(
             (shortest..=longest).contains(&d),
             "clip {d} s, not within [{shortest}, {longest}]: {clip}"
+        );
+        println!("clip: {clip}");
+        let frames = clip["frames"].as_f64().unwrap();
+        let least = if super::emulated() { 0.6 } else { 0.9 };
+        assert!(
+            !count || (frames >= least * d * fps && frames <= d * fps * 1.1 + 1.0),
+            "{frames} frames in {d} s from a {fps} fps camera: {clip}\n{}",
+            s.log()
         );
         check_clip(&clip, size);
         clip
