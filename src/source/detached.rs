@@ -78,7 +78,8 @@ impl Opener {
                 "{name}: earlier opens or reads are still blocked; not trying again yet"
             )));
         }
-        let (opened_tx, opened_rx) = mpsc::sync_channel::<Result<(Format, &'static str), SourceError>>(1);
+        let (opened_tx, opened_rx) =
+            mpsc::sync_channel::<Result<(Format, &'static str), SourceError>>(1);
         let (ask_tx, ask_rx) = mpsc::sync_channel::<Duration>(1);
         let (answer_tx, answer_rx) = mpsc::sync_channel::<Answer>(1);
         let fate = Arc::new(Mutex::new(Fate {

@@ -348,9 +348,8 @@ impl Recording {
 
     /// Stops it; the clip, checked to last the wall time between the
     /// requests (less up to one frame interval of the camera at `fps`: the
-    /// clip runs from the first frame after /start to /stop), to hold the
-    /// frames a camera at `fps` sent meanwhile (most of them: an emulator
-    /// drops some), and to be playable.
+    /// clip runs from the first frame after /start to /stop), to have
+    /// skipped none of the frames it was given, and to be playable.
     pub fn stop(self, s: &super::Server, fps: f64, size: (u64, u64)) -> serde_json::Value {
         self.finish(s, fps, size, true)
     }
@@ -387,10 +386,19 @@ impl Recording {
             "clip {d} s, not within [{shortest}, {longest}]: {clip}"
         );
         println!("clip: {clip}");
+        // Frames the recorder was given but had to skip (a capture time that
+        // went back or stood still): none but by accident. A busy machine
+        // makes the camera drop frames instead, which are never delivered:
+        // the count of those in the clip is only checked loosely.
         let frames = clip["frames"].as_f64().unwrap();
-        let least = if super::emulated() { 0.6 } else { 0.9 };
+        let skipped = clip["dropped_frames"].as_f64().unwrap();
         assert!(
-            !count || (frames >= least * d * fps && frames <= d * fps * 1.1 + 1.0),
+            skipped <= 2.0 + 0.05 * frames,
+            "{skipped} frames skipped of {frames}: {clip}\n{}",
+            s.log()
+        );
+        assert!(
+            !count || (frames >= 0.5 * d * fps && frames <= d * fps * 1.1 + 1.0),
             "{frames} frames in {d} s from a {fps} fps camera: {clip}\n{}",
             s.log()
         );
