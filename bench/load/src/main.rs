@@ -3,11 +3,21 @@
 //! (capture wall time to receipt of the whole part), and the server's CPU
 //! time per delivered frame and memory from /proc/PID.
 //!
+//! It also reads µStreamer's `/stream`. µStreamer's `X-Timestamp` is not a
+//! capture time: it is the wall clock when the part was queued for that
+//! viewer. With `/stream?extra_headers=1` µStreamer adds
+//! `X-UStreamer-Grab-Time`, CLOCK_MONOTONIC_RAW when it dequeued the frame;
+//! where a part has it, latency is measured from it on the same clock
+//! (client and server share the machine), and the `X-Timestamp` latency is
+//! reported beside it.
+//!
 //! One thread per viewer, blocking reads: on 2 cores this costs less than an
 //! interpreter's event loop, so the client limits the result less.
 //!
 //! Usage: vr-load --addr 127.0.0.1:8000 --viewers 200 [--path /video]
-//!        [--warmup 3] [--duration 10] [--pid SERVER_PID]
+//!        [--warmup 3] [--duration 10] [--pid SERVER_PID] [--ramp 0]
+//! `--ramp S` spreads the connects evenly over S seconds instead of all at
+//! the same instant (the window still starts --warmup after the first).
 //! Prints one JSON object on stdout and a summary on stderr.
 
 mod parts;
@@ -27,6 +37,7 @@ struct Args {
     viewers: usize,
     warmup: Duration,
     duration: Duration,
+    ramp: Duration,
     pid: Option<u32>,
 }
 
@@ -37,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         viewers: 1,
         warmup: Duration::from_secs(3),
         duration: Duration::from_secs(10),
+        ramp: Duration::ZERO,
         pid: None,
     };
     let mut it = std::env::args().skip(1);
@@ -60,11 +72,12 @@ fn parse_args() -> Result<Args, String> {
             "--viewers" => a.viewers = val()?.parse().map_err(|_| "--viewers: not a number")?,
             "--warmup" => a.warmup = secs(val()?)?,
             "--duration" => a.duration = secs(val()?)?,
+            "--ramp" => a.ramp = secs(val()?)?,
             "--pid" => a.pid = Some(val()?.parse().map_err(|_| "--pid: not a number")?),
             "-h" | "--help" => {
                 return Err(
                     "usage: vr-load --addr HOST:PORT --viewers N [--path /video] \
-                            [--warmup S] [--duration S] [--pid PID]"
+                            [--warmup S] [--duration S] [--pid PID] [--ramp S]"
                         .into(),
                 );
             }
@@ -73,6 +86,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.viewers == 0 || a.duration.is_zero() {
         return Err("--viewers and --duration must be positive".into());
+    }
+    if a.ramp >= a.warmup {
+        return Err("--ramp must be shorter than --warmup".into());
     }
     Ok(a)
 }
@@ -89,7 +105,13 @@ struct Viewer {
     first_part_ms: Option<f64>,
     frames: u64,
     bytes: u64,
+    /// Capture to receipt: from `X-UStreamer-Grab-Time` where the part has
+    /// it, else from `X-Timestamp`.
     latencies_ms: Vec<f32>,
+    /// From `X-Timestamp` to receipt, whatever the server means by it.
+    stamp_latencies_ms: Vec<f32>,
+    /// Parts timed from `X-UStreamer-Grab-Time`.
+    grab_timed: u64,
 }
 
 struct Window {
@@ -103,6 +125,28 @@ fn now_unix() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// CLOCK_MONOTONIC_RAW in seconds, the clock of µStreamer's grab times.
+fn monotonic_raw() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: std::ffi::c_long,
+        tv_nsec: std::ffi::c_long,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_MONOTONIC_RAW: i32 = 4;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    if unsafe { clock_gettime(CLOCK_MONOTONIC_RAW, &mut ts) } != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 fn view(addr: SocketAddr, path: &str, w: &Window) -> Viewer {
@@ -196,8 +240,15 @@ fn view(addr: SocketAddr, path: &str, w: &Window) -> Viewer {
                 v.frames += 1;
                 v.bytes += p.len as u64;
                 if p.timestamp.is_finite() {
-                    v.latencies_ms
-                        .push(((now_unix() - p.timestamp) * 1e3) as f32);
+                    let ms = ((now_unix() - p.timestamp) * 1e3) as f32;
+                    v.stamp_latencies_ms.push(ms);
+                    if p.grab_raw.is_finite() {
+                        v.latencies_ms
+                            .push(((monotonic_raw() - p.grab_raw) * 1e3) as f32);
+                        v.grab_timed += 1;
+                    } else {
+                        v.latencies_ms.push(ms);
+                    }
                 } else {
                     bad = Some("part without X-Timestamp");
                 }
@@ -263,16 +314,18 @@ fn main() {
             args.path.clone(),
             args.addr,
         );
+        // Viewer i's connect, after the common start instant.
+        let delay = args.ramp.mul_f64(i as f64 / args.viewers as f64);
         let h = std::thread::Builder::new()
             .name(format!("viewer-{i}"))
             .stack_size(128 * 1024)
             .spawn(move || {
                 barrier.wait();
-                view(
-                    addr,
-                    &path,
-                    window.get().expect("window set before release"),
-                )
+                let w = window.get().expect("window set before release");
+                if !delay.is_zero() {
+                    std::thread::sleep((w.start + delay).saturating_duration_since(Instant::now()));
+                }
+                view(addr, &path, w)
             })
             .unwrap_or_else(|e| {
                 eprintln!("vr-load: cannot start viewer thread {i}: {e}");
@@ -325,6 +378,14 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monotonic_raw_runs_forward() {
+        let a = monotonic_raw();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = monotonic_raw();
+        assert!(a > 0.0 && (0.015..1.0).contains(&(b - a)), "{a} then {b}");
+    }
 
     #[test]
     fn discard_drops_exactly_what_it_says() {

@@ -5,8 +5,14 @@
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PartInfo {
     pub len: usize,
-    /// `X-Timestamp` (capture wall time, Unix seconds), NaN when absent.
+    /// `X-Timestamp` (Unix seconds), NaN when absent. Ours: the frame's
+    /// capture wall time. µStreamer's: the wall time it queued this part
+    /// for this viewer (send time, rounded to the millisecond).
     pub timestamp: f64,
+    /// µStreamer's `X-UStreamer-Grab-Time` (sent with `?extra_headers=1`):
+    /// CLOCK_MONOTONIC_RAW seconds when it dequeued the frame from the
+    /// camera, rounded to the millisecond; NaN when absent.
+    pub grab_raw: f64,
 }
 
 #[derive(Debug)]
@@ -110,6 +116,7 @@ fn parse_head(head: &[u8]) -> Result<PartInfo, String> {
     let text = String::from_utf8_lossy(head);
     let mut len = None;
     let mut timestamp = f64::NAN;
+    let mut grab_raw = f64::NAN;
     for line in text.split("\r\n") {
         if let Some((k, v)) = line.split_once(':') {
             let k = k.trim();
@@ -117,11 +124,17 @@ fn parse_head(head: &[u8]) -> Result<PartInfo, String> {
                 len = v.trim().parse::<usize>().ok();
             } else if k.eq_ignore_ascii_case("x-timestamp") {
                 timestamp = v.trim().parse().unwrap_or(f64::NAN);
+            } else if k.eq_ignore_ascii_case("x-ustreamer-grab-time") {
+                grab_raw = v.trim().parse().unwrap_or(f64::NAN);
             }
         }
     }
     let len = len.ok_or_else(|| format!("part without Content-Length: {text:?}"))?;
-    Ok(PartInfo { len, timestamp })
+    Ok(PartInfo {
+        len,
+        timestamp,
+        grab_raw,
+    })
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -168,13 +181,8 @@ mod tests {
             assert_eq!(got[0].len, a.len());
             assert_eq!(got[1].len, b.len());
             assert_eq!(got[0].timestamp, 1700000000.123456);
-            assert_eq!(
-                got[2],
-                PartInfo {
-                    len: 0,
-                    timestamp: 1.5
-                }
-            );
+            assert_eq!((got[2].len, got[2].timestamp), (0, 1.5));
+            assert!(got[2].grab_raw.is_nan());
         }
     }
 
@@ -189,13 +197,8 @@ mod tests {
         p.skip_body(4, |i| got.push(i));
         assert!(got.is_empty());
         p.skip_body(3, |i| got.push(i));
-        assert_eq!(
-            got,
-            vec![PartInfo {
-                len: 10,
-                timestamp: 2.5
-            }]
-        );
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].len, got[0].timestamp), (10, 2.5));
         assert_eq!(p.body_left(), 0);
         p.feed(&data[head_end + 10..], |i| got.push(i)).unwrap();
         assert_eq!(got.len(), 1, "the trailing boundary is no part");
@@ -206,6 +209,22 @@ mod tests {
         let mut p = Parser::default();
         let r = p.feed(b"--vrframe\r\nContent-Type: image/jpeg\r\n\r\nxx", |_| {});
         assert!(r.unwrap_err().contains("Content-Length"));
+    }
+
+    #[test]
+    fn ustreamer_parts_with_extra_headers() {
+        // As µStreamer 4.9 sends /stream?extra_headers=1 (HTTP/1.0, its boundary).
+        let data = b"--boundarydonotcross\r\nContent-Type: image/jpeg\r\nContent-Length: 4\r\n\
+            X-Timestamp: 1796168408.628000\r\nX-UStreamer-Online: true\r\n\
+            X-UStreamer-Grab-Time: 1687.404000\r\nX-UStreamer-Send-Time: 1687.406000\r\n\
+            X-UStreamer-Latency: 0.002000\r\n\r\n\xff\xd8\xff\xd9\r\n--boundarydonotcross\r\n";
+        let mut p = Parser::default();
+        let mut got = Vec::new();
+        p.feed(data, |i| got.push(i)).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len, 4);
+        assert_eq!(got[0].timestamp, 1796168408.628);
+        assert_eq!(got[0].grab_raw, 1687.404);
     }
 
     #[test]

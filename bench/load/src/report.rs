@@ -53,6 +53,20 @@ pub fn report(
         .flat_map(|v| v.latencies_ms.iter().map(|&l| f64::from(l)))
         .collect();
     lat.sort_by(f64::total_cmp);
+    let mut stamp_lat: Vec<f64> = served
+        .iter()
+        .flat_map(|v| v.stamp_latencies_ms.iter().map(|&l| f64::from(l)))
+        .collect();
+    stamp_lat.sort_by(f64::total_cmp);
+    let grab_timed: u64 = served.iter().map(|v| v.grab_timed).sum();
+    // What `latency_ms_*` was measured from.
+    let latency_from = if grab_timed == 0 {
+        "X-Timestamp"
+    } else if grab_timed as usize == lat.len() {
+        "X-UStreamer-Grab-Time"
+    } else {
+        "mixed"
+    };
     let frames: u64 = served.iter().map(|v| v.frames).sum();
     let bytes: u64 = served.iter().map(|v| v.bytes).sum();
     let mut connect: Vec<f64> = served.iter().map(|v| v.connect_ms).collect();
@@ -97,15 +111,17 @@ pub fn report(
         .map(|e| format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "'")))
         .unwrap_or_else(|| "null".into());
     println!(
-        "{{\"viewers\":{},\"served\":{},\"statuses\":{{{}}},\"errors\":{},\"first_error\":{},\
+        "{{\"viewers\":{},\"ramp_s\":{},\"served\":{},\"statuses\":{{{}}},\"errors\":{},\"first_error\":{},\
          \"fps_median\":{},\"fps_min\":{},\"fps_max\":{},\"viewers_at_28fps\":{},\
-         \"latency_ms_p50\":{},\"latency_ms_p99\":{},\"latency_ms_max\":{},\
+         \"latency_ms_p50\":{},\"latency_ms_p99\":{},\"latency_ms_max\":{},\"latency_from\":\"{}\",\
+         \"x_timestamp_latency_ms_p50\":{},\"x_timestamp_latency_ms_p99\":{},\
          \"frames\":{},\"mbit_per_s\":{},\"window_s\":{},\
          \"server_cpu_s\":{},\"server_cpu_pct\":{},\"server_cpu_ms_per_frame\":{},\
          \"server_sched_cpu_s\":{},\"server_sched_ms_per_frame\":{},\
          \"server_rss_kib\":{},\"server_hwm_kib\":{},\"server_threads\":{},\
          \"client_cpu_pct\":{},\"connect_ms_max\":{},\"head_ms_max\":{},\"heads_over_1s\":{},\"first_part_ms_max\":{}}}",
         viewers.len(),
+        json_num(args.ramp.as_secs_f64()),
         served.len(),
         status_json.join(","),
         errors.len(),
@@ -117,6 +133,9 @@ pub fn report(
         json_num(percentile(&lat, 50.0)),
         json_num(percentile(&lat, 99.0)),
         json_num(lat.last().copied().unwrap_or(f64::NAN)),
+        latency_from,
+        json_num(percentile(&stamp_lat, 50.0)),
+        json_num(percentile(&stamp_lat, 99.0)),
         frames,
         json_num(bytes as f64 * 8.0 / dur / 1e6),
         json_num(secs),
@@ -136,7 +155,7 @@ pub fn report(
     );
     eprintln!(
         "{} viewers ({} served, {} errors): fps median {:.1} min {:.1}, {} at >= 28 fps; \
-         latency p50 {:.2} ms p99 {:.2} ms; server CPU {:.1}% = {:.4} ms/frame, RSS {} KiB; client CPU {:.0}%; \
+         latency p50 {:.2} ms p99 {:.2} ms (from {}); server CPU {:.1}% = {:.4} ms/frame, RSS {} KiB; client CPU {:.0}%; \
          slowest connect {:.0} ms, head {:.0} ms ({} over 1 s)",
         viewers.len(),
         served.len(),
@@ -146,6 +165,7 @@ pub fn report(
         at_full,
         percentile(&lat, 50.0),
         percentile(&lat, 99.0),
+        latency_from,
         server_cpu / secs * 100.0,
         server_cpu * 1e3 / frames as f64,
         rss,
