@@ -8,6 +8,9 @@ Runs, each against a fresh server and repeated --reps times (medians):
              next to ffmpeg (libx264, Constrained Baseline) encoding the same
              file to MP4 in the same run
   size       the stripped aarch64 binary (make pi), when given
+  ustreamer  (not in the default set) our binary and Debian's ustreamer, one
+             after the other, on the same stand-in camera (tests/fakecam,
+             LD_PRELOAD) playing the same JPEGs, same viewers (vr-load)
 
 Writes bench/out/results.json (every run) and bench/out/results.md (tables).
 """
@@ -19,6 +22,8 @@ import platform
 import resource
 import shutil
 import signal
+import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -66,13 +71,14 @@ def memory_kib(pid):
 class Server:
     """The real binary on a free loopback port, stderr in a log file."""
 
-    def __init__(self, binary, args, workdir):
+    def __init__(self, binary, args, workdir, env_extra=None):
         self.workdir = tempfile.mkdtemp(dir=workdir)
         self.log_path = os.path.join(self.workdir, "server.log")
         self.log = open(self.log_path, "w")
         cmd = [binary, "--host", "127.0.0.1", "--port", "0",
                "--clips-dir", os.path.join(self.workdir, "clips")] + args
         env = {k: v for k, v in os.environ.items() if not k.startswith("VR_")}
+        env.update(env_extra or {})
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         self.pid = self.proc.pid
@@ -158,17 +164,23 @@ def run_viewers(a, n, log):
                            "--max-viewers-per-client", cap] + source_args(a.size, a.fps), a.out)
         try:
             time.sleep(a.settle)
-            p = subprocess.run([a.load, "--addr", s.addr, "--viewers", str(n),
-                                "--warmup", str(a.warmup), "--duration", str(a.secs),
-                                "--pid", str(s.pid)], capture_output=True, text=True)
+            r = load(a, s.addr, s.pid, n, "/video", log, f"viewers {n} rep {rep + 1}")
         finally:
             s.stop()
-        if p.returncode != 0:
-            raise RuntimeError(f"vr-load failed: {p.stderr}")
-        r = json.loads(p.stdout)
-        log(f"viewers {n} rep {rep + 1}: " + p.stderr.strip().replace("\n", "; "))
         runs.append(r)
     return runs
+
+
+def load(a, addr, pid, n, path, log, what):
+    """vr-load: n viewers of http://addr/path (at once, or over --ramp s); its JSON report."""
+    p = subprocess.run([a.load, "--addr", addr, "--viewers", str(n), "--path", path,
+                        "--warmup", str(a.warmup), "--duration", str(a.secs),
+                        "--pid", str(pid)] + (["--ramp", str(a.ramp)] if a.ramp else []),
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"vr-load failed: {p.stderr}")
+    log(f"{what}: " + p.stderr.strip().replace("\n", "; "))
+    return json.loads(p.stdout)
 
 
 def make_input(a):
@@ -237,6 +249,187 @@ def run_recording(a, log):
     return runs, src
 
 
+# ---------- ustreamer side by side, on the stand-in camera ----------
+
+V4L_MAJOR = 81
+
+
+def jpegs_of(mjpeg):
+    """The JPEGs (SOI ... EOI) of an MJPEG file, as the stand-in camera cuts them."""
+    with open(mjpeg, "rb") as f:
+        data = f.read()
+    out, at = [], 0
+    while (start := data.find(b"\xff\xd8", at)) >= 0:
+        end = data.find(b"\xff\xd9", start)
+        if end < 0:
+            break
+        out.append(data[start:end + 2])
+        at = end + 2
+    return out
+
+
+class Camera:
+    """tests/fakecam built as the tests build it, and one camera (minor 0)
+    under /dev/shm playing `frames`: what LD_PRELOAD and FAKECAM_DIR need."""
+
+    def __init__(self, a, frames, size, fps):
+        here = os.path.dirname(os.path.abspath(__file__))
+        src = os.path.join(here, "..", "tests", "fakecam", "fakecam.c")
+        self.lib = os.path.join(a.out, "fakecam.so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", self.lib, src, "-ldl"], check=True)
+        self.dir = tempfile.mkdtemp(prefix="vr-bench-cam-", dir="/dev/shm")
+        self.node = os.path.join(self.dir, "video0")
+        os.mknod(self.node, stat.S_IFCHR | 0o660, os.makedev(V4L_MAJOR, 0))
+        with open(os.path.join(self.dir, "0.conf"), "w") as f:
+            f.write(f"frames={frames}\nsizes={size}\nrates={fps}\n")
+
+    def env(self):
+        return {"LD_PRELOAD": self.lib, "FAKECAM_DIR": self.dir}
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UStreamer:
+    """Debian's ustreamer on the stand-in camera, passing its JPEGs through
+    (`--format MJPEG --encoder HW`), on a free loopback port."""
+
+    def __init__(self, binary, cam, size, fps, workdir):
+        self.workdir = tempfile.mkdtemp(dir=workdir)
+        self.log_path = os.path.join(self.workdir, "ustreamer.log")
+        self.log = open(self.log_path, "w")
+        port = free_port()
+        self.cmd = [binary, "--device", cam.node, "--format", "MJPEG", "--encoder", "HW",
+                    "--resolution", size, "--desired-fps", str(fps),
+                    "--host", "127.0.0.1", "--port", str(port), "--exit-on-parent-death"]
+        env = dict(os.environ, **cam.env())
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env)
+        self.pid = self.proc.pid
+        self.addr = f"127.0.0.1:{port}"
+        self._wait_capturing()
+
+    def _wait_capturing(self, timeout=30):
+        """Until /state says the camera is online at a non-zero rate."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ustreamer exited: {open(self.log_path).read()}")
+            try:
+                with urllib.request.urlopen(f"http://{self.addr}/state", timeout=2) as r:
+                    src = json.loads(r.read())["result"]["source"]
+                if src["online"] and src["captured_fps"] > 0:
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"ustreamer never captured: {open(self.log_path).read()}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def read_parts(addr, path, n, timeout=10):
+    """The bodies of the first n parts of a multipart stream (by Content-Length)."""
+    host, port = addr.rsplit(":", 1)
+    out, buf = [], b""
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n".encode())
+        end = -1
+        while len(out) < n:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                raise RuntimeError(f"{addr}{path}: closed after {len(out)} parts")
+            buf += chunk
+            while True:
+                if end < 0:
+                    end = buf.find(b"\r\n\r\n")  # the response head
+                    if end < 0:
+                        break
+                    buf = buf[end + 4:]
+                head_end = buf.find(b"\r\n\r\n")
+                if head_end < 0:
+                    break
+                head = buf[:head_end].decode("latin-1").lower()
+                length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                               if line.startswith("content-length:")), None)
+                if length is None:
+                    raise RuntimeError(f"{addr}{path}: part without Content-Length: {head!r}")
+                if len(buf) < head_end + 4 + length:
+                    break
+                out.append(buf[head_end + 4:head_end + 4 + length])
+                buf = buf[head_end + 4 + length:]
+                if len(out) == n:
+                    break
+    return out
+
+
+def check_passthrough(addr, path, frames, n=10):
+    """How many of n parts served are byte for byte one of the camera's JPEGs."""
+    parts = read_parts(addr, path, n)
+    return sum(p in frames for p in parts), len(parts)
+
+
+def run_ustreamer(a, log):
+    """For each viewer count, one after the other in this run: our binary on
+    the stand-in camera (/video), ustreamer on the same camera (/stream, as a
+    browser asks for it), and ustreamer again on /stream?extra_headers=1,
+    whose X-UStreamer-Grab-Time lets vr-load time capture to receipt (its
+    X-Timestamp is the time a part was queued, not a capture time). The
+    order of the servers alternates between reps."""
+    src, _ = make_input(a)
+    frames = set(jpegs_of(src))
+    cam = Camera(a, src, a.size, a.fps)
+    servers = [("ours", "/video"), ("ustreamer", "/stream"),
+               ("ustreamer_extra_headers", "/stream?extra_headers=1")]
+    out = {}
+    try:
+        for n in a.cam_viewers:
+            out[str(n)] = {name: [] for name, _ in servers}
+            for rep in range(a.reps):
+                order = servers if rep % 2 == 0 else servers[::-1]
+                for name, path in order:
+                    loadavg = open("/proc/loadavg").read().split()[0]
+                    if name == "ours":
+                        cap = str(max(1000, n + 10))
+                        s = Server(a.bin, ["--source", cam.node, "--max-viewers", cap,
+                                           "--max-viewers-per-client", cap]
+                                   + source_args(a.size, a.fps), a.out, cam.env())
+                    else:
+                        s = UStreamer(a.ustreamer, cam, a.size, a.fps, a.out)
+                    try:
+                        time.sleep(a.settle)
+                        same, of = check_passthrough(s.addr, path, frames)
+                        if same != of:
+                            raise RuntimeError(f"{name}: only {same} of {of} parts are the "
+                                               "camera's JPEGs")
+                        r = load(a, s.addr, s.pid, n, path, log, f"{name} {n} rep {rep + 1}")
+                    finally:
+                        s.stop()
+                    r["loadavg_before"] = float(loadavg)
+                    r["passthrough"] = f"{same}/{of}"
+                    if name != "ours":
+                        r["command"] = s.cmd
+                    out[str(n)][name].append(r)
+    finally:
+        cam.remove()
+    return out
+
+
 def fmt(x, digits=2):
     return "–" if x is None else f"{x:.{digits}f}"
 
@@ -290,6 +483,43 @@ def tables(res, a):
                   f"{fmt(median(r['base_cpu_pct'] for r in rec))} % of a core; "
                   f"recording adds {fmt(median(r['extra_ms_per_frame'] for r in rec))} ms/frame. "
                   f"RSS while recording {median(r['rss_kib'] for r in rec) / 1024:.1f} MiB.\n")
+    cam = res.get("ustreamer")
+    if cam:
+        md.append(f"**Our binary and ustreamer** on the stand-in camera ({a.size}@{a.fps} MJPEG "
+                  "file, the same JPEGs), one after the other per viewer count; medians of "
+                  f"{a.reps} runs; viewers connecting "
+                  f"{f'over {a.ramp} s' if a.ramp else 'at the same instant'}; `vs ours` is the median of the per-run ratios of ms/frame. "
+                  "Latency: capture to receipt of a part's last byte; for `ustreamer` "
+                  "(plain /stream) only its X-Timestamp exists, which is when it queued the "
+                  "part (send → receipt).\n")
+        md.append("| viewers | server | served | fps median | fps min | at ≥ 28 fps | "
+                  "latency p50 ms | latency p99 ms | latency from | X-Timestamp p50 / p99 ms | "
+                  "server CPU % | server CPU ms/frame | vs ours | RSS MiB | client CPU % | "
+                  "slowest answer ms | answers > 1 s | load avg |")
+        md.append("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+                  "---:|---:|---:|")
+        for n, by in cam.items():
+            ours = by.get("ours", [])
+            for name, runs in by.items():
+                m = lambda k: median(r.get(k) for r in runs)  # noqa: E731
+                ratios = [r["server_cpu_ms_per_frame"] / o["server_cpu_ms_per_frame"]
+                          for r, o in zip(runs, ours)
+                          if r.get("server_cpu_ms_per_frame") and o.get("server_cpu_ms_per_frame")]
+                label = {"ours": "video-recorder /video", "ustreamer": "ustreamer /stream",
+                         "ustreamer_extra_headers": "ustreamer /stream?extra_headers=1"}[name]
+                frm = {"X-Timestamp": "X-Timestamp", "X-UStreamer-Grab-Time": "grab time"}
+                lat_from = ("send time (X-Timestamp)" if name == "ustreamer" else
+                            frm.get(runs[0].get("latency_from"), runs[0].get("latency_from")))
+                md.append(f"| {n} | {label} | {fmt(m('served'), 0)} | {fmt(m('fps_median'), 1)} | "
+                          f"{fmt(m('fps_min'), 1)} | {fmt(m('viewers_at_28fps'), 0)} | "
+                          f"{fmt(m('latency_ms_p50'))} | {fmt(m('latency_ms_p99'))} | {lat_from} | "
+                          f"{fmt(m('x_timestamp_latency_ms_p50'))} / "
+                          f"{fmt(m('x_timestamp_latency_ms_p99'))} | "
+                          f"{fmt(m('server_cpu_pct'), 1)} | {fmt(m('server_cpu_ms_per_frame'), 4)} | "
+                          f"{fmt(median(ratios))} | {fmt(m('server_rss_kib') / 1024, 1)} | "
+                          f"{fmt(m('client_cpu_pct'), 0)} | {fmt(m('head_ms_max'), 0)} | "
+                          f"{fmt(m('heads_over_1s'), 0)} | {fmt(m('loadavg_before'), 1)} |")
+        md.append("")
     if res.get("pi_bin_bytes"):
         md.append(f"**aarch64 binary** (stripped, `make pi`): {res['pi_bin_bytes']} bytes "
                   f"({res['pi_bin_bytes'] / 2**20:.2f} MiB).\n")
@@ -307,15 +537,22 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--secs", type=float, default=10, help="measurement window")
     ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--ramp", type=float, default=0,
+                    help="viewers connect spread over this many seconds (0: all at once)")
     ap.add_argument("--settle", type=float, default=2, help="after start, before measuring")
     ap.add_argument("--idle-secs", type=float, default=10)
     ap.add_argument("--rec-secs", type=float, default=10)
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--presets", default="ultrafast,veryfast")
-    ap.add_argument("--only", default="idle,viewers,recording,size")
+    ap.add_argument("--only", default="idle,viewers,recording,size",
+                    help="any of idle,viewers,recording,size,ustreamer")
+    ap.add_argument("--cam-viewers", default="1,100,500,1000",
+                    help="viewer counts of the ustreamer comparison")
+    ap.add_argument("--ustreamer", default="ustreamer", help="the ustreamer binary")
     a = ap.parse_args()
     a.presets = [p for p in a.presets.split(",") if p]
+    a.cam_viewers = [int(x) for x in a.cam_viewers.split(",") if x]
     only = set(a.only.split(","))
     os.makedirs(a.out, exist_ok=True)
     a.bin, a.load = os.path.abspath(a.bin), os.path.abspath(a.load)
@@ -339,6 +576,8 @@ def main():
             res["viewers"][str(n)] = run_viewers(a, n, log)
     if "recording" in only:
         res["recording"], _ = run_recording(a, log)
+    if "ustreamer" in only:
+        res["ustreamer"] = run_ustreamer(a, log)
     if "size" in only and a.pi_bin and os.path.exists(a.pi_bin):
         res["pi_bin_bytes"] = os.path.getsize(a.pi_bin)
     with open(os.path.join(a.out, "results.json"), "w") as f:
