@@ -491,13 +491,16 @@ def tables(res, a):
                   f"{f'over {a.ramp} s' if a.ramp else 'at the same instant'}; `vs ours` is the median of the per-run ratios of ms/frame. "
                   "Latency: capture to receipt of a part's last byte; for `ustreamer` "
                   "(plain /stream) only its X-Timestamp exists, which is when it queued the "
-                  "part (send → receipt).\n")
+                  "part (send → receipt). Others' CPU: what the rest of the machine used "
+                  "during the window (/proc/stat busy minus server and client), % of one core; "
+                  "load avg: 1-minute, read before the server started (it counts the "
+                  "benchmark's own threads of the run before).\n")
         md.append("| viewers | server | served | fps median | fps min | at ≥ 28 fps | "
                   "latency p50 ms | latency p99 ms | latency from | X-Timestamp p50 / p99 ms | "
                   "server CPU % | server CPU ms/frame | vs ours | RSS MiB | client CPU % | "
-                  "slowest answer ms | answers > 1 s | load avg |")
+                  "slowest answer ms | answers > 1 s | others' CPU % | steal % | load avg |")
         md.append("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
-                  "---:|---:|---:|")
+                  "---:|---:|---:|---:|---:|")
         for n, by in cam.items():
             ours = by.get("ours", [])
             for name, runs in by.items():
@@ -518,7 +521,8 @@ def tables(res, a):
                           f"{fmt(m('server_cpu_pct'), 1)} | {fmt(m('server_cpu_ms_per_frame'), 4)} | "
                           f"{fmt(median(ratios))} | {fmt(m('server_rss_kib') / 1024, 1)} | "
                           f"{fmt(m('client_cpu_pct'), 0)} | {fmt(m('head_ms_max'), 0)} | "
-                          f"{fmt(m('heads_over_1s'), 0)} | {fmt(m('loadavg_before'), 1)} |")
+                          f"{fmt(m('heads_over_1s'), 0)} | {fmt(m('others_cpu_pct'), 0)} | "
+                          f"{fmt(m('steal_pct'), 0)} | {fmt(m('loadavg_before'), 1)} |")
         md.append("")
     if res.get("pi_bin_bytes"):
         md.append(f"**aarch64 binary** (stripped, `make pi`): {res['pi_bin_bytes']} bytes "

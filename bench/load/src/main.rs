@@ -349,11 +349,13 @@ fn main() {
     let cpu0 = args.pid.map(procfs::cpu_seconds).transpose();
     let sched0 = args.pid.map(procfs::thread_cpu_ns);
     let own0 = procfs::cpu_seconds(me).unwrap_or(0.0);
+    let machine0 = procfs::machine_cpu();
     let t0 = Instant::now();
     std::thread::sleep(to.saturating_duration_since(Instant::now()));
     let cpu1 = args.pid.map(procfs::cpu_seconds).transpose();
     let sched1 = args.pid.map(procfs::thread_cpu_ns);
     let own1 = procfs::cpu_seconds(me).unwrap_or(0.0);
+    let machine1 = procfs::machine_cpu();
     let secs = t0.elapsed().as_secs_f64();
     let mem = args.pid.map(procfs::memory_kib).transpose();
     let server_threads = args.pid.map(procfs::threads);
@@ -371,6 +373,10 @@ fn main() {
         after: cpu1,
         threads: sched_cpu,
         client: own1 - own0,
+        machine: match (machine0, machine1) {
+            (Some(a), Some(b)) => (b.0 - a.0, b.1 - a.1),
+            _ => (f64::NAN, f64::NAN),
+        },
     };
     report(&args, &viewers, secs, cpu, mem, server_threads);
 }

@@ -56,6 +56,28 @@ pub fn thread_cpu_delta(
     ns as f64 / 1e9
 }
 
+/// The whole machine's CPU seconds from /proc/stat's `cpu` line: busy
+/// (user, nice, system, irq, softirq) and steal (taken by the hypervisor
+/// for other guests). Busy minus the server's and the client's own time is
+/// what everything else on the machine used: the noise of a shared box.
+pub fn machine_cpu() -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_cpu(text.lines().next()?)
+}
+
+pub fn parse_machine_cpu(line: &str) -> Option<(f64, f64)> {
+    let f: Vec<u64> = line
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is in user)
+    let (user, nice, system, irq, softirq) = (f[0], f[1], f[2], *f.get(5)?, *f.get(6)?);
+    let steal = f.get(7).copied().unwrap_or(0);
+    let busy = user + nice + system + irq + softirq;
+    Some((busy as f64 / TICKS_PER_SEC, steal as f64 / TICKS_PER_SEC))
+}
+
 /// (VmRSS, VmHWM) in KiB from /proc/PID/status.
 pub fn memory_kib(pid: u32) -> Result<(u64, u64), String> {
     let path = format!("/proc/{pid}/status");
@@ -92,6 +114,16 @@ mod tests {
     fn stat_with_odd_command_name() {
         let line = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 1 2 3";
         assert_eq!(parse_stat_cpu(line), Some(3.25));
+    }
+
+    #[test]
+    fn machine_line_of_proc_stat() {
+        let line = "cpu  449805 50873 68952 67333 1957 0 13231 11724 0 0";
+        let (busy, steal) = parse_machine_cpu(line).unwrap();
+        assert_eq!(busy, (449805 + 50873 + 68952 + 13231) as f64 / 100.0);
+        assert_eq!(steal, 117.24);
+        assert!(parse_machine_cpu("cpu0 1 2 3 4 5 6 7 8").is_none());
+        assert!(machine_cpu().is_some());
     }
 
     #[test]

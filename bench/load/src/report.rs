@@ -11,6 +11,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+type CpuReading = Result<Option<f64>, String>;
+
+fn server_cpu_of(before: &CpuReading, after: &CpuReading) -> f64 {
+    match (before, after) {
+        (Ok(Some(a)), Ok(Some(b))) => b - a,
+        _ => f64::NAN,
+    }
+}
+
 fn json_num(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.4}")
@@ -22,12 +31,14 @@ fn json_num(x: f64) -> String {
 /// CPU readings over the window.
 pub struct Cpu {
     /// Server utime+stime (/proc/PID/stat) at the start and end.
-    pub before: Result<Option<f64>, String>,
-    pub after: Result<Option<f64>, String>,
+    pub before: CpuReading,
+    pub after: CpuReading,
     /// Server CPU seconds from per-thread schedstat (ns resolution).
     pub threads: f64,
     /// This client's own CPU seconds.
     pub client: f64,
+    /// The whole machine's busy and steal CPU seconds (/proc/stat).
+    pub machine: (f64, f64),
 }
 
 pub fn report(
@@ -43,7 +54,10 @@ pub fn report(
         after: cpu1,
         threads: sched_cpu,
         client: client_cpu,
+        machine: (machine_busy, steal),
     } = cpu;
+    // What the rest of the machine used meanwhile: the noise.
+    let others_cpu = machine_busy - client_cpu - server_cpu_of(&cpu0, &cpu1);
     let dur = args.duration.as_secs_f64();
     let served: Vec<&Viewer> = viewers.iter().filter(|v| v.status == 200).collect();
     let mut fps: Vec<f64> = served.iter().map(|v| v.frames as f64 / dur).collect();
@@ -83,10 +97,7 @@ pub fn report(
         }
     }
     let errors: Vec<&str> = viewers.iter().filter_map(|v| v.error.as_deref()).collect();
-    let server_cpu = match (&cpu0, &cpu1) {
-        (Ok(Some(a)), Ok(Some(b))) => b - a,
-        _ => f64::NAN,
-    };
+    let server_cpu = server_cpu_of(&cpu0, &cpu1);
     for e in [
         &cpu0.as_ref().err(),
         &cpu1.as_ref().err(),
@@ -119,7 +130,7 @@ pub fn report(
          \"server_cpu_s\":{},\"server_cpu_pct\":{},\"server_cpu_ms_per_frame\":{},\
          \"server_sched_cpu_s\":{},\"server_sched_ms_per_frame\":{},\
          \"server_rss_kib\":{},\"server_hwm_kib\":{},\"server_threads\":{},\
-         \"client_cpu_pct\":{},\"connect_ms_max\":{},\"head_ms_max\":{},\"heads_over_1s\":{},\"first_part_ms_max\":{}}}",
+         \"client_cpu_pct\":{},\"others_cpu_pct\":{},\"steal_pct\":{},\"connect_ms_max\":{},\"head_ms_max\":{},\"heads_over_1s\":{},\"first_part_ms_max\":{}}}",
         viewers.len(),
         json_num(args.ramp.as_secs_f64()),
         served.len(),
@@ -148,6 +159,8 @@ pub fn report(
         hwm,
         server_threads.unwrap_or(0),
         json_num(client_cpu / secs * 100.0),
+        json_num(others_cpu / secs * 100.0),
+        json_num(steal / secs * 100.0),
         json_num(connect.last().copied().unwrap_or(f64::NAN)),
         json_num(head_max),
         slow_heads,
@@ -156,7 +169,7 @@ pub fn report(
     eprintln!(
         "{} viewers ({} served, {} errors): fps median {:.1} min {:.1}, {} at >= 28 fps; \
          latency p50 {:.2} ms p99 {:.2} ms (from {}); server CPU {:.1}% = {:.4} ms/frame, RSS {} KiB; client CPU {:.0}%; \
-         slowest connect {:.0} ms, head {:.0} ms ({} over 1 s)",
+         others {:.0}%, steal {:.0}%; slowest connect {:.0} ms, head {:.0} ms ({} over 1 s)",
         viewers.len(),
         served.len(),
         errors.len(),
@@ -170,6 +183,8 @@ pub fn report(
         server_cpu * 1e3 / frames as f64,
         rss,
         client_cpu / secs * 100.0,
+        others_cpu / secs * 100.0,
+        steal / secs * 100.0,
         connect.last().copied().unwrap_or(f64::NAN),
         head_max,
         slow_heads,
