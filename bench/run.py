@@ -437,7 +437,7 @@ def fmt(x, digits=2):
 def tables(res, a):
     md = []
     md.append(f"Machine: {res['machine']}; load average at start {res['loadavg']}; "
-              f"source {a.size}@{a.fps} (`test`); {a.reps} runs each, medians; "
+              f"source {a.size}@{a.fps}; {a.reps} runs each, medians; "
               f"window {a.secs} s after {a.warmup} s warm-up.\n")
     idle = res.get("idle")
     if idle:
