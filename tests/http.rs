@@ -159,6 +159,63 @@ fn viewer_cap_answers_503_and_frees_seats() {
     c.next_part().unwrap();
 }
 
+/// Under HTTPS each part still arrives whole: rustls takes a part's head,
+/// JPEG and boundary in one vectored write (tiny_http patch 9), and a short
+/// take must resume where it stopped.
+#[test]
+fn live_stream_over_https_is_whole_parts() {
+    if !common::have_tool("curl") {
+        return;
+    }
+    let s = Server::start(&[SMALL, &["--tls-self-signed"]].concat());
+    let cert = s
+        .clips
+        .parent()
+        .unwrap()
+        .join(".video-recorder-tls/cert.pem");
+    let secs = if common::emulated() { "8" } else { "3" };
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", secs, "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://localhost:{}/video", s.addr.port()))
+        .output_within(common::CHILD_TIMEOUT)
+        .unwrap();
+    // curl stops the endless stream at --max-time (exit 28).
+    assert_eq!(
+        out.status.code(),
+        Some(28),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rest = &out.stdout[..];
+    let mut whole = 0;
+    while let Some(at) = rest.strip_prefix(b"--vrframe\r\n") {
+        let Some(end) = common::find(at, b"\r\n\r\n") else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&at[..end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap_or_else(|| panic!("no length in {head:?}"))
+            .parse()
+            .unwrap();
+        let body = &at[end + 4..];
+        if body.len() < len + 2 {
+            break; // the part curl was reading when it stopped
+        }
+        assert!(is_jpeg(&body[..len]), "part {whole} is not a whole JPEG");
+        assert_eq!(&body[len..len + 2], b"\r\n", "part {whole} ends badly");
+        rest = &body[len + 2..];
+        whole += 1;
+    }
+    assert!(
+        whole >= 5,
+        "{whole} whole parts in {} bytes",
+        out.stdout.len()
+    );
+}
+
 #[test]
 fn a_crowd_connecting_at_once_is_served() {
     let s = Server::start(&[SMALL, &["--max-viewers-per-client", "1000"]].concat());

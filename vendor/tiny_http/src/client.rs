@@ -2,12 +2,13 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
 
 use crate::common::{HTTPVersion, Method};
+use crate::util::buf_writer::BufWriter;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -24,6 +25,8 @@ pub struct ClientConnection {
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
+    // video-recorder patch: our BufWriter (`util/buf_writer.rs`), which
+    // passes a vectored write on to the socket; std's copied or split it.
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
 
     // Reader to read the next header from
@@ -439,5 +442,52 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    }
+}
+
+/// video-recorder patch: the writer a request hands out (`into_writer`)
+/// passes a vectored write through every layer (sequencing, buffer, socket
+/// halves) to the socket in one call. A layer with the default
+/// `write_vectored` would take the first slice only.
+#[cfg(test)]
+mod vectored_write {
+    use super::ClientConnection;
+    use crate::connection::Connection;
+    use crate::util::RefinedTcpStream;
+    use std::io::{IoSlice, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_response_writer_passes_a_vectored_write_to_the_socket_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (read, write) = RefinedTcpStream::new(Connection::from(server)).unwrap();
+        let mut conn = ClientConnection::new(write, read);
+        client
+            .write_all(b"GET /video HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        // As the server hands requests out: the writer then also tells the
+        // connection's thread when it is dropped.
+        let (sender, answered) = std::sync::mpsc::channel();
+        let request = conn.next().expect("a request").with_notify_sender(sender);
+        let mut out = request.into_writer();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).unwrap();
+            all
+        });
+        let head = b"Content-Type: image/jpeg\r\nContent-Length: 61440\r\n\r\n";
+        let jpeg: Vec<u8> = (0..60 * 1024).map(|i| i as u8).collect();
+        let tail = b"\r\n--frame\r\n";
+        let parts = [IoSlice::new(head), IoSlice::new(&jpeg), IoSlice::new(tail)];
+        let n = out.write_vectored(&parts).unwrap();
+        // A blocking socket takes all of it (the reader drains the other end).
+        assert_eq!(n, head.len() + jpeg.len() + tail.len());
+        drop(out);
+        answered.recv().unwrap();
+        drop(conn);
+        let all = reader.join().unwrap();
+        assert_eq!(all, [&head[..], &jpeg, &tail[..]].concat());
     }
 }

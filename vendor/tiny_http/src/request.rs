@@ -90,6 +90,10 @@ impl<R: Write> Write for NotifyOnDrop<R> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf)
     }
+    // video-recorder patch: vectored writes are passed on (see `buf_writer`).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored(bufs)
+    }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }

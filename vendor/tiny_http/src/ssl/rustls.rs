@@ -54,6 +54,15 @@ impl Write for RustlsStream {
             .write(buf)
     }
 
+    // video-recorder patch: rustls' `Stream` takes the slices in one pass
+    // (records for all of them, then one vectored write of the socket);
+    // `StreamOwned` does not pass `write_vectored` on, so it is called here.
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        let mut owned = self.0.lock().expect("Failed to lock SSL stream mutex");
+        let owned = &mut *owned;
+        rustls::Stream::new(&mut owned.conn, &mut owned.sock).write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         self.0
             .lock()

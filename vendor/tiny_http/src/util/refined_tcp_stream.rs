@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
 use crate::connection::Connection;
@@ -78,6 +78,15 @@ impl Write for Stream {
             Stream::Http(tcp_stream) => tcp_stream.write(buf),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.write(buf),
+        }
+    }
+
+    // video-recorder patch: vectored writes are passed on (see `buf_writer`).
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> IoResult<usize> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.write_vectored(bufs),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(ssl_stream) => ssl_stream.write_vectored(bufs),
         }
     }
 
@@ -172,6 +181,11 @@ impl Read for RefinedTcpStream {
 impl Write for RefinedTcpStream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         self.stream.write(buf)
+    }
+
+    // video-recorder patch: vectored writes are passed on (see `buf_writer`).
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> IoResult<usize> {
+        self.stream.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> IoResult<()> {

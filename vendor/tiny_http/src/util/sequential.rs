@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
@@ -132,6 +132,16 @@ impl<W: Write + Send> Write for SequentialWriter<W> {
         self.trigger = None;
 
         self.writer.lock().unwrap().write(buf)
+    }
+
+    // video-recorder patch: vectored writes are passed on (see `buf_writer`).
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> IoResult<usize> {
+        if let Some(v) = self.trigger.as_mut() {
+            v.recv().unwrap()
+        }
+        self.trigger = None;
+
+        self.writer.lock().unwrap().write_vectored(bufs)
     }
 
     fn flush(&mut self) -> IoResult<()> {
