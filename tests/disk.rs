@@ -201,48 +201,18 @@ fn the_free_space_floor_deletes_the_oldest_clips_then_refuses() {
     assert_eq!(s.get("/last").status, 200);
 }
 
-/// Builds the failing-card fixture for the binary under test (cross-built
-/// when it runs under an emulator); its path and the environment that
-/// loads it into the server.
-fn failsync(dir: &Path) -> Option<(PathBuf, &'static str)> {
-    let runner = std::env::var("VRTEST_RUNNER").unwrap_or_default();
-    let (cc, var) = if runner.contains("aarch64") {
-        ("aarch64-linux-gnu-gcc", "QEMU_SET_ENV")
-    } else if runner.contains("arm") {
-        ("arm-linux-gnueabihf-gcc", "QEMU_SET_ENV")
-    } else {
-        ("cc", "LD_PRELOAD")
-    };
-    if !common::have_tool(cc) {
-        return None;
-    }
-    let so = dir.join("failsync.so");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/failsync.c");
-    let out = Command::new(cc)
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&so)
-        .arg(&src)
-        .arg("-ldl")
-        .output_within(common::CHILD_TIMEOUT)
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((so, var))
+/// Builds the failing-card fixture for the binary under test; its path and
+/// the environment that loads it into the server.
+fn failsync(dir: &Path) -> Option<(&'static str, String)> {
+    let so = common::preload::build("fixtures/failsync.c", &dir.join("failsync.so"))?;
+    Some(common::preload::env(&so))
 }
 
 #[test]
 fn a_failing_fsync_ends_the_recording_and_keeps_what_was_durable() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some((so, var)) = failsync(tmp.path()) else {
+    let Some((var, preload)) = failsync(tmp.path()) else {
         return;
-    };
-    let preload = if var == "LD_PRELOAD" {
-        so.display().to_string()
-    } else {
-        format!("LD_PRELOAD={}", so.display())
     };
     let args = [common::creds::SMALL, &["--clips-min-free-mb", "0"]].concat();
     // Once: the second second's fsync fails, later ones work. The clip is

@@ -19,44 +19,13 @@ pub struct FakeCam {
     lib: PathBuf,
 }
 
-/// The compiler for the binary under test, and how its environment gets
-/// `LD_PRELOAD` (through the emulator, never into the emulator itself).
-fn target() -> (&'static str, bool) {
-    let runner = std::env::var("VRTEST_RUNNER").unwrap_or_default();
-    if runner.contains("aarch64") {
-        ("aarch64-linux-gnu-gcc", true)
-    } else if runner.contains("arm") {
-        ("arm-linux-gnueabihf-gcc", true)
-    } else {
-        ("cc", false)
-    }
-}
-
 /// Builds the library once per test process.
 fn library() -> Option<PathBuf> {
     static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
     LIB.get_or_init(|| {
-        let (cc, _) = target();
-        if !super::have_tool(cc) {
-            return None;
-        }
-        let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let lib = out_dir.join(format!("fakecam-{cc}-{}.so", std::process::id()));
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakecam/fakecam.c");
-        let out = Command::new(cc)
-            .args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o"])
-            .arg(&lib)
-            .arg(&src)
-            .arg("-ldl")
-            .output_within(super::CHILD_TIMEOUT)
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building {}: {}",
-            src.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(lib)
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fakecam-{}.so", std::process::id()));
+        super::preload::build("fakecam/fakecam.c", &out)
     })
     .clone()
 }
@@ -64,10 +33,7 @@ fn library() -> Option<PathBuf> {
 impl FakeCam {
     /// A fresh stand-in, or `None` (after saying why) where it cannot run.
     pub fn new() -> Option<FakeCam> {
-        let Some(lib) = library() else {
-            super::skip("no C compiler for the stand-in camera");
-            return None;
-        };
+        let lib = library()?;
         let dir = tempfile::Builder::new()
             .prefix("fakecam-")
             .tempdir_in("/dev/shm")
@@ -122,14 +88,10 @@ impl FakeCam {
 
     /// The environment that loads the stand-in into the server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let preload = self.lib.display().to_string();
-        let (_, emulated) = target();
-        let mut env = vec![("FAKECAM_DIR", self.dir().display().to_string())];
-        if emulated {
-            env.push(("QEMU_SET_ENV", format!("LD_PRELOAD={preload}")));
-        } else {
-            env.push(("LD_PRELOAD", preload));
-        }
+        let mut env = vec![
+            ("FAKECAM_DIR", self.dir().display().to_string()),
+            super::preload::env(&self.lib),
+        ];
         if std::env::var_os("FAKECAM_LOG").is_some() {
             env.push(("FAKECAM_LOG", "1".into()));
         }

@@ -4,6 +4,7 @@
 
 pub mod creds;
 pub mod fakecam;
+pub mod preload;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
