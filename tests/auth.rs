@@ -130,11 +130,22 @@ fn concurrent_logins_are_bounded_and_memory_stays_flat() {
     assert_eq!(checked, 5, "{answers:?}");
     assert_eq!(checked + limited + busy + closed, 300, "{answers:?}");
     assert!(limited + busy > 0, "none was answered: {answers:?}");
-    let after = s.rss_kib();
     // Two Argon2 workers with 19 MiB each, and nothing more: before the
-    // bound, 16 concurrent logins left ~700 MiB behind.
+    // bound, 16 concurrent logins left ~700 MiB behind (here: 40 MiB more
+    // after the logins). Under qemu the emulator keeps state of its own for
+    // every thread it ran (the storm's 300 connections: ~60 MiB more), so
+    // the bound is wider there; what is kept counts, so the connections'
+    // threads may finish first.
+    let limit = if common::emulated() { 160 } else { 100 } * 1024;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = s.rss_kib();
+    while after >= idle + limit && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = s.rss_kib();
+    }
+    println!("RSS {idle} KiB idle, {after} KiB after the logins");
     assert!(
-        after < idle + 100 * 1024,
+        after < idle + limit,
         "RSS grew from {idle} KiB to {after} KiB"
     );
     let log = s.log();
