@@ -68,6 +68,20 @@ def memory_kib(pid):
     return out.get("VmRSS", 0), out.get("VmHWM", 0)
 
 
+def stop_process(p):
+    """SIGTERM (SIGKILL after 30 s) for a server started with .proc, .log and
+    .workdir; then its log closed and its directory removed."""
+    if p.proc.poll() is None:
+        p.proc.send_signal(signal.SIGTERM)
+        try:
+            p.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            p.proc.kill()
+            p.proc.wait()
+    p.log.close()
+    shutil.rmtree(p.workdir, ignore_errors=True)
+
+
 class Server:
     """The real binary on a free loopback port, stderr in a log file."""
 
@@ -113,15 +127,7 @@ class Server:
         return cpu_seconds(self.pid)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        stop_process(self)
 
 
 def median(xs):
@@ -332,15 +338,7 @@ class UStreamer:
         raise RuntimeError(f"ustreamer never captured: {open(self.log_path).read()}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        stop_process(self)
 
 
 def read_parts(addr, path, n, timeout=10):

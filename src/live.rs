@@ -232,25 +232,39 @@ mod tests {
         ))
     }
 
-    #[test]
-    fn writes_parts_untouched_and_stops_on_hangup() {
-        let hub = test_hub();
-        let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
-        let h2 = hub.clone();
-        let j2 = jpeg.clone();
-        let feeder = std::thread::spawn(move || {
-            for seq in 1..=200u64 {
-                h2.publish(Frame::new(
+    /// Publishes `n` copies of `jpeg`, `gap` apart, on a thread; then
+    /// closes the hub if asked.
+    fn feed(
+        hub: &Arc<Hub>,
+        jpeg: &[u8],
+        n: u64,
+        gap: Duration,
+        close: bool,
+    ) -> std::thread::JoinHandle<()> {
+        let (hub, jpeg) = (hub.clone(), jpeg.to_vec());
+        std::thread::spawn(move || {
+            for seq in 1..=n {
+                hub.publish(Frame::new(
                     seq,
-                    j2.clone(),
+                    jpeg.clone(),
                     Duration::from_millis(seq),
                     SystemTime::now(),
                     (2, 2),
                     false,
                 ));
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(gap);
             }
-        });
+            if close {
+                hub.close();
+            }
+        })
+    }
+
+    #[test]
+    fn writes_parts_untouched_and_stops_on_hangup() {
+        let hub = test_hub();
+        let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+        let feeder = feed(&hub, &jpeg, 200, Duration::from_millis(1), false);
         let mut out = Hangup {
             buf: Vec::new(),
             limit: 2000,
@@ -338,21 +352,7 @@ mod tests {
         jpeg.extend([0xFF, 0xD9]);
         for max in [usize::MAX, 1000, 7] {
             let hub = test_hub();
-            let (h2, j2) = (hub.clone(), jpeg.clone());
-            let feeder = std::thread::spawn(move || {
-                for seq in 1..=20u64 {
-                    h2.publish(Frame::new(
-                        seq,
-                        j2.clone(),
-                        Duration::from_millis(seq),
-                        SystemTime::now(),
-                        (2, 2),
-                        false,
-                    ));
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                h2.close();
-            });
+            let feeder = feed(&hub, &jpeg, 20, Duration::from_millis(2), true);
             let mut out = Counting {
                 buf: Vec::new(),
                 max,

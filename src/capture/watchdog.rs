@@ -339,7 +339,7 @@ impl<'a> Watchdog<'a> {
 
 /// How what a live source gives differs from what was asked, in words
 /// (`None` when it gives what was asked, as MJPEG).
-pub fn differs(
+fn differs(
     (w, h, fps): (u32, u32, u32),
     got: crate::source::Format,
     pixel_format: &str,

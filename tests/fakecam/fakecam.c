@@ -352,7 +352,7 @@ static int open_cam(const char *path, int flags) {
     return fd;
 }
 
-static int stat_of_cam(struct cam *cam, struct stat *st) {
+static void stat_of_cam(struct cam *cam, struct stat *st) {
     memset(st, 0, sizeof *st);
     st->st_mode = S_IFCHR | 0660;
     st->st_rdev = cam->rdev;
@@ -360,7 +360,6 @@ static int stat_of_cam(struct cam *cam, struct stat *st) {
     st->st_dev = cam->fs;
     st->st_nlink = 1;
     st->st_blksize = 4096;
-    return 0;
 }
 
 /* The fake camera a /proc/self/fd/N (or /dev/fd/N) path names. */
@@ -873,23 +872,25 @@ int munmap(void *addr, size_t len) {
     return real_munmap(addr, len);
 }
 
+/* Fills `st` when `path` (a /proc/self/fd/N name; NULL: the descriptor
+ * `fd` itself) is one of the fake cameras' descriptors; 1 if it was. */
+static int fake_stat(const char *path, int fd, struct stat *st) {
+    init();
+    pthread_mutex_lock(&lock);
+    struct cam *cam = path ? cam_of_path(path) : cam_of(fd);
+    if (cam) stat_of_cam(cam, st);
+    pthread_mutex_unlock(&lock);
+    return cam != NULL;
+}
+
 int stat(const char *path_, struct stat *st) {
     const char *path = launder(path_);
     init();
-    pthread_mutex_lock(&lock);
-    struct cam *cam = cam_of_path(path);
-    int r = cam ? stat_of_cam(cam, st) : -2;
-    pthread_mutex_unlock(&lock);
-    return r == -2 ? real_stat(path, st) : r;
+    return path && fake_stat(path, -1, st) ? 0 : real_stat(path, st);
 }
 
 int fstat(int fd, struct stat *st) {
-    init();
-    pthread_mutex_lock(&lock);
-    struct cam *cam = cam_of(fd);
-    int r = cam ? stat_of_cam(cam, st) : -2;
-    pthread_mutex_unlock(&lock);
-    return r == -2 ? real_fstat(fd, st) : r;
+    return fake_stat(NULL, fd, st) ? 0 : real_fstat(fd, st);
 }
 
 #if defined(__LP64__)
@@ -897,10 +898,7 @@ int fstat(int fd, struct stat *st) {
 int stat64(const char *path, struct stat64 *st) { return stat(path, (struct stat *)st); }
 int fstat64(int fd, struct stat64 *st) { return fstat(fd, (struct stat *)st); }
 #else
-static int (*real_stat64)(const char *, struct stat64 *);
-static int (*real_fstat64)(int, struct stat64 *);
-
-static void to_stat64(const struct stat *s, struct stat64 *o) {
+static int to_stat64(const struct stat *s, struct stat64 *o) {
     memset(o, 0, sizeof *o);
     o->st_mode = s->st_mode;
     o->st_rdev = s->st_rdev;
@@ -908,33 +906,24 @@ static void to_stat64(const struct stat *s, struct stat64 *o) {
     o->st_dev = s->st_dev;
     o->st_nlink = s->st_nlink;
     o->st_blksize = s->st_blksize;
+    return 0;
 }
 
 int stat64(const char *path_, struct stat64 *st) {
+    static int (*real_stat64)(const char *, struct stat64 *);
     const char *path = launder(path_);
-    init();
-    if (!real_stat64) real_stat64 = dlsym(RTLD_NEXT, "stat64");
-    pthread_mutex_lock(&lock);
-    struct cam *cam = cam_of_path(path);
     struct stat s;
-    int r = cam ? stat_of_cam(cam, &s) : -2;
-    pthread_mutex_unlock(&lock);
-    if (r == -2) return real_stat64(path, st);
-    to_stat64(&s, st);
-    return 0;
+    if (path && fake_stat(path, -1, &s)) return to_stat64(&s, st);
+    if (!real_stat64) real_stat64 = dlsym(RTLD_NEXT, "stat64");
+    return real_stat64(path, st);
 }
 
 int fstat64(int fd, struct stat64 *st) {
-    init();
-    if (!real_fstat64) real_fstat64 = dlsym(RTLD_NEXT, "fstat64");
-    pthread_mutex_lock(&lock);
-    struct cam *cam = cam_of(fd);
+    static int (*real_fstat64)(int, struct stat64 *);
     struct stat s;
-    int r = cam ? stat_of_cam(cam, &s) : -2;
-    pthread_mutex_unlock(&lock);
-    if (r == -2) return real_fstat64(fd, st);
-    to_stat64(&s, st);
-    return 0;
+    if (fake_stat(NULL, fd, &s)) return to_stat64(&s, st);
+    if (!real_fstat64) real_fstat64 = dlsym(RTLD_NEXT, "fstat64");
+    return real_fstat64(fd, st);
 }
 #endif
 
@@ -944,15 +933,12 @@ int statx(int dirfd, const char *path_, int flags, unsigned mask, struct statx *
     const char *path = launder(path_);
     init();
     if (!real_statx) real_statx = dlsym(RTLD_NEXT, "statx");
-    pthread_mutex_lock(&lock);
-    struct cam *cam = NULL;
-    if (path && !path[0] && (flags & AT_EMPTY_PATH))
-        cam = cam_of(dirfd);
-    else if (path && path[0] == '/')
-        cam = cam_of_path(path);
     struct stat s;
-    int found = cam && stat_of_cam(cam, &s) == 0;
-    pthread_mutex_unlock(&lock);
+    int found = 0;
+    if (path && !path[0] && (flags & AT_EMPTY_PATH))
+        found = fake_stat(NULL, dirfd, &s);
+    else if (path && path[0] == '/')
+        found = fake_stat(path, -1, &s);
     if (!found) return real_statx(dirfd, path, flags, mask, sx);
     memset(sx, 0, sizeof *sx);
     sx->stx_mask = STATX_TYPE | STATX_MODE | STATX_INO | STATX_NLINK;
