@@ -37,10 +37,15 @@ fn open_timeout(stall_timeout: Duration) -> Duration {
     stall_timeout.max(Duration::from_secs(5))
 }
 
-pub fn spawn(hub: Arc<Hub>, settings: CaptureSettings) -> std::io::Result<JoinHandle<()>> {
+/// Starts the capture thread of camera `camera` (its name in `top -H`).
+pub fn spawn(
+    camera: &str,
+    hub: Arc<Hub>,
+    settings: CaptureSettings,
+) -> std::io::Result<JoinHandle<()>> {
     let within = open_timeout(settings.stall_timeout);
     std::thread::Builder::new()
-        .name("capture".into())
+        .name(format!("cap-{camera}"))
         .spawn(move || {
             // A camera whose open or read blocks is called down, not waited for.
             let cameras = source::detached::Opener::default();
@@ -88,11 +93,12 @@ fn run(hub: &Hub, settings: CaptureSettings, by_id: &Path, open_camera: &CameraO
     let within = open_timeout(settings.stall_timeout);
     let mut reopen = || match &*spec.borrow() {
         SourceSpec::Device(p) => open_camera(p, want),
-        SourceSpec::File(p) => {
-            let file = SourceSpec::File(p.clone());
-            files.open(&p.display().to_string(), within, move || {
-                source::open(&file, want)
-            })
+        // A file can block (a FIFO, a hung mount), and so can a network
+        // camera that accepts and never answers.
+        spec @ (SourceSpec::File(_) | SourceSpec::Http(_)) => {
+            let name = spec.display_name();
+            let spec = spec.clone();
+            files.open(&name, within, move || source::open(&spec, want))
         }
         other => source::open(other, want),
     };
@@ -323,6 +329,7 @@ mod tests {
     fn thread_runs_the_test_source_and_stops_on_close() {
         let h = Arc::new(hub("test", "test"));
         let t = spawn(
+            "test",
             h.clone(),
             CaptureSettings {
                 spec: SourceSpec::Test,

@@ -1,85 +1,86 @@
-//! A captured frame and the multipart part built once for every viewer.
+//! A captured frame: what a camera compressed, shared (`Arc<Frame>`) by the
+//! hub, the pre-roll ring, viewers and the recorder. The payload says what
+//! kind of picture it is, so the same hub carries a USB camera's JPEGs and,
+//! later, a network camera's H.264 access units. How a frame goes out on a
+//! connection (multipart parts for `/video`) belongs to the live module.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-/// Boundary of the `/video` multipart stream.
-pub const BOUNDARY: &str = "vrframe";
+/// What a frame holds, as the camera made it (never re-encoded on the way).
+#[derive(Debug)]
+pub enum Payload {
+    /// One whole JPEG: every frame stands alone (a keyframe).
+    Jpeg(Vec<u8>),
+}
 
-/// Written after each JPEG: ends the part and opens the next one, so browsers
-/// draw the frame at once instead of waiting for the next part's headers.
-pub const PART_TAIL: &[u8] = b"\r\n--vrframe\r\n";
+impl Payload {
+    /// The JPEG, if this is one (MJPEG viewers, snapshots, thumbnails).
+    pub fn jpeg(&self) -> Option<&[u8]> {
+        match self {
+            Payload::Jpeg(b) => Some(b),
+        }
+    }
 
-/// One JPEG as the source gave it, shared (`Arc<Frame>`) by viewers and the
-/// recorder; never copied per viewer, never decoded outside the recorder.
+    /// Whether a decoder can start here (a pre-roll must begin on one).
+    pub fn is_key(&self) -> bool {
+        match self {
+            Payload::Jpeg(_) => true,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Frame {
     pub seq: u64,
-    pub jpeg: Vec<u8>,
+    pub payload: Payload,
     /// CLOCK_MONOTONIC capture time (V4L2 buffer timestamp or the source's clock).
     pub capture: Duration,
     /// Wall clock at capture, for people and `X-Timestamp`.
     pub wall: SystemTime,
-    /// Size from the JPEG's SOF, parsed once at capture. The recorder reads
-    /// it from the bitstream it decodes anyway; kept for other consumers.
+    /// Size parsed once at capture (from the JPEG's SOF). The recorder
+    /// reads it from the bitstream it decodes anyway; kept for others.
     #[allow(dead_code)]
     pub width: u32,
     #[allow(dead_code)]
     pub height: u32,
     /// A synthetic "NO SIGNAL" picture published while the source is down.
     pub no_signal: bool,
-    /// Part headers (`Content-Type`, `Content-Length`, `X-Timestamp`, blank line).
-    pub part_head: Vec<u8>,
+    /// Framing the live module builds once per frame for every viewer (the
+    /// multipart part head); empty until the first viewer asks.
+    pub live_head: OnceLock<Vec<u8>>,
 }
 
 impl Frame {
     pub fn new(
         seq: u64,
-        jpeg: Vec<u8>,
+        payload: Payload,
         capture: Duration,
         wall: SystemTime,
         (width, height): (u32, u32),
         no_signal: bool,
     ) -> Frame {
-        let part_head = format!(
-            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\n\r\n",
-            jpeg.len(),
-            crate::clock::unix_secs(wall)
-        )
-        .into_bytes();
         Frame {
             seq,
-            jpeg,
+            payload,
             capture,
             wall,
             width,
             height,
             no_signal,
-            part_head,
+            live_head: OnceLock::new(),
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn part_head_carries_length_and_timestamp() {
-        let wall = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
-        let f = Frame::new(
-            1,
-            vec![0xFF, 0xD8, 0xFF, 0xD9],
-            Duration::ZERO,
-            wall,
-            (2, 2),
-            false,
-        );
-        let head = String::from_utf8(f.part_head).unwrap();
-        assert!(head.contains("Content-Length: 4\r\n"), "{head}");
-        assert!(
-            head.contains("X-Timestamp: 1700000000.123456\r\n"),
-            "{head}"
-        );
-        assert!(head.ends_with("\r\n\r\n"));
+    /// A JPEG frame (what every source gives today).
+    pub fn jpeg(
+        seq: u64,
+        jpeg: Vec<u8>,
+        capture: Duration,
+        wall: SystemTime,
+        size: (u32, u32),
+        no_signal: bool,
+    ) -> Frame {
+        Frame::new(seq, Payload::Jpeg(jpeg), capture, wall, size, no_signal)
     }
 }

@@ -239,9 +239,11 @@ impl Hub {
         let ring = lock(&self.preroll);
         let newest = ring.back().map(|f| f.capture);
         let pre: Vec<Arc<Frame>> = match newest {
+            // A clip must begin where a decoder can (every JPEG can).
             Some(newest) if !window.is_zero() => ring
                 .iter()
                 .filter(|f| newest.saturating_sub(f.capture) < window)
+                .skip_while(|f| !f.payload.is_key())
                 .cloned()
                 .collect(),
             _ => Vec::new(),
@@ -298,7 +300,7 @@ mod tests {
     }
 
     fn frame(seq: u64, ms: u64) -> Frame {
-        Frame::new(
+        Frame::jpeg(
             seq,
             vec![0xFF, 0xD8, 0xFF, 0xD9],
             Duration::from_millis(ms),

@@ -1,6 +1,7 @@
 //! Live view: one thread per viewer writing the camera's JPEGs untouched as
 //! `multipart/x-mixed-replace`. Each part's headers are built once per frame
-//! (in `Frame`), shared by every viewer; a slow viewer skips to the newest frame.
+//! (kept in the frame), shared by every viewer; a slow viewer skips to the
+//! newest frame. The multipart framing is this module's alone.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Write};
@@ -9,8 +10,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::frame::{BOUNDARY, PART_TAIL};
+use crate::frame::Frame;
 use crate::hub::Hub;
+
+/// Boundary of the `/video` multipart stream.
+const BOUNDARY: &str = "vrframe";
+
+/// Written after each JPEG: ends the part and opens the next one, so browsers
+/// draw the frame at once instead of waiting for the next part's headers.
+const PART_TAIL: &[u8] = b"\r\n--vrframe\r\n";
+
+/// A part's headers (`Content-Type`, `Content-Length`, `X-Timestamp`, blank
+/// line), made by the first viewer of a frame and kept in it for the rest.
+fn part_head<'a>(frame: &'a Frame, jpeg: &[u8]) -> &'a [u8] {
+    frame.live_head.get_or_init(|| {
+        format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\n\r\n",
+            jpeg.len(),
+            crate::clock::unix_secs(frame.wall)
+        )
+        .into_bytes()
+    })
+}
 
 /// How long a viewer waits for a frame before checking for shutdown.
 const WAIT: Duration = Duration::from_millis(500);
@@ -140,10 +161,14 @@ pub fn stream<W: Write>(hub: &Hub, out: &mut W, extra: &[(&str, &str)]) -> io::R
             },
         };
         last = frame.seq;
+        // Only JPEGs go out as MJPEG parts (other payloads need decoding first).
+        let Some(jpeg) = frame.payload.jpeg() else {
+            continue;
+        };
         // The next boundary right away: browsers draw a part only when it arrives.
         let mut part = [
-            IoSlice::new(&frame.part_head),
-            IoSlice::new(&frame.jpeg),
+            IoSlice::new(part_head(&frame, jpeg)),
+            IoSlice::new(jpeg),
             IoSlice::new(PART_TAIL),
         ];
         write_all_vectored(out, &mut part)?;
@@ -173,7 +198,6 @@ fn write_all_vectored<W: Write + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Frame;
     use crate::hub::{SourceState, SourceStatus};
     use std::time::SystemTime;
 
@@ -244,7 +268,7 @@ mod tests {
         let (hub, jpeg) = (hub.clone(), jpeg.to_vec());
         std::thread::spawn(move || {
             for seq in 1..=n {
-                hub.publish(Frame::new(
+                hub.publish(Frame::jpeg(
                     seq,
                     jpeg.clone(),
                     Duration::from_millis(seq),
@@ -258,6 +282,26 @@ mod tests {
                 hub.close();
             }
         })
+    }
+
+    #[test]
+    fn part_head_carries_length_and_timestamp() {
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        let f = Frame::jpeg(
+            1,
+            vec![0xFF, 0xD8, 0xFF, 0xD9],
+            Duration::ZERO,
+            wall,
+            (2, 2),
+            false,
+        );
+        let head = String::from_utf8(part_head(&f, f.payload.jpeg().unwrap()).to_vec()).unwrap();
+        assert!(head.contains("Content-Length: 4\r\n"), "{head}");
+        assert!(
+            head.contains("X-Timestamp: 1700000000.123456\r\n"),
+            "{head}"
+        );
+        assert!(head.ends_with("\r\n\r\n"));
     }
 
     #[test]

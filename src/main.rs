@@ -1,5 +1,6 @@
 //! video-recorder: wiring only. Each role lives in its own module.
 
+mod camera;
 mod capture;
 mod clips;
 mod clock;
@@ -18,14 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use config::{Command, Config};
-use hub::{Hub, SourceState, SourceStatus};
-use source::{Format, SourceSpec};
 
 fn main() -> ExitCode {
     let cfg = match config::parse(std::env::args().skip(1), std::env::vars()) {
         Ok(Command::Serve(cfg)) => *cfg,
         Ok(Command::Help) => {
-            print!("{}", config::USAGE);
+            print!("{}", config::usage());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
@@ -201,29 +200,28 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
             cfg.port
         );
     }
-    let spec = SourceSpec::parse(&cfg.source);
-    let clips = Arc::new(
-        clips::Clips::open(clips::ClipsSettings {
-            dir: cfg.clips_dir.clone(),
-            max_bytes: cfg.clips_max_mb * 1024 * 1024,
-            min_free_bytes: cfg.clips_min_free_mb * 1024 * 1024,
+    let homes = cfg
+        .cameras
+        .iter()
+        .map(|c| clips::Home {
+            camera: c.id.clone(),
+            own_dir: cfg.camera_sections,
         })
+        .collect();
+    let clips = Arc::new(
+        clips::Clips::open(
+            clips::ClipsSettings {
+                dir: cfg.clips_dir.clone(),
+                max_bytes: cfg.clips_max_mb * 1024 * 1024,
+                min_free_bytes: cfg.clips_min_free_mb * 1024 * 1024,
+            },
+            homes,
+            &|dir, valid| {
+                recorder::recover_dir(dir, valid);
+            },
+        )
         .map_err(|e| format!("clips directory {}: {e}", cfg.clips_dir.display()))?,
     );
-    let hub = Arc::new(Hub::new(
-        Duration::from_secs_f64(cfg.pre_roll_sec),
-        SourceStatus {
-            kind: spec.kind().into(),
-            name: cfg.source.clone(),
-            state: SourceState::Starting,
-            width: 0,
-            height: 0,
-            nominal_fps: f64::from(cfg.fps),
-            message: None,
-            requested: (cfg.width, cfg.height, cfg.fps),
-            pixel_format: "MJPEG",
-        },
-    ));
     let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", cfg.host, cfg.port))?;
     // Rust listens with a backlog of 128: a crowd of viewers connecting at
@@ -237,30 +235,10 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;
 
-    let capture = capture::spawn(
-        hub.clone(),
-        capture::CaptureSettings {
-            spec,
-            want: Format {
-                width: cfg.width,
-                height: cfg.height,
-                fps: cfg.fps,
-            },
-            stall_timeout: Duration::from_secs_f64(cfg.stall_timeout_sec),
-        },
-    )
-    .map_err(|e| format!("cannot start capture thread: {e}"))?;
-    let recorder = Arc::new(recorder::Recorder::new(
-        hub.clone(),
-        clips.clone(),
-        recorder::RecorderSettings {
-            clips_dir: cfg.clips_dir.clone(),
-            bitrate_kbps: cfg.bitrate_kbps,
-            pre_roll: Duration::from_secs_f64(cfg.pre_roll_sec),
-            default_max_duration: (cfg.max_duration_sec > 0.0)
-                .then(|| Duration::from_secs_f64(cfg.max_duration_sec)),
-        },
-    ));
+    let cameras = camera::Cameras::start(&cfg.cameras, &clips)?;
+    for c in cameras.iter() {
+        log::info!("camera {}: {}", c.id, c.hub.status().name);
+    }
     let tls = http::tls::load(&cfg)?;
     if let Some(t) = &tls {
         log::info!(
@@ -277,8 +255,7 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         viewers: live::Viewers::new(cfg.max_viewers, cfg.max_viewers_per_client),
         auth,
         tls,
-        hub: hub.clone(),
-        recorder: recorder.clone(),
+        cameras,
         clips,
         started: std::time::Instant::now(),
         idle_timeout: Duration::from_secs_f64(cfg.idle_timeout_sec),
@@ -289,21 +266,22 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect(),
+        stopping: Default::default(),
     });
+    let server = app.clone();
     let http = std::thread::Builder::new()
         .name("http".into())
-        .spawn(move || http::serve(app, listener))
+        .spawn(move || http::serve(server, listener))
         .map_err(|e| format!("cannot start HTTP thread: {e}"))?;
     log::info!("listening on {scheme}://{addr}");
 
     if let Some(sig) = signals.forever().next() {
-        log::info!("signal {sig}: finishing the current clip, then exiting");
+        log::info!("signal {sig}: finishing every clip, then exiting");
     }
-    if let Some(clip) = recorder.shutdown() {
+    for clip in app.cameras.shutdown() {
         log::info!("saved {} ({:.1} s)", clip.path, clip.duration_sec);
     }
-    hub.close();
-    let _ = capture.join();
+    app.stop();
     let _ = http.join();
     log::info!("bye");
     Ok(())

@@ -287,7 +287,7 @@ impl<'a> Watchdog<'a> {
             self.last_capture + Duration::from_micros(1)
         };
         self.last_capture = capture;
-        self.hub.publish(Frame::new(
+        self.hub.publish(Frame::jpeg(
             self.seq, jpeg, capture, wall, self.size, no_signal,
         ));
     }

@@ -178,12 +178,18 @@ fn no_signal_while_down_then_live_again() {
     assert!(kinds[back..].iter().all(|n| !n));
     assert!(back - first_ns >= 1);
     // The DHT-less frame went out with the tables inserted.
-    assert!(jpeg::parse_header(&got[5].jpeg).unwrap().has_dht);
+    assert!(
+        jpeg::parse_header(&got[5].payload.jpeg().unwrap())
+            .unwrap()
+            .has_dht
+    );
     // NO SIGNAL is drawn at the last known frame size, not the format's.
     assert_eq!((got[first_ns].width, got[first_ns].height), (32, 16));
-    assert_ne!(got[first_ns].jpeg, good);
+    assert_ne!(got[first_ns].payload.jpeg().unwrap(), good);
     assert_eq!(
-        jpeg::sanitize(got[first_ns].jpeg.clone()).unwrap().1,
+        jpeg::sanitize(got[first_ns].payload.jpeg().unwrap().to_vec())
+            .unwrap()
+            .1,
         (32, 16)
     );
 
@@ -251,7 +257,7 @@ fn failing_first_open_goes_down_and_stops_promptly_on_close() {
     assert_eq!(hub.counters.reopens.load(Ordering::Relaxed), 0);
     assert!(hub.status().message.unwrap().contains("gone"));
     // The two NO SIGNAL pictures alternate (the blinking dot).
-    assert!(got.len() >= 2 && got[0].jpeg != got[1].jpeg);
+    assert!(got.len() >= 2 && got[0].payload.jpeg().unwrap() != got[1].payload.jpeg().unwrap());
 }
 
 #[test]

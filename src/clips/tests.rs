@@ -1,11 +1,25 @@
 use super::*;
+use std::time::Duration;
+
+fn cam() -> Vec<Home> {
+    vec![Home {
+        camera: "cam".into(),
+        own_dir: false,
+    }]
+}
 
 fn clips(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
-    Clips::open(ClipsSettings {
-        dir: dir.to_path_buf(),
-        max_bytes,
-        min_free_bytes,
-    })
+    Clips::open(
+        ClipsSettings {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            min_free_bytes,
+        },
+        cam(),
+        &|d, valid| {
+            crate::recorder::recover_dir(d, valid);
+        },
+    )
     .unwrap()
 }
 
@@ -17,9 +31,13 @@ fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
             max_bytes,
             min_free_bytes,
         },
+        homes: cam(),
         enforcing: Mutex::new(false),
+        naming: Mutex::new(()),
         index: Mutex::new(Index::default()),
+        meta: Mutex::default(),
         space: Box::new(fs_bytes),
+        _lock: None,
     }
 }
 
@@ -110,7 +128,7 @@ fn get_returns_only_regular_files_inside_the_dir() {
         assert!(c.get(missing).is_none(), "{missing}");
     }
     // Listing counts regular files only.
-    assert_eq!(c.overview().0.clips, 1);
+    assert_eq!(c.overview("cam").0.clips, 1);
 }
 
 #[test]
@@ -165,7 +183,7 @@ fn open_clip_serves_only_the_file_that_was_listed() {
 fn last_is_the_newest_by_id_and_collision_number() {
     let tmp = tempfile::tempdir().unwrap();
     let c = clips(tmp.path(), 0, 0);
-    assert!(c.last().is_none());
+    assert!(c.last("cam").is_none());
     for id in [
         "20240101-000000",
         "20240101-000005-2",
@@ -177,8 +195,8 @@ fn last_is_the_newest_by_id_and_collision_number() {
     put(tmp.path(), "20250101-000000.mp4.part", 1); // in progress: not a clip
     put(tmp.path(), "zzz.mp4", 1); // not ours
     c.enforce(None);
-    assert_eq!(c.last().unwrap().id, "20240101-000005-10");
-    let u = c.overview().0;
+    assert_eq!(c.last("cam").unwrap().id, "20240101-000005-10");
+    let u = c.overview("cam").0;
     assert_eq!((u.clips, u.bytes), (4, 5));
     assert!(u.free_bytes > 0);
 }
@@ -243,7 +261,7 @@ fn open_recovers_then_applies_the_budget() {
     put(d, "20240101-000002.mp4.part", 10); // no journal: nothing to recover
     let c = clips(d, 150, 0);
     assert_eq!(names(d), vec!["20240101-000001.mp4"]);
-    assert_eq!(c.overview().0.bytes, 100);
+    assert_eq!(c.overview("cam").0.bytes, 100);
 }
 
 #[test]
@@ -274,7 +292,7 @@ fn the_floor_deletes_just_enough_of_the_oldest() {
             "20240101-000004.mp4"
         ]
     );
-    assert_eq!(c.overview().0.free_bytes, 700);
+    assert_eq!(c.overview("cam").0.free_bytes, 700);
     assert!(c.out_of_room(None).is_none(), "above the floor");
 }
 
@@ -302,4 +320,149 @@ fn out_of_room_below_the_hard_floor_or_the_floor_with_nothing_to_delete() {
     c.space = small_disk(1000);
     let why = c.out_of_room(None).unwrap();
     assert!(why.contains("nearly full"), "{why}");
+}
+
+#[test]
+fn ids_are_stamps_with_a_suffix_on_collision() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clips(dir.path(), 0, 0);
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let a = c.allocate("cam", t).unwrap().id;
+    assert_eq!(a, "cam-20231114-221320");
+    std::fs::write(dir.path().join(format!("{a}.mp4")), b"x").unwrap();
+    std::fs::write(dir.path().join(format!("{a}-2.journal")), b"x").unwrap();
+    assert_eq!(c.allocate("cam", t).unwrap().id, format!("{a}-3"));
+    assert!(c.allocate("nope", t).is_err(), "not a configured camera");
+}
+
+#[test]
+fn ids_never_go_back_when_the_clock_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clips(dir.path(), 0, 0);
+    // Clips from before cameras had names count as well.
+    std::fs::write(dir.path().join("20261124-050102.mp4"), b"x").unwrap();
+    std::fs::write(dir.path().join("cam-20261124-050102-2.mp4"), b"x").unwrap();
+    let id = |t| names::stamp_for(t, c.newest_stamp(), Some(false));
+    // Booted without network time: the clock says 1970.
+    assert_eq!(
+        id(SystemTime::UNIX_EPOCH + Duration::from_secs(42)),
+        "20261124-050103"
+    );
+    // At the last shutdown (fake-hwclock), a day behind, not yet synchronised.
+    let day_before = crate::clock::parse_file_stamp("20261123-050102").unwrap();
+    assert_eq!(id(day_before), "20261124-050103");
+    assert_eq!(
+        names::stamp_for(day_before, c.newest_stamp(), None),
+        "20261124-050103"
+    );
+    // A clock ahead of every clip is used as it is.
+    let later = crate::clock::parse_file_stamp("20270101-000000").unwrap();
+    assert_eq!(id(later), "20270101-000000");
+}
+
+#[test]
+fn a_clip_named_in_the_future_does_not_drag_later_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clips(dir.path(), 0, 0);
+    std::fs::write(dir.path().join("cam-20310101-000000.mp4"), b"x").unwrap();
+    let now = crate::clock::parse_file_stamp("20261201-120000").unwrap();
+    // A synchronised clock is believed.
+    assert_eq!(
+        names::stamp_for(now, c.newest_stamp(), Some(true)),
+        "20261201-120000"
+    );
+    // Unsynchronised but years behind: not a plausible lag either.
+    assert_eq!(
+        names::stamp_for(now, c.newest_stamp(), Some(false)),
+        "20261201-120000"
+    );
+    // The last second there is: one more would not be an id.
+    std::fs::write(dir.path().join("cam-99991231-235959.mp4"), b"x").unwrap();
+    let id = c.allocate("cam", SystemTime::UNIX_EPOCH).unwrap().id;
+    assert!(valid_id(&id), "{id}");
+    assert_eq!(id, "cam-19700101-000000");
+}
+
+#[test]
+fn cameras_have_homes_and_retention_spans_them_keeping_each_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let homes = vec![
+        Home {
+            camera: "front".into(),
+            own_dir: true,
+        },
+        Home {
+            camera: "door".into(),
+            own_dir: true,
+        },
+    ];
+    let open = |max| {
+        Clips::open(
+            ClipsSettings {
+                dir: d.to_path_buf(),
+                max_bytes: max,
+                min_free_bytes: 0,
+            },
+            homes.clone(),
+            &|_, _| {},
+        )
+        .unwrap()
+    };
+    let c = open(0);
+    assert!(d.join("front").is_dir() && d.join("door").is_dir());
+    let t = crate::clock::parse_file_stamp("20261201-120000").unwrap();
+    let p = c.allocate("door", t).unwrap();
+    assert_eq!(p.fin, d.join("door/door-20261201-120000.mp4"));
+    drop(c);
+    put(&d.join("front"), "front-20261201-100000.mp4", 100);
+    put(&d.join("front"), "front-20261201-110000.mp4", 100);
+    put(&d.join("door"), "door-20261201-103000.mp4", 100);
+    put(&d.join("door"), "door-20261201-120000.mp4.part", 100);
+    put(d, "20261130-000000.mp4", 100); // from before camera names: front's
+    let c = open(250);
+    // Oldest first over both cameras, but each camera's newest stays, and
+    // the recording in progress is never touched.
+    assert_eq!(names(&d.join("front")), vec!["front-20261201-110000.mp4"]);
+    assert_eq!(
+        names(&d.join("door")),
+        vec!["door-20261201-103000.mp4", "door-20261201-120000.mp4.part"]
+    );
+    assert!(!d.join("20261130-000000.mp4").exists());
+    let ids = |cam| {
+        c.list(cam, None, 10)
+            .into_iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(None),
+        vec!["front-20261201-110000", "door-20261201-103000"]
+    );
+    assert_eq!(ids(Some("door")), vec!["door-20261201-103000"]);
+    assert_eq!(
+        c.list(None, Some("front-20261201-110000"), 10)[0].id,
+        "door-20261201-103000"
+    );
+    assert_eq!(c.last("front").unwrap().id, "front-20261201-110000");
+    // Opened through its camera's directory, checked as ever.
+    let e = c.get("door-20261201-103000").unwrap();
+    assert!(c.open_clip(&e).is_ok());
+    // A second process on the same directory is refused, naming this one.
+    let second = Clips::open(
+        ClipsSettings {
+            dir: d.to_path_buf(),
+            max_bytes: 0,
+            min_free_bytes: 0,
+        },
+        homes.clone(),
+        &|_, _| panic!("must not recover under another's lock"),
+    );
+    let e = second.err().unwrap();
+    assert!(e.contains("in use by process"), "{e}");
+    // Deleting takes the file and its index entry.
+    c.delete("door-20261201-103000").unwrap();
+    assert!(c.get("door-20261201-103000").is_none());
+    assert_eq!(c.delete("door-20261201-103000"), Err(OpenError::NotFound));
+    assert_eq!(c.delete("../x"), Err(OpenError::NotFound));
 }

@@ -7,18 +7,19 @@
 //! Basic credentials does not pay for Argon2 on every request. Digests are
 //! keyed with a per-process random key, so lookup timing reveals nothing.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
-use blake2::digest::{KeyInit, Mac};
-use rand_core::{OsRng, RngCore};
 use tiny_http::Request;
 
 pub use super::credentials::{Credentials, check_exposure, hash_secret, is_loopback_host};
 use super::lockout::{Claim, Key, Lockout, Refused};
+use super::request::cookie;
+pub use super::request::{header, same_origin};
+use super::sessions::Memory;
+pub use super::sessions::SESSION_COOKIE;
 use super::verifier::{Pending, Verifier};
 use crate::config::Config;
 
@@ -60,13 +61,8 @@ pub enum Denied {
     Busy,
 }
 
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-const MAX_SESSIONS: usize = 1000;
-const CACHE_TTL: Duration = Duration::from_secs(600);
-const MAX_CACHE: usize = 1000;
 /// Longest Authorization header we look at.
 const MAX_AUTH_HEADER: usize = 1024;
-pub const SESSION_COOKIE: &str = "vr_session";
 /// Lockout name for bearer tokens, and for user names we do not have (so
 /// guessing names neither grows the table nor dodges the delays).
 const TOKEN_USER: &str = "(token)";
@@ -78,10 +74,8 @@ pub struct Auth {
     admin_user: String,
     viewer_user: String,
     creds: Credentials,
-    key: [u8; 32],
-    /// Verified credentials: role, first verified, last used.
-    verified: Mutex<HashMap<[u8; 32], (Role, Instant, Instant)>>,
-    sessions: Mutex<HashMap<[u8; 32], (Role, Instant)>>,
+    /// Verified credentials and login sessions.
+    memory: Memory,
     lockout: Lockout,
     verifier: Verifier,
     /// A valid hash to verify against for unknown users, so timing does not
@@ -108,23 +102,15 @@ pub struct Attempt {
     cache_key: Option<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Auth {
     pub fn new(cfg: &Config, creds: Credentials) -> Auth {
-        let mut key = [0u8; 32];
-        OsRng.fill_bytes(&mut key);
         let open = !creds.any() && (is_loopback_host(&cfg.host) || cfg.insecure_no_auth);
         Auth {
             required: !open,
             admin_user: cfg.admin_user.clone(),
             viewer_user: cfg.viewer_user.clone(),
             creds,
-            key,
-            verified: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
+            memory: Memory::new(),
             lockout: Lockout::new(Instant::now()),
             verifier: Verifier::new(),
             decoy: hash_secret("decoy-password-never-valid")
@@ -135,13 +121,6 @@ impl Auth {
 
     pub fn required(&self) -> bool {
         self.required
-    }
-
-    fn digest(&self, what: &[u8]) -> [u8; 32] {
-        let mut mac = <blake2::Blake2sMac256 as KeyInit>::new_from_slice(&self.key)
-            .expect("32-byte key fits BLAKE2s");
-        mac.update(what);
-        mac.finalize().into_bytes().into()
     }
 
     /// The user name as logged and as counted: only names we have.
@@ -199,34 +178,6 @@ impl Auth {
         }
     }
 
-    /// A verified credential stays cached while it is used (each use
-    /// renews it), so a script polling with Basic never needs a fresh check,
-    /// which a guesser behind the same NAT could keep waiting; at most for
-    /// `SESSION_TTL` in all.
-    fn cached(&self, header: &str) -> Option<Role> {
-        let d = self.digest(header.as_bytes());
-        let mut cache = lock(&self.verified);
-        let (role, first, last) = cache.get_mut(&d)?;
-        if last.elapsed() >= CACHE_TTL || first.elapsed() >= SESSION_TTL {
-            return None;
-        }
-        *last = Instant::now();
-        Some(*role)
-    }
-
-    fn remember(&self, header: &str, role: Role) {
-        let d = self.digest(header.as_bytes());
-        let mut cache = lock(&self.verified);
-        if cache.len() >= MAX_CACHE {
-            cache.retain(|_, (_, _, last)| last.elapsed() < CACHE_TTL);
-            if cache.len() >= MAX_CACHE {
-                cache.clear();
-            }
-        }
-        let now = Instant::now();
-        cache.insert(d, (role, now, now));
-    }
-
     /// Who sent this request, or why not, or the check to wait for. `ip` is
     /// the client as `client::address` sees it (proxies resolved).
     pub fn begin(&self, req: &Request, ip: Option<IpAddr>) -> Check {
@@ -241,7 +192,7 @@ impl Auth {
             return self.authorization(h, ip);
         }
         if let Some(token) = cookie(req, SESSION_COOKIE)
-            && let Some(role) = self.session(token)
+            && let Some(role) = self.memory.session(token)
         {
             return Check::Done(Ok(Principal {
                 role,
@@ -281,7 +232,7 @@ impl Auth {
         // (a NAT, a proxy, a guessing neighbour) must not lock out the owner.
         let kind = if via == Via::Basic { "basic" } else { "bearer" };
         let cache_key = format!("{kind}\u{0}{rest}");
-        if let Some(role) = self.cached(&cache_key) {
+        if let Some(role) = self.memory.cached(&cache_key) {
             return Check::Done(Ok(Principal { role, via }));
         }
         match &basic {
@@ -298,21 +249,12 @@ impl Auth {
             return Err(Denied::Wrong);
         }
         if let Some(k) = &a.cache_key {
-            self.remember(k, a.role);
+            self.memory.remember(k, a.role);
         }
         Ok(Principal {
             role: a.role,
             via: a.via,
         })
-    }
-
-    fn session(&self, token: &str) -> Option<Role> {
-        let d = self.digest(token.as_bytes());
-        let sessions = lock(&self.sessions);
-        sessions
-            .get(&d)
-            .filter(|(_, at)| at.elapsed() < SESSION_TTL)
-            .map(|(r, _)| *r)
     }
 
     /// The login form: on success a new session token for the cookie.
@@ -325,29 +267,12 @@ impl Auth {
             Check::Done(r) => r?,
             Check::Verify(a) => self.finish(a)?,
         };
-        let mut raw = [0u8; 32];
-        OsRng.fill_bytes(&mut raw);
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let mut sessions = lock(&self.sessions);
-        if sessions.len() >= MAX_SESSIONS {
-            sessions.retain(|_, (_, at)| at.elapsed() < SESSION_TTL);
-            if sessions.len() >= MAX_SESSIONS
-                && let Some(oldest) = sessions
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(k, _)| *k)
-            {
-                sessions.remove(&oldest);
-            }
-        }
-        sessions.insert(self.digest(token.as_bytes()), (who.role, Instant::now()));
-        Ok(token)
+        Ok(self.memory.open_session(who.role))
     }
 
     pub fn logout(&self, req: &Request) {
         if let Some(token) = cookie(req, SESSION_COOKIE) {
-            let d = self.digest(token.as_bytes());
-            lock(&self.sessions).remove(&d);
+            self.memory.end_session(token);
         }
     }
 }
@@ -362,48 +287,6 @@ fn parse_basic(b64: &str) -> Result<(String, String), Denied> {
         .split_once(':')
         .ok_or(Denied::Malformed("Basic credentials lack ':'"))?;
     Ok((user.to_string(), pass.to_string()))
-}
-
-pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
-}
-
-fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    header(req, "Cookie")?
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-}
-
-/// Blocks cross-site state changes a browser could send on its own, with a
-/// session cookie or with cached Basic credentials alike. Non-browser clients
-/// (curl) send neither `Sec-Fetch-Site` nor `Origin` and pass; bearer calls pass.
-pub fn same_origin(req: &Request, via: Via) -> bool {
-    if via == Via::Bearer {
-        return true;
-    }
-    if let Some(site) = header(req, "Sec-Fetch-Site") {
-        return matches!(site.trim(), "same-origin" | "none");
-    }
-    match header(req, "Origin") {
-        None => true,
-        Some(origin) => {
-            let host = header(req, "Host").unwrap_or("");
-            let origin = origin.trim();
-            !host.is_empty()
-                && (origin == format!("http://{host}") || origin == format!("https://{host}"))
-        }
-    }
-}
-
-/// Whether a browser script made the request (then no Basic dialog is wanted).
-pub fn from_script(req: &Request) -> bool {
-    header(req, "Sec-Fetch-Mode").is_some_and(|m| m != "navigate")
 }
 
 #[cfg(test)]
@@ -547,7 +430,7 @@ mod tests {
         let a = Auth::new(&cfg("0.0.0.0"), creds("correct horse"));
         let t = a.login(None, "admin", "correct horse").unwrap();
         assert_eq!(t.len(), 64);
-        assert_eq!(a.session(&t), Some(Role::Admin));
-        assert_eq!(a.session("0000"), None);
+        assert_eq!(a.memory.session(&t), Some(Role::Admin));
+        assert_eq!(a.memory.session("0000"), None);
     }
 }

@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use tiny_http::Request;
 
-use super::{App, Reply, error};
+use super::App;
+use super::errors::{ApiError, Kind};
 
 /// Reads at most `max` bytes of body, within twice the idle timeout (the
 /// same allowance tiny_http gives a request's head); else the error to answer.
-pub fn read(req: &mut Request, max: usize, app: &App) -> Result<Vec<u8>, Reply> {
+pub fn read(req: &mut Request, max: usize, app: &App) -> Result<Vec<u8>, ApiError> {
     let within: Duration = app.idle_timeout * 2;
     if req.body_length().is_some_and(|n| n > max) {
-        return Err(error(413, "body too large"));
+        return Err(ApiError::new(Kind::TooLarge, "body too large"));
     }
     let mut body = Vec::new();
     let mut reader = Deadline {
@@ -23,12 +24,14 @@ pub fn read(req: &mut Request, max: usize, app: &App) -> Result<Vec<u8>, Reply> 
     };
     if let Err(e) = reader.read_to_end(&mut body) {
         return Err(match e.kind() {
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => error(408, "request body too slow"),
-            _ => error(400, "cannot read body"),
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+                ApiError::new(Kind::TooSlow, "request body too slow")
+            }
+            _ => ApiError::new(Kind::BadInput, "cannot read body"),
         });
     }
     if body.len() > max {
-        return Err(error(413, "body too large"));
+        return Err(ApiError::new(Kind::TooLarge, "body too large"));
     }
     Ok(body)
 }

@@ -73,7 +73,7 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
     }
     let body = match super::body::read(req, MAX_FORM, app) {
         Ok(b) => b,
-        Err(reply) => return reply,
+        Err(e) => return e.reply(),
     };
     let Some((user, password)) = std::str::from_utf8(&body).ok().and_then(parse_form) else {
         return error(400, "expected a form with user and password");

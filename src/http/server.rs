@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{Request, Server};
 
-use super::{App, error, handle, respond, tls};
+use super::dispatch::handle;
+use super::{App, error, respond, tls};
 
 /// A viewer that stops reading is dropped after this long, freeing its thread.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,7 +62,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
     // Old servers stay alive a while: their open keep-alive connections may
     // still deliver requests.
     let mut retired: Vec<(Server, Instant)> = Vec::new();
-    while !app.hub.is_closed() {
+    while !app.is_stopping() {
         let server = match listener
             .try_clone()
             .map_err(|e| e.to_string())
@@ -97,7 +98,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) {
                 }
             }
             retired.retain(|(_, since)| since.elapsed() < Duration::from_secs(120));
-            if app.hub.is_closed() {
+            if app.is_stopping() {
                 return;
             }
         }

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use super::decode::{Decoder, Yuv420};
-use crate::frame::Frame;
+use crate::frame::{Frame, Payload};
 
 /// Frames handed over and not yet taken back: one decoding while the
 /// previous one is encoded.
@@ -46,7 +46,7 @@ impl DecodeAhead {
             .spawn(move || {
                 let mut dec = Decoder::new();
                 for (frame, mut pic) in work_rx {
-                    let result = decode(&mut dec, &frame.jpeg, &mut pic);
+                    let result = decode_frame(&mut dec, &frame, &mut pic);
                     if done_tx.send(Decoded { frame, pic, result }).is_err() {
                         break;
                     }
@@ -73,7 +73,7 @@ impl DecodeAhead {
     pub fn push(&mut self, frame: Arc<Frame>) -> Option<Decoded> {
         let mut pic = self.spare.pop().unwrap_or_else(|| Yuv420::new(2, 2));
         if let Some(dec) = self.inline.as_mut() {
-            let result = decode(dec, &frame.jpeg, &mut pic);
+            let result = decode_frame(dec, &frame, &mut pic);
             return Some(Decoded { frame, pic, result });
         }
         let sent = match &self.worker {
@@ -125,6 +125,13 @@ impl Drop for DecodeAhead {
     }
 }
 
+/// Transcoding starts from pixels: only a JPEG frame is decoded here.
+fn decode_frame(dec: &mut Decoder, frame: &Frame, pic: &mut Yuv420) -> Result<(), String> {
+    match &frame.payload {
+        Payload::Jpeg(jpeg) => decode(dec, jpeg, pic),
+    }
+}
+
 /// A decoder panic (a JPEG that trips a bug) costs that frame, not the clip.
 fn decode(dec: &mut Decoder, jpeg: &[u8], pic: &mut Yuv420) -> Result<(), String> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| dec.decode(jpeg, pic))) {
@@ -144,7 +151,7 @@ mod tests {
 
     fn frame(seq: u64, jpeg: Vec<u8>) -> Arc<Frame> {
         let t = Duration::from_millis(seq * 33);
-        Arc::new(Frame::new(
+        Arc::new(Frame::jpeg(
             seq,
             jpeg,
             t,

@@ -24,38 +24,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::mux::{self, SampleEntry, SampleTable, TrackInfo};
+pub use crate::clips::ClipPaths;
 
 const MAGIC: &str = "video-recorder journal 1";
-
-/// The three names one clip goes by.
-#[derive(Debug, Clone)]
-pub struct ClipPaths {
-    pub dir: PathBuf,
-    pub part: PathBuf,
-    pub journal: PathBuf,
-    pub fin: PathBuf,
-}
-
-impl ClipPaths {
-    pub fn new(dir: &Path, id: &str) -> ClipPaths {
-        ClipPaths {
-            dir: dir.to_path_buf(),
-            part: dir.join(format!("{id}.mp4.part")),
-            journal: dir.join(format!("{id}.journal")),
-            fin: dir.join(format!("{id}.mp4")),
-        }
-    }
-
-    /// True if any file of this id exists (ids must never be reused).
-    pub fn taken(&self) -> bool {
-        [&self.part, &self.journal, &self.fin]
-            .iter()
-            .any(|p| p.symlink_metadata().is_ok())
-    }
-}
 
 pub fn sync_dir(dir: &Path) -> Result<(), String> {
     File::open(dir)

@@ -18,7 +18,6 @@ mod probe;
 mod recovery;
 mod worker;
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -35,7 +34,9 @@ use recovery::Recovered;
 pub(crate) use recovery::recover_dir;
 
 pub struct RecorderSettings {
-    pub clips_dir: PathBuf,
+    /// The camera recorded: the clips directory's owner names and places
+    /// its clips.
+    pub camera: String,
     /// 0: chosen from the frame size.
     pub bitrate_kbps: u32,
     pub pre_roll: Duration,
@@ -190,16 +191,16 @@ impl Recorder {
         }
         let requested = crate::clock::monotonic_now();
         let requested_wall = SystemTime::now();
-        // The directory may have been removed under us (a user cleaning up).
-        let dir = &self.settings.clips_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| RecError::Failed(format!("clips directory {}: {e}", dir.display())))?;
         self.clips.enforce(None);
         if let Some(why) = self.clips.out_of_room(None) {
             return Err(RecError::NoRoom(why));
         }
         *lock(&self.ended) = None;
-        let (id, paths) = new_id(dir, requested_wall, crate::clock::synchronized());
+        let paths = self
+            .clips
+            .allocate(&self.settings.camera, requested_wall)
+            .map_err(RecError::Failed)?;
+        let id = paths.id.clone();
         let writer = journal::ClipWriter::create(paths).map_err(|e| {
             // ENOSPC / EDQUOT: the disk, not us.
             if e.contains("(os error 28)") || e.contains("(os error 122)") {
@@ -375,81 +376,6 @@ impl Recorder {
             let _ = r.thread.join();
         }
     }
-}
-
-/// `YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken.
-/// Ids do not go backwards while the clock is plausibly wrong: a Pi without
-/// a real-time clock boots at 1970, or at its last shutdown (fake-hwclock),
-/// until network time arrives, and the ring buffer deletes by id order.
-/// Such a clip is named one second after the newest. But a clip named in
-/// the future (a clock that was once wrong the other way, a spoofed NTP)
-/// must not drag every later name with it: a synchronised clock, or a skew
-/// beyond `MAX_BEHIND`, names by the clock; and a name that would not be a
-/// valid id (past year 9999) is never made.
-fn new_id(
-    dir: &std::path::Path,
-    now: SystemTime,
-    synchronised: Option<bool>,
-) -> (String, journal::ClipPaths) {
-    /// Before this the clock has never been set (this code did not exist).
-    const NEVER_SET: u64 = 1_704_067_200; // 2024-01-01
-    /// How far a not-yet-synchronised clock may plausibly lag.
-    const MAX_BEHIND: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
-    let mut stamp = crate::clock::file_stamp(now);
-    if let Some(newest) = newest_stamp(dir)
-        && newest > stamp
-        && let Some(t) = crate::clock::parse_file_stamp(&newest)
-    {
-        let unset = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .is_ok_and(|d| d.as_secs() < NEVER_SET);
-        let behind = t.duration_since(now).unwrap_or_default();
-        let after = crate::clock::file_stamp(t + std::time::Duration::from_secs(1));
-        let plausible = unset || (synchronised != Some(true) && behind <= MAX_BEHIND);
-        if plausible && crate::clips::valid_id(&after) {
-            log::warn!(
-                "the clock ({stamp}) is behind the newest clip ({newest}); is time synchronised? \
-                 naming the new clip {after}"
-            );
-            stamp = after;
-        } else {
-            log::warn!(
-                "the newest clip ({newest}) is named after the clock ({stamp}); trusting the \
-                 clock (it is {}), so this clip sorts before that one",
-                if synchronised == Some(true) {
-                    "synchronised".to_string()
-                } else {
-                    format!("{} days behind", behind.as_secs() / 86_400)
-                }
-            );
-        }
-    }
-    let mut n = 1;
-    loop {
-        let id = if n == 1 {
-            stamp.clone()
-        } else {
-            format!("{stamp}-{n}")
-        };
-        let paths = journal::ClipPaths::new(dir, &id);
-        if !paths.taken() {
-            return (id, paths);
-        }
-        n += 1;
-    }
-}
-
-/// The newest `YYYYMMDD-HHMMSS` among clips, partial clips and journals.
-fn newest_stamp(dir: &std::path::Path) -> Option<String> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter_map(|name| {
-            let stamp = name.get(..15)?;
-            crate::clips::valid_id(stamp).then(|| stamp.to_string())
-        })
-        .max()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::clips::{Clips, ClipsSettings};
+use crate::clips::{Clips, ClipsSettings, Home};
 use crate::frame::Frame;
 use crate::hub::{SourceState, SourceStatus};
 
@@ -71,7 +71,7 @@ fn rig(pre_roll: Duration) -> Rig {
         hub.clone(),
         clips.clone(),
         RecorderSettings {
-            clips_dir: dir.path().to_path_buf(),
+            camera: "unit".into(),
             bitrate_kbps: 0,
             pre_roll,
             default_max_duration: None,
@@ -87,18 +87,27 @@ fn rig(pre_roll: Duration) -> Rig {
 }
 
 fn clips_in(dir: &Path) -> Clips {
-    Clips::open(ClipsSettings {
-        dir: dir.to_path_buf(),
-        max_bytes: 0,
-        min_free_bytes: 0,
-    })
+    Clips::open(
+        ClipsSettings {
+            dir: dir.to_path_buf(),
+            max_bytes: 0,
+            min_free_bytes: 0,
+        },
+        vec![Home {
+            camera: "unit".into(),
+            own_dir: false,
+        }],
+        &|d, valid| {
+            super::recover_dir(d, valid);
+        },
+    )
     .unwrap()
 }
 
 impl Rig {
     fn publish(&mut self, jpeg: Vec<u8>, capture: Duration, no_signal: bool) {
         self.seq += 1;
-        self.hub.publish(Frame::new(
+        self.hub.publish(Frame::jpeg(
             self.seq,
             jpeg,
             capture,
@@ -310,7 +319,7 @@ fn a_frame_captured_after_the_stop_stays_out_even_if_it_arrives_during_a_wait() 
             std::thread::sleep(Duration::from_millis(if i == 0 { 1 } else { 4 }));
             let (cap, wall) = (end + STEP * (i + 1), SystemTime::now());
             let jpeg = jpegs()[3].clone();
-            hub.publish(Frame::new(
+            hub.publish(Frame::jpeg(
                 99 + u64::from(i),
                 jpeg,
                 cap,
@@ -404,17 +413,6 @@ fn second_start_and_idle_stop_are_refused() {
     r.rec.stop().unwrap();
     assert!(matches!(r.rec.stop(), Err(RecError::NotRecording)));
     assert!(r.rec.active().is_none());
-}
-
-#[test]
-fn ids_are_stamps_with_a_suffix_on_collision() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let (a, _) = new_id(dir.path(), t, None);
-    assert_eq!(a, "20231114-221320");
-    std::fs::write(dir.path().join(format!("{a}.mp4")), b"x").unwrap();
-    std::fs::write(dir.path().join(format!("{a}-2.journal")), b"x").unwrap();
-    assert_eq!(new_id(dir.path(), t, None).0, format!("{a}-3"));
 }
 
 #[test]
@@ -539,7 +537,7 @@ fn stop_before_the_first_frame_takes_the_next_one() {
     let hub = r.hub.clone();
     let feeder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
-        hub.publish(Frame::new(
+        hub.publish(Frame::jpeg(
             1,
             jpegs()[0].clone(),
             crate::clock::monotonic_now(),
@@ -568,45 +566,5 @@ fn no_frames_at_all_is_an_error_that_leaves_nothing() {
         other => panic!("{other:?}"),
     }
     assert_eq!(std::fs::read_dir(r.dir.path()).unwrap().count(), 0);
-    assert!(r.clips.last().is_none());
-}
-
-#[test]
-fn ids_never_go_back_when_the_clock_does() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("20261124-050102.mp4"), b"x").unwrap();
-    std::fs::write(dir.path().join("20261124-050102-2.mp4"), b"x").unwrap();
-    // Booted without network time: the clock says 1970.
-    let (id, _) = new_id(
-        dir.path(),
-        SystemTime::UNIX_EPOCH + Duration::from_secs(42),
-        Some(false),
-    );
-    assert_eq!(id, "20261124-050103");
-    // At the last shutdown (fake-hwclock), a day behind, not yet synchronised.
-    let day_before = crate::clock::parse_file_stamp("20261123-050102").unwrap();
-    assert_eq!(
-        new_id(dir.path(), day_before, Some(false)).0,
-        "20261124-050103"
-    );
-    assert_eq!(new_id(dir.path(), day_before, None).0, "20261124-050103");
-    // A clock ahead of every clip is used as it is.
-    let later = crate::clock::parse_file_stamp("20270101-000000").unwrap();
-    assert_eq!(new_id(dir.path(), later, None).0, "20270101-000000");
-}
-
-#[test]
-fn a_clip_named_in_the_future_does_not_drag_later_names() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("20310101-000000.mp4"), b"x").unwrap();
-    let now = crate::clock::parse_file_stamp("20261201-120000").unwrap();
-    // A synchronised clock is believed.
-    assert_eq!(new_id(dir.path(), now, Some(true)).0, "20261201-120000");
-    // Unsynchronised but years behind: not a plausible lag either.
-    assert_eq!(new_id(dir.path(), now, Some(false)).0, "20261201-120000");
-    // The last second there is: one more would not be an id.
-    std::fs::write(dir.path().join("99991231-235959.mp4"), b"x").unwrap();
-    let (id, _) = new_id(dir.path(), SystemTime::UNIX_EPOCH, Some(false));
-    assert!(crate::clips::valid_id(&id), "{id}");
-    assert_eq!(id, "19700101-000000");
+    assert!(r.clips.last("unit").is_none());
 }

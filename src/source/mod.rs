@@ -124,25 +124,65 @@ pub enum SourceSpec {
     Test,
     Device(PathBuf),
     File(PathBuf),
+    /// An HTTP MJPEG network camera (`http://` or `https://`, perhaps with
+    /// credentials, which never leave this value).
+    Http(String),
 }
 
 impl SourceSpec {
-    pub fn parse(s: &str) -> SourceSpec {
-        match s {
+    /// Reads a `source` setting; schemes we cannot open yet are refused
+    /// here rather than taken for a file name.
+    pub fn parse(s: &str) -> Result<SourceSpec, String> {
+        let lower = s.to_ascii_lowercase();
+        Ok(match s {
             "auto" => SourceSpec::Auto,
             "test" => SourceSpec::Test,
+            _ if lower.starts_with("http://") || lower.starts_with("https://") => {
+                SourceSpec::Http(s.to_string())
+            }
+            _ if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") => {
+                return Err("RTSP cameras are not supported yet; use an HTTP MJPEG URL".into());
+            }
+            _ if s.contains("://") => {
+                return Err(
+                    "unknown URL scheme: use http:// or https:// for a network camera".into(),
+                );
+            }
             p if p.starts_with("/dev/") => SourceSpec::Device(PathBuf::from(p)),
             p => SourceSpec::File(PathBuf::from(p)),
-        }
+        })
     }
 
-    /// `v4l2`, `test` or `file`, for `/status`.
+    /// `v4l2`, `test`, `file` or `http`, for `/status`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSpec::Auto | SourceSpec::Device(_) => "v4l2",
             SourceSpec::Test => "test",
             SourceSpec::File(_) => "file",
+            SourceSpec::Http(_) => "http",
         }
+    }
+
+    /// The name shown in logs, `/status` and the page: never credentials.
+    pub fn display_name(&self) -> String {
+        match self {
+            SourceSpec::Auto => "auto".into(),
+            SourceSpec::Test => "test".into(),
+            SourceSpec::Device(p) | SourceSpec::File(p) => p.display().to_string(),
+            SourceSpec::Http(url) => redact_url(url),
+        }
+    }
+}
+
+/// A URL without its `user:password@` part.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -153,6 +193,10 @@ pub fn open(spec: &SourceSpec, want: Format) -> Result<Box<dyn Source>, SourceEr
         SourceSpec::Device(p) => v4l2::open(p, want),
         SourceSpec::Test => Ok(Box::new(test::TestSource::new(want)?)),
         SourceSpec::File(p) => Ok(Box::new(file::FileSource::open(p, want)?)),
+        SourceSpec::Http(url) => Err(SourceError(format!(
+            "{}: HTTP cameras are not built in yet",
+            redact_url(url)
+        ))),
     }
 }
 
@@ -162,16 +206,30 @@ mod tests {
 
     #[test]
     fn parses_specs() {
-        assert_eq!(SourceSpec::parse("auto"), SourceSpec::Auto);
-        assert_eq!(SourceSpec::parse("test"), SourceSpec::Test);
+        let parse = |s| SourceSpec::parse(s).unwrap();
+        assert_eq!(parse("auto"), SourceSpec::Auto);
+        assert_eq!(parse("test"), SourceSpec::Test);
         assert_eq!(
-            SourceSpec::parse("/dev/v4l/by-id/usb-cam-video-index0"),
+            parse("/dev/v4l/by-id/usb-cam-video-index0"),
             SourceSpec::Device(PathBuf::from("/dev/v4l/by-id/usb-cam-video-index0"))
         );
         assert_eq!(
-            SourceSpec::parse("cam.mjpeg"),
+            parse("cam.mjpeg"),
             SourceSpec::File(PathBuf::from("cam.mjpeg"))
         );
+        let door = "http://admin:s3cret@192.168.1.50:81/stream";
+        assert_eq!(parse(door), SourceSpec::Http(door.into()));
+        assert_eq!(parse(door).display_name(), "http://192.168.1.50:81/stream");
+        assert_eq!(parse(door).kind(), "http");
+        assert!(
+            SourceSpec::parse("rtsp://cam/stream")
+                .unwrap_err()
+                .contains("RTSP")
+        );
+        assert!(SourceSpec::parse("ftp://cam/x").is_err());
+        // An @ in the path is not a user name.
+        assert_eq!(redact_url("http://cam/a@b"), "http://cam/a@b");
+        assert_eq!(redact_url("https://u:p@h/x?y@z"), "https://h/x?y@z");
     }
 
     #[test]

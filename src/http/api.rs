@@ -1,4 +1,5 @@
-//! The JSON API: `/status`, `/start`, `/stop`, `/last`.
+//! The camera API: `/status`, `/cameras`, `/start`, `/stop`, `/last`, for
+//! the first camera and for each by id.
 
 use std::time::Duration;
 
@@ -6,20 +7,22 @@ use serde_json::{Value, json};
 use tiny_http::Request;
 
 use super::auth::{Principal, Role, Via};
-use super::{App, MAX_BODY, Reply, error, files};
-use crate::clips::{ClipEntry, OpenError};
+use super::errors::{ApiError, Kind};
+use super::{App, MAX_BODY, Reply};
+use crate::camera::Camera;
 use crate::hub::SourceState;
-use crate::recorder::{RecError, StartOptions};
+use crate::recorder::StartOptions;
 
 /// Longest recording a client may ask for (a day).
 const MAX_DURATION_SEC: f64 = 86_400.0;
 
-/// `caller` says who asked, so the page can offer to sign out.
-pub fn status(app: &App, caller: Option<Principal>) -> Value {
-    let src = app.hub.status();
-    let fps = app.hub.measured_fps();
-    let active = app.recorder.active();
-    let counters = &app.hub.counters;
+/// One camera's state: what `/cameras/<id>/status` answers, and the
+/// first camera's part of `/status`.
+pub fn camera_status(app: &App, cam: &Camera) -> Value {
+    let src = cam.hub.status();
+    let fps = cam.hub.measured_fps();
+    let active = cam.recorder.active();
+    let counters = &cam.hub.counters;
     use std::sync::atomic::Ordering::Relaxed;
     let warning = match src.state {
         SourceState::Test | SourceState::Down => Some(
@@ -29,11 +32,12 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
         ),
         _ => None,
     };
-    let (usage, last) = app.clips.overview();
+    let (usage, last) = app.clips.overview(&cam.id);
     let last = last.map(|c| {
         json!({ "id": c.id, "size_bytes": c.size_bytes, "url": format!("/clips/{}.mp4", c.id) })
     });
     json!({
+        "camera": cam.id,
         "recording": active.is_some(),
         "elapsed_sec": active.as_ref().map_or(0.0, |a| a.elapsed_sec),
         "fps": round2(fps),
@@ -42,7 +46,7 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
         "recorder": active,
         // A recording that stopped by itself (disk full, write error),
         // until the next /stop collects it or /start begins another.
-        "stopped_early": app.recorder.ended_early(),
+        "stopped_early": cam.recorder.ended_early(),
         "source": {
             "kind": src.kind,
             "name": src.name,
@@ -62,11 +66,46 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
             "broken_frames": counters.broken.load(Relaxed),
             "reopens": counters.reopens.load(Relaxed),
         },
-        "viewers": app.viewers.count(),
-        "max_viewers": app.viewers.max(),
+        "viewers": cam.viewers(),
         "clips": usage,
         "last_clip": last,
         "warning": warning,
+    })
+}
+
+/// A camera in `/cameras` and in `/status` → `cameras`: the short form.
+pub fn camera_summary(cam: &Camera) -> Value {
+    let src = cam.hub.status();
+    let active = cam.recorder.active();
+    json!({
+        "id": cam.id,
+        "kind": src.kind,
+        "name": src.name,
+        "state": src.state.as_str(),
+        "message": src.message,
+        "width": src.width,
+        "height": src.height,
+        "fps": round2(cam.hub.measured_fps()),
+        "viewers": cam.viewers(),
+        "recording": active.is_some(),
+        "elapsed_sec": active.as_ref().map_or(0.0, |a| a.elapsed_sec),
+        "recording_id": active.map(|a| a.id),
+    })
+}
+
+pub fn cameras(app: &App) -> Value {
+    json!({ "cameras": app.cameras.iter().map(camera_summary).collect::<Vec<_>>() })
+}
+
+/// `/status`: the first camera's fields as they always were, the whole
+/// process's, and every camera. `caller` says who asked, so the page can
+/// offer to sign out.
+pub fn status(app: &App, caller: Option<Principal>) -> Value {
+    let mut v = camera_status(app, app.cameras.first());
+    let process = json!({
+        "max_viewers": app.viewers.max(),
+        "viewers_total": app.viewers.count(),
+        "cameras": app.cameras.iter().map(camera_summary).collect::<Vec<_>>(),
         "system": crate::system::status(),
         "session": caller.map(|c| json!({
             "auth_required": app.auth.required(),
@@ -80,7 +119,11 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
         })),
         "uptime_sec": app.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
-    })
+    });
+    if let (Some(v), Value::Object(p)) = (v.as_object_mut(), process) {
+        v.extend(p);
+    }
+    v
 }
 
 fn round2(x: f64) -> f64 {
@@ -114,93 +157,43 @@ pub fn parse_start(body: &[u8]) -> Result<StartOptions, String> {
     Ok(opts)
 }
 
-pub fn start(app: &App, req: &mut Request) -> Reply {
-    let body = match super::body::read(req, MAX_BODY, app) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let opts = match parse_start(&body) {
-        Ok(o) => o,
-        Err(e) => return error(400, &e),
-    };
-    match app.recorder.start(opts) {
-        Ok(active) => {
-            log::info!("recording {} started", active.id);
-            super::json(200, &json!(active))
-        }
-        Err(RecError::AlreadyRecording(active)) => super::json(
-            409,
-            &json!({ "error": "already recording", "recording": active }),
-        ),
-        Err(RecError::NotRecording) => error(409, "not recording"),
-        Err(RecError::NoRoom(e)) => {
-            log::error!("cannot start recording: {e}");
-            error(507, &format!("cannot start recording: {e}"))
-        }
-        Err(RecError::Failed(e)) => {
-            log::error!("cannot start recording: {e}");
-            error(500, &format!("cannot start recording: {e}"))
-        }
-    }
+pub fn start(app: &App, cam: &Camera, req: &mut Request) -> Result<Reply, ApiError> {
+    let body = super::body::read(req, MAX_BODY, app)?;
+    let opts = parse_start(&body).map_err(|e| ApiError::new(Kind::BadInput, e))?;
+    let active = cam
+        .recorder
+        .start(opts)
+        .map_err(|e| ApiError::recording("cannot start recording", e))?;
+    log::info!("camera {}: recording {} started", cam.id, active.id);
+    Ok(super::json(200, &json!(active)))
 }
 
-pub fn stop(app: &App) -> Reply {
-    match app.recorder.stop() {
-        Ok(clip) => {
-            log::info!(
-                "recording {} saved: {} ({:.2} s, {} bytes)",
-                clip.id,
-                clip.path,
-                clip.duration_sec,
-                clip.size_bytes
-            );
-            app.clips.enforce(None);
-            super::json(200, &json!(clip))
-        }
-        Err(RecError::NotRecording) => error(409, "not recording"),
-        Err(RecError::AlreadyRecording(_)) => error(409, "already recording"),
-        Err(RecError::NoRoom(e)) => error(507, &e),
-        Err(RecError::Failed(e)) => {
-            log::error!("cannot finish recording: {e}");
-            error(500, &format!("cannot finish recording: {e}"))
-        }
-    }
+pub fn stop(app: &App, cam: &Camera) -> Result<Reply, ApiError> {
+    let clip = cam
+        .recorder
+        .stop()
+        .map_err(|e| ApiError::recording("cannot finish recording", e))?;
+    log::info!(
+        "camera {}: recording {} saved: {} ({:.2} s, {} bytes)",
+        cam.id,
+        clip.id,
+        clip.path,
+        clip.duration_sec,
+        clip.size_bytes
+    );
+    app.clips.enforce(None);
+    Ok(super::json(200, &json!(clip)))
 }
 
-pub fn last(app: &App, range: Option<&str>, download: bool) -> Reply {
-    match app.clips.last() {
-        Some(c) => serve(app, &c, range, download),
-        None => error(404, "no clip yet"),
-    }
-}
-
-pub fn clip(app: &App, name: &str, range: Option<&str>, download: bool) -> Reply {
-    let Some(id) = name.strip_suffix(".mp4") else {
-        return error(404, "no such clip");
-    };
-    match app.clips.get(id) {
-        Some(c) => serve(app, &c, range, download),
-        None => error(404, "no such clip"),
-    }
-}
-
-fn serve(app: &App, c: &ClipEntry, range: Option<&str>, download: bool) -> Reply {
-    match app.clips.open_clip(c) {
-        Ok(file) => files::serve_mp4(
-            file,
-            &c.id,
-            range,
-            download.then(|| format!("{}.mp4", c.id)).as_deref(),
-        ),
-        Err(OpenError::NotFound) => error(404, "no such clip"),
-        Err(OpenError::Refused(why)) => {
-            log::warn!("clip {} not served: {why}", c.id);
-            error(404, "no such clip")
-        }
-        Err(OpenError::Io(e)) => {
-            log::error!("cannot open clip {}: {e}", c.id);
-            error(500, "cannot open clip")
-        }
+pub fn last(
+    app: &App,
+    cam: &Camera,
+    range: Option<&str>,
+    download: bool,
+) -> Result<Reply, ApiError> {
+    match app.clips.last(&cam.id) {
+        Some(c) => super::library::serve(app, &c, range, download),
+        None => Err(ApiError::new(Kind::NotFound, "no clip yet")),
     }
 }
 

@@ -1,0 +1,161 @@
+//! A camera is the unit of the design: its source, capture thread and
+//! watchdog, its hub (latest frame, pre-roll ring, taps), its recorder and
+//! its counters live together, built from its own settings. The registry
+//! (`Cameras`) is what the HTTP layer holds; the first camera is the one the
+//! original routes (`/video`, `/start`, …) mean.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::capture::{self, CaptureSettings};
+use crate::clips::Clips;
+use crate::config::CameraSettings;
+use crate::hub::{Hub, SourceState, SourceStatus};
+use crate::recorder::{ClipInfo, Recorder, RecorderSettings};
+use crate::source::{Format, SourceSpec};
+
+pub struct Camera {
+    pub id: String,
+    pub hub: Arc<Hub>,
+    pub recorder: Recorder,
+    viewers: Arc<AtomicUsize>,
+    capture: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A viewer of one camera, counted while it lives.
+pub struct Watching(Arc<AtomicUsize>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Camera {
+    /// Starts the camera's capture thread; its recorder waits for `/start`.
+    pub fn start(settings: &CameraSettings, clips: Arc<Clips>) -> Result<Camera, String> {
+        let id = settings.id.clone();
+        let spec = SourceSpec::parse(&settings.source).map_err(|e| format!("camera {id}: {e}"))?;
+        let hub = Arc::new(Hub::new(
+            Duration::from_secs_f64(settings.pre_roll_sec),
+            SourceStatus {
+                kind: spec.kind().into(),
+                name: spec.display_name(),
+                state: SourceState::Starting,
+                nominal_fps: f64::from(settings.fps),
+                requested: (settings.width, settings.height, settings.fps),
+                pixel_format: "MJPEG",
+                ..Default::default()
+            },
+        ));
+        let capture = capture::spawn(
+            &id,
+            hub.clone(),
+            CaptureSettings {
+                spec,
+                want: Format {
+                    width: settings.width,
+                    height: settings.height,
+                    fps: settings.fps,
+                },
+                stall_timeout: Duration::from_secs_f64(settings.stall_timeout_sec),
+            },
+        )
+        .map_err(|e| format!("camera {id}: cannot start its capture thread: {e}"))?;
+        let recorder = Recorder::new(
+            hub.clone(),
+            clips,
+            RecorderSettings {
+                camera: id.clone(),
+                bitrate_kbps: settings.bitrate_kbps,
+                pre_roll: Duration::from_secs_f64(settings.pre_roll_sec),
+                default_max_duration: (settings.max_duration_sec > 0.0)
+                    .then(|| Duration::from_secs_f64(settings.max_duration_sec)),
+            },
+        );
+        Ok(Camera {
+            id,
+            hub,
+            recorder,
+            viewers: Arc::default(),
+            capture: Mutex::new(Some(capture)),
+        })
+    }
+
+    /// Counts a viewer of this camera until the guard is dropped.
+    pub fn watch(&self) -> Watching {
+        self.viewers.fetch_add(1, Ordering::AcqRel);
+        Watching(self.viewers.clone())
+    }
+
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Acquire)
+    }
+
+    /// Ends the capture thread and wakes this camera's viewers (shutdown,
+    /// after the recording is finished).
+    fn close(&self) {
+        self.hub.close();
+        let handle = self
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Every camera, in configured order.
+pub struct Cameras(Vec<Camera>);
+
+impl Cameras {
+    /// Starts every camera; fails (naming the camera) if one cannot start.
+    pub fn start(list: &[CameraSettings], clips: &Arc<Clips>) -> Result<Cameras, String> {
+        let mut cams = Vec::with_capacity(list.len());
+        for s in list {
+            cams.push(Camera::start(s, clips.clone())?);
+        }
+        if cams.is_empty() {
+            return Err("no camera configured".into());
+        }
+        Ok(Cameras(cams))
+    }
+
+    /// The camera of the original routes.
+    pub fn first(&self) -> &Camera {
+        &self.0[0]
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Camera> {
+        self.0.iter().find(|c| c.id == id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Camera> {
+        self.0.iter()
+    }
+
+    /// Finishes every recording at once (each clip ends at this instant,
+    /// not after the previous camera's finish), then stops the capture
+    /// threads. Returns the clips saved.
+    pub fn shutdown(&self) -> Vec<ClipInfo> {
+        let saved = std::thread::scope(|s| {
+            let finishing: Vec<_> = self
+                .0
+                .iter()
+                .map(|c| s.spawn(|| c.recorder.shutdown()))
+                .collect();
+            finishing
+                .into_iter()
+                .filter_map(|h| h.join().ok().flatten())
+                .collect()
+        });
+        for c in &self.0 {
+            c.close();
+        }
+        saved
+    }
+}

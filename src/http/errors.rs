@@ -1,0 +1,161 @@
+//! What can go wrong in a handler, by kind, and the one place kinds become
+//! statuses. A client's error names what went wrong in its own terms: never
+//! a server path or an internal detail (those go to the log).
+
+use serde_json::{Value, json};
+
+use super::{Reply, json as json_reply};
+use crate::clips::OpenError;
+use crate::recorder::RecError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Malformed input: 400.
+    BadInput,
+    /// A body over the limit: 413.
+    TooLarge,
+    /// A body that did not arrive in time: 408.
+    TooSlow,
+    /// Well-formed but not acceptable (a value out of range): 422.
+    Unprocessable,
+    /// No such camera, clip or route: 404.
+    NotFound,
+    /// In the way of something else (already recording, not recording): 409.
+    Busy,
+    /// The camera has no picture to give: 503.
+    CameraDown,
+    /// The disk cannot take it: 507.
+    DiskFull,
+    /// Our fault: 500, the detail in the log only.
+    Internal,
+}
+
+impl Kind {
+    pub fn status(self) -> u16 {
+        match self {
+            Kind::BadInput => 400,
+            Kind::TooLarge => 413,
+            Kind::TooSlow => 408,
+            Kind::Unprocessable => 422,
+            Kind::NotFound => 404,
+            Kind::Busy => 409,
+            Kind::CameraDown => 503,
+            Kind::DiskFull => 507,
+            Kind::Internal => 500,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: Kind,
+    pub message: String,
+    /// More for the client (`"recording": {...}` with a 409).
+    pub extra: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind,
+            message: message.into(),
+            extra: None,
+        }
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(Kind::NotFound, format!("no such {what}"))
+    }
+
+    /// Something failed inside: the whole story goes to the log, the
+    /// client gets `context` and the system's reason (`Input/output
+    /// error`), without paths.
+    pub fn internal(context: &str, detail: &str) -> ApiError {
+        log::error!("{context}: {detail}");
+        ApiError::new(Kind::Internal, format!("{context}: {}", os_reason(detail)))
+    }
+
+    pub fn with(mut self, key: &'static str, value: Value) -> ApiError {
+        self.extra = Some((key, value));
+        self
+    }
+
+    pub fn reply(&self) -> Reply {
+        let mut body = json!({ "error": self.message });
+        if let Some((k, v)) = &self.extra {
+            body[*k] = v.clone();
+        }
+        json_reply(self.kind.status(), &body)
+    }
+
+    /// A recorder's answer, for `context` (`cannot start recording`).
+    pub fn recording(context: &str, e: RecError) -> ApiError {
+        match e {
+            RecError::AlreadyRecording(active) => {
+                ApiError::new(Kind::Busy, "already recording").with("recording", json!(active))
+            }
+            RecError::NotRecording => ApiError::new(Kind::Busy, "not recording"),
+            RecError::NoRoom(why) => {
+                log::error!("{context}: {why}");
+                let message = if why.contains("(os error") {
+                    format!("{context}: the disk is full ({})", os_reason(&why))
+                } else {
+                    format!("{context}: {why}")
+                };
+                ApiError::new(Kind::DiskFull, message)
+            }
+            RecError::Failed(why) => ApiError::internal(context, &why),
+        }
+    }
+
+    /// A clip that could not be opened (or deleted).
+    pub fn clip(id: &str, e: OpenError) -> ApiError {
+        match e {
+            OpenError::NotFound => ApiError::not_found("clip"),
+            OpenError::Refused(why) => {
+                log::warn!("clip {id} refused: {why}");
+                ApiError::not_found("clip")
+            }
+            OpenError::Io(e) => ApiError::internal(&format!("clip {id}"), &e),
+        }
+    }
+}
+
+/// The system's reason in a message (`Input/output error` from
+/// `… /x/y.part: Input/output error (os error 5)`), else a pointer to the log.
+fn os_reason(detail: &str) -> String {
+    let code = detail
+        .rsplit_once("(os error ")
+        .and_then(|(_, rest)| rest.split(')').next())
+        .and_then(|n| n.parse::<i32>().ok());
+    match code {
+        Some(n) => std::io::Error::from_raw_os_error(n).to_string(),
+        None => "see the server log".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_get_the_reason_not_the_path() {
+        let e = ApiError::internal(
+            "cannot finish recording",
+            "fsync /srv/clips/cam-20261201-000000.mp4.part: Input/output error (os error 5)",
+        );
+        assert_eq!(e.kind.status(), 500);
+        assert!(e.message.contains("Input/output error"), "{}", e.message);
+        assert!(!e.message.contains("/srv"), "{}", e.message);
+        let e = ApiError::recording(
+            "cannot start recording",
+            RecError::NoRoom("create /srv/clips/x: No space left on device (os error 28)".into()),
+        );
+        assert_eq!(e.kind.status(), 507);
+        assert!(e.message.contains("full") && !e.message.contains("/srv"));
+        assert_eq!(ApiError::not_found("camera").kind.status(), 404);
+        assert_eq!(Kind::CameraDown.status(), 503);
+        assert_eq!(Kind::TooLarge.status(), 413);
+        assert_eq!(Kind::Unprocessable.status(), 422);
+    }
+}
