@@ -113,7 +113,7 @@ impl ApiError {
         match e {
             OpenError::NotFound => ApiError::not_found("clip"),
             OpenError::Refused(why) => {
-                log::warn!("clip {id} refused: {why}");
+                log::warn!("clip {id} not served: {why}");
                 ApiError::not_found("clip")
             }
             OpenError::Io(e) => ApiError::internal(&format!("clip {id}"), &e),

@@ -135,8 +135,9 @@ pub fn serve(
     ))
 }
 
-/// `DELETE /clips/<id>`.
-pub fn delete(app: &App, id: &str) -> Result<Reply, ApiError> {
+/// `DELETE /clips/<id>` (or the clip's own URL, `<id>.mp4`).
+pub fn delete(app: &App, name: &str) -> Result<Reply, ApiError> {
+    let id = name.strip_suffix(".mp4").unwrap_or(name);
     let c = app.clips.delete(id).map_err(|e| ApiError::clip(id, e))?;
     Ok(super::json(200, &json!({ "deleted": c.id })))
 }

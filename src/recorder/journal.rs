@@ -45,6 +45,8 @@ pub struct ClipWriter {
     journaled: usize,
     pub info: Option<TrackInfo>,
     pub samples: Vec<SampleEntry>,
+    /// Stored in the clip when it is finished (see `SampleTable`).
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 impl ClipWriter {
@@ -71,6 +73,7 @@ impl ClipWriter {
             journaled: 0,
             info: None,
             samples: Vec::new(),
+            thumbnail: None,
         })
     }
 
@@ -200,6 +203,7 @@ impl ClipWriter {
             data_start: mux::data_start(),
             samples: self.samples,
             end,
+            thumbnail: self.thumbnail,
         };
         drop(self.journal);
         let (size, _) = super::recovery::finish_trimming(&self.paths, &mut self.file, &mut table)?;
@@ -298,6 +302,7 @@ pub fn parse(text: &str) -> Option<SampleTable> {
         data_start: data?,
         samples,
         end,
+        thumbnail: None,
     })
 }
 

@@ -77,6 +77,9 @@ pub struct SampleTable {
     pub samples: Vec<SampleEntry>,
     /// When the last sample stops showing, in ticks (the clip's duration).
     pub end: u64,
+    /// The camera's own JPEG of the first frame, stored as the clip's cover
+    /// picture (`udta/meta/ilst/covr`) for the library; recovery has none.
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 impl SampleTable {
@@ -257,8 +260,43 @@ impl SampleTable {
         let mut out = Vec::new();
         moov.write_box(&mut out)
             .map_err(|e| format!("building moov: {e}"))?;
+        if let Some(jpeg) = &self.thumbnail {
+            // The crate cannot build `udta` boxes: append ours and grow
+            // `moov`'s size to hold it.
+            out.extend_from_slice(&cover(jpeg));
+            let size = u32::try_from(out.len()).map_err(|_| "moov too large")?;
+            out[..4].copy_from_slice(&size.to_be_bytes());
+        }
         Ok(out)
     }
+}
+
+/// A box: 32-bit size, type, body.
+fn mp4_box(kind: &[u8; 4], body: &[&[u8]]) -> Vec<u8> {
+    let len = 8 + body.iter().map(|b| b.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    for b in body {
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// `udta/meta/ilst/covr` holding a JPEG: the cover picture players and
+/// file managers show, and the library's thumbnail.
+fn cover(jpeg: &[u8]) -> Vec<u8> {
+    // data: type 13 (JPEG) in the low 24 bits of a full-box header, locale 0.
+    let data = mp4_box(b"data", &[&13u32.to_be_bytes(), &[0; 4], jpeg]);
+    let ilst = mp4_box(b"ilst", &[&mp4_box(b"covr", &[&data])]);
+    // hdlr: version/flags, pre_defined, handler `mdir`, reserved (`appl`
+    // first, as iTunes writes), empty name.
+    let hdlr = mp4_box(
+        b"hdlr",
+        &[&[0; 4], &[0; 4], b"mdir", b"appl", &[0; 8], &[0]],
+    );
+    let meta = mp4_box(b"meta", &[&[0; 4], &hdlr, &ilst]);
+    mp4_box(b"udta", &[&meta])
 }
 
 #[cfg(test)]
@@ -276,6 +314,7 @@ mod tests {
                 created_unix: 1_700_000_000,
             },
             data_start: data_start(),
+            thumbnail: None,
             samples: (0..n)
                 .map(|i| SampleEntry {
                     size,
@@ -352,5 +391,21 @@ mod tests {
         let mut t = table(3, 1);
         t.end = t.samples[2].pts; // stop exactly at the last frame
         assert_eq!(t.durations(), vec![3000, 3000, 1]);
+    }
+
+    #[test]
+    fn the_thumbnail_is_the_cover_picture() {
+        let mut t = table(30, 100);
+        let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+        t.thumbnail = Some(jpeg.clone());
+        let moov = t.moov().unwrap();
+        assert_eq!(
+            u32::from_be_bytes(moov[..4].try_into().unwrap()) as usize,
+            moov.len()
+        );
+        let r = parse(&moov, &t);
+        use mp4::Metadata;
+        assert_eq!(r.metadata().poster(), Some(&jpeg[..]));
+        assert_eq!(r.moov.traks[0].mdia.minf.stbl.stsz.sample_sizes.len(), 30);
     }
 }

@@ -225,7 +225,11 @@ impl Pipeline {
             }
             return Ok(());
         }
-        // The clip's time zero: the first frame that decoded.
+        // The clip's time zero: the first frame that decoded; its JPEG,
+        // as the camera sent it, is the clip's thumbnail.
+        if self.base.is_none() {
+            job.writer.thumbnail = f.payload.jpeg().map(<[u8]>::to_vec);
+        }
         let (base, _) = *self.base.get_or_insert((f.capture, f.wall));
         let pts = ticks(f.capture - base);
         let enc = match &mut self.enc {
