@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 pub mod card;
 pub mod detached;
 pub mod file;
+pub mod http_mjpeg;
 pub mod jpeg;
 pub mod split;
 pub mod test;

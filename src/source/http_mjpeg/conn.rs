@@ -1,0 +1,239 @@
+//! The connection to the camera: plain TCP or TLS (rustls 0.20, the stack
+//! tiny_http already links), with every connect, read and write bounded by
+//! a deadline so the capture thread never blocks past what it asked for.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerName, StreamOwned};
+
+use super::url::Url;
+
+/// Longest wait for one address to accept the connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The system's trusted CAs: Debian's bundle, else the files beside it.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const CA_DIR: &str = "/etc/ssl/certs";
+
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+/// What a bounded read got.
+pub enum Got {
+    Bytes(usize),
+    TimedOut,
+    Eof,
+}
+
+impl Conn {
+    /// Resolves the host and connects to each address in turn, each within
+    /// [`CONNECT_TIMEOUT`] and all by `deadline`. Name resolution itself
+    /// cannot be bounded with std; the capture thread's detached opener
+    /// covers that.
+    pub fn connect(
+        url: &Url,
+        deadline: Instant,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<Conn, String> {
+        // TLS is set up first: a URL it cannot serve fails without a connect.
+        let tls_client = if url.tls {
+            Some(tls_client(url, tls)?)
+        } else {
+            None
+        };
+        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
+            .collect();
+        let mut last = None;
+        let mut sock = None;
+        for addr in &addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match TcpStream::connect_timeout(addr, left.min(CONNECT_TIMEOUT)) {
+                Ok(s) => {
+                    sock = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(format!("cannot connect to {addr}: {e}")),
+            }
+        }
+        let sock = sock.ok_or_else(|| {
+            last.unwrap_or_else(|| format!("cannot connect to {}: no address", url.host_header()))
+        })?;
+        // Frames are small writes the other way only; the request should
+        // not wait for Nagle.
+        let _ = sock.set_nodelay(true);
+        match tls_client {
+            None => Ok(Conn::Plain(sock)),
+            Some(c) => Ok(Conn::Tls(Box::new(StreamOwned::new(c, sock)))),
+        }
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(t) => &t.sock,
+        }
+    }
+
+    /// Reads what is there, waiting until `deadline` at most.
+    pub fn read_by(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Got, String> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // A zero timeout means "block" to the OS; ask for a millisecond.
+            self.tcp()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .map_err(|e| format!("cannot set a read timeout: {e}"))?;
+            let r = match self {
+                Conn::Plain(s) => s.read(buf),
+                Conn::Tls(t) => t.read(buf),
+            };
+            return match r {
+                Ok(0) => Ok(Got::Eof),
+                Ok(n) => Ok(Got::Bytes(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    Ok(Got::TimedOut)
+                }
+                // A TLS peer that closes without close_notify.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Got::Eof),
+                Err(e) => Err(io_text("read", &e, self.is_tls())),
+            };
+        }
+    }
+
+    /// Writes all of `data` by `deadline` (for TLS this runs the handshake).
+    pub fn write_by(&mut self, data: &[u8], deadline: Instant) -> Result<(), String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("timed out before sending the request".into());
+        }
+        let sock = self.tcp();
+        sock.set_write_timeout(Some(left))
+            .and_then(|_| sock.set_read_timeout(Some(left)))
+            .map_err(|e| format!("cannot set a timeout: {e}"))?;
+        let r = match self {
+            Conn::Plain(s) => s.write_all(data).and_then(|_| s.flush()),
+            Conn::Tls(t) => t.write_all(data).and_then(|_| t.flush()),
+        };
+        r.map_err(|e| io_text("send the request", &e, self.is_tls()))
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+}
+
+fn tls_client(url: &Url, tls: Option<&Arc<ClientConfig>>) -> Result<ClientConnection, String> {
+    let name = ServerName::try_from(url.host.as_str())
+        .map_err(|_| format!("{:?} is not a valid TLS server name", url.host))?;
+    if let ServerName::IpAddress(_) = name {
+        return Err(
+            "https:// to an IP address cannot be verified here (rustls 0.20 checks \
+                    names only): use the camera's DNS name"
+                .into(),
+        );
+    }
+    let config = match tls {
+        Some(c) => c.clone(),
+        None => system_tls()?,
+    };
+    ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))
+}
+
+fn io_text(what: &str, e: &io::Error, tls: bool) -> String {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            format!("timed out trying to {what}")
+        }
+        io::ErrorKind::ConnectionReset => "the camera reset the connection".into(),
+        // rustls reports handshake and certificate failures as InvalidData.
+        io::ErrorKind::InvalidData if tls => format!(
+            "TLS failed: {e} (the camera's certificate must be valid for its name and \
+             signed by a CA in {CA_DIR}; self-signed certificates are not accepted)"
+        ),
+        _ => format!("cannot {what}: {e}"),
+    }
+}
+
+/// The client configuration trusting the system's CAs, built once (the
+/// bundle holds ~150 certificates) and kept; a failure is not kept, so a
+/// bundle installed later is picked up at the next reopen.
+fn system_tls() -> Result<Arc<ClientConfig>, String> {
+    static CONFIG: Mutex<Option<Arc<ClientConfig>>> = Mutex::new(None);
+    let mut cached = CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = &*cached {
+        return Ok(c.clone());
+    }
+    let mut roots = RootCertStore::empty();
+    add_pem_file(&mut roots, Path::new(CA_BUNDLE));
+    if roots.is_empty()
+        && let Ok(dir) = std::fs::read_dir(CA_DIR)
+    {
+        for entry in dir.flatten() {
+            add_pem_file(&mut roots, &entry.path());
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "no trusted CA certificates in {CA_BUNDLE} or {CA_DIR} (is ca-certificates installed?)"
+        ));
+    }
+    let config = Arc::new(client_config(roots));
+    *cached = Some(config.clone());
+    Ok(config)
+}
+
+/// A TLS client configuration trusting `roots` (tests pass their own CA).
+pub fn client_config(roots: RootCertStore) -> ClientConfig {
+    ClientConfig::builder()
+        .with_safe_defaults()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// Adds the PEM certificates in `path`, skipping what does not parse.
+fn add_pem_file(roots: &mut RootCertStore, path: &Path) {
+    let Ok(file) = std::fs::File::open(path) else {
+        return;
+    };
+    if let Ok(certs) = rustls_pemfile::certs(&mut io::BufReader::new(file)) {
+        roots.add_parsable_certificates(&certs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_the_system_store_or_says_why_not() {
+        match system_tls() {
+            Ok(c) => assert!(Arc::ptr_eq(&c, &system_tls().unwrap()), "built once"),
+            Err(e) => assert!(e.contains("ca-certificates"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn refuses_https_to_an_ip_address_clearly() {
+        let url = Url::parse("https://127.0.0.1:1/").unwrap();
+        let roots = Arc::new(client_config(RootCertStore::empty()));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let e = Conn::connect(&url, deadline, Some(&roots)).err().unwrap();
+        assert!(e.contains("IP address"), "{e}");
+    }
+}
