@@ -24,10 +24,6 @@
 //! - Frames are stamped when their part completed, on our clocks: a network
 //!   camera's own clock is not trusted.
 
-// Until `SourceSpec` names this source (being wired in separately), the
-// binary does not use it; drop this then.
-#![allow(dead_code)]
-
 mod auth;
 mod conn;
 mod head;

@@ -170,20 +170,8 @@ impl SourceSpec {
             SourceSpec::Auto => "auto".into(),
             SourceSpec::Test => "test".into(),
             SourceSpec::Device(p) | SourceSpec::File(p) => p.display().to_string(),
-            SourceSpec::Http(url) => redact_url(url),
+            SourceSpec::Http(url) => http_mjpeg::redact(url),
         }
-    }
-}
-
-/// A URL without its `user:password@` part.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_string(),
     }
 }
 
@@ -194,10 +182,7 @@ pub fn open(spec: &SourceSpec, want: Format) -> Result<Box<dyn Source>, SourceEr
         SourceSpec::Device(p) => v4l2::open(p, want),
         SourceSpec::Test => Ok(Box::new(test::TestSource::new(want)?)),
         SourceSpec::File(p) => Ok(Box::new(file::FileSource::open(p, want)?)),
-        SourceSpec::Http(url) => Err(SourceError(format!(
-            "{}: HTTP cameras are not built in yet",
-            redact_url(url)
-        ))),
+        SourceSpec::Http(url) => Ok(Box::new(http_mjpeg::HttpMjpegSource::open(url, want)?)),
     }
 }
 
@@ -228,9 +213,6 @@ mod tests {
                 .contains("RTSP")
         );
         assert!(SourceSpec::parse("ftp://cam/x").is_err());
-        // An @ in the path is not a user name.
-        assert_eq!(redact_url("http://cam/a@b"), "http://cam/a@b");
-        assert_eq!(redact_url("https://u:p@h/x?y@z"), "https://h/x?y@z");
     }
 
     #[test]

@@ -295,16 +295,24 @@ pub fn check_clip(clip: &serde_json::Value, size: (u64, u64)) {
 pub struct Recording {
     start_sent: Instant,
     start_answered: Instant,
+    /// `""` for the original routes, `/cameras/<id>` for a camera's.
+    base: String,
 }
 
 impl Recording {
     pub fn start(s: &super::Server) -> Recording {
+        Recording::start_on(s, "")
+    }
+
+    /// The same on the routes under `base` (`/cameras/front`).
+    pub fn start_on(s: &super::Server, base: &str) -> Recording {
         let start_sent = Instant::now();
-        let r = s.post("/start", "");
-        assert_eq!(r.status, 200, "{}", r.text());
+        let r = s.post(&format!("{base}/start"), "");
+        assert_eq!(r.status, 200, "{base}/start: {}", r.text());
         Recording {
             start_sent,
             start_answered: Instant::now(),
+            base: base.to_string(),
         }
     }
 
@@ -336,7 +344,7 @@ impl Recording {
     ) -> serde_json::Value {
         let gap = 1.0 / fps;
         let stop_sent = Instant::now();
-        let r = s.post("/stop", "");
+        let r = s.post(&format!("{}/stop", self.base), "");
         let stop_answered = Instant::now();
         assert_eq!(r.status, 200, "{}", r.text());
         let clip = r.json();

@@ -4,6 +4,7 @@
 
 pub mod creds;
 pub mod fakecam;
+pub mod mjpeg_server;
 pub mod preload;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -302,6 +303,17 @@ impl Server {
 
     pub fn get(&self, path: &str) -> Response {
         request(self.addr, "GET", path, &[], b"")
+    }
+
+    /// Any method, no body.
+    pub fn call(&self, method: &str, path: &str) -> Response {
+        request(self.addr, method, path, &[], b"")
+    }
+
+    /// The server's process id (under a runner, the runner's: the same
+    /// process for qemu-user).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn post(&self, path: &str, body: &str) -> Response {
