@@ -4,7 +4,8 @@
 //! elapsed time, Stop, the last clip playing, an API error shown, the phone
 //! layout, no console errors) and `signal.mjs` (NO SIGNAL and back).
 //! Debian's Firefox ESR, driven by puppeteer-core, runs `firefox.mjs` (the
-//! live preview, and a recorded clip playing).
+//! live preview, and a recorded clip playing). `cameras.mjs` (two cameras
+//! recording at once from their tiles, the clip library) runs in both.
 //!
 //! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
 //! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
@@ -88,6 +89,17 @@ fn setup_for(browser: &str) -> Option<(MutexGuard<'static, ()>, PathBuf)> {
 /// Runs `node SCRIPT http://ADDR ARGS...`, prints its output, and fails the
 /// test with the output and the server's log unless it exits 0 with PASS.
 fn run_script(dir: &Path, script: &str, server: &Server, args: &[&Path]) {
+    run_script_with(dir, script, server, args, &[])
+}
+
+/// `run_script` with environment variables for the script.
+fn run_script_with(
+    dir: &Path,
+    script: &str,
+    server: &Server,
+    args: &[&Path],
+    env: &[(&str, &str)],
+) {
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let stdout_path = out_dir.join(format!("{script}.stdout.txt"));
     let stderr_path = out_dir.join(format!("{script}.stderr.txt"));
@@ -96,6 +108,7 @@ fn run_script(dir: &Path, script: &str, server: &Server, args: &[&Path]) {
         .arg(dir.join(script))
         .arg(format!("http://{}", server.addr))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(File::create(&stdout_path).expect("browser stdout file"))
@@ -209,4 +222,42 @@ fn web_page_and_clip_in_headless_firefox() {
         "--source", "test", "--width", "640", "--height", "360", "--fps", "15",
     ]);
     run_script(&dir, "firefox.mjs", &server, &[]);
+}
+
+/// A server with two test cameras, `a` and `b`, for `cameras.mjs`.
+fn two_cameras() -> Server {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let config = tmp.path().join("vr.toml");
+    std::fs::write(
+        &config,
+        "width = 320\nheight = 240\nfps = 15\n\
+         [[camera]]\nid = \"a\"\nsource = \"test\"\n\n[[camera]]\nid = \"b\"\nsource = \"test\"\n",
+    )
+    .expect("write config");
+    let mut s = Server::start_in(
+        &tmp.path().join("clips"),
+        &["--config", config.to_str().expect("utf-8 path")],
+    );
+    s.keep(tmp);
+    s
+}
+
+/// Two cameras recording at once from their tiles, and the clip library
+/// (thumbnails, filter, playing, delete), in Chromium.
+#[test]
+fn two_cameras_and_the_library_in_headless_chromium() {
+    let Some((_guard, dir)) = setup() else {
+        return;
+    };
+    run_script(&dir, "cameras.mjs", &two_cameras(), &[]);
+}
+
+/// The same in Firefox.
+#[test]
+fn two_cameras_and_the_library_in_headless_firefox() {
+    let Some((_guard, dir)) = setup_for("firefox-esr") else {
+        return;
+    };
+    let server = two_cameras();
+    run_script_with(&dir, "cameras.mjs", &server, &[], &[("BROWSER", "firefox")]);
 }

@@ -25,6 +25,8 @@ fn req(s: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> Respon
 const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/", false),
     ("GET", "/app.js", false),
+    ("GET", "/tiles.js", false),
+    ("GET", "/library.js", false),
     ("GET", "/app.css", true),
     ("GET", "/login.css", true),
     ("GET", "/favicon.svg", true),

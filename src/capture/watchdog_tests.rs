@@ -179,7 +179,7 @@ fn no_signal_while_down_then_live_again() {
     assert!(back - first_ns >= 1);
     // The DHT-less frame went out with the tables inserted.
     assert!(
-        jpeg::parse_header(&got[5].payload.jpeg().unwrap())
+        jpeg::parse_header(got[5].payload.jpeg().unwrap())
             .unwrap()
             .has_dht
     );

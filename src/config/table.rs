@@ -138,6 +138,7 @@ fn within<T: PartialOrd + Copy>(lo: T, hi: T, message: &'static str) -> impl Fn(
 
 type Check = Result<(), String>;
 
+#[allow(clippy::ptr_arg)] // checks take the setting's own type
 fn not_empty(v: &String) -> Check {
     if v.trim().is_empty() {
         Err("must not be empty".into())
@@ -150,6 +151,7 @@ fn any<T>(_: &T) -> Check {
     Ok(())
 }
 
+#[allow(clippy::ptr_arg)] // checks take the setting's own type
 fn user_name(v: &String) -> Check {
     if v.is_empty() || v.contains(':') || v.chars().any(char::is_control) {
         Err("must be non-empty, without ':' or control characters".into())
@@ -158,6 +160,7 @@ fn user_name(v: &String) -> Check {
     }
 }
 
+#[allow(clippy::ptr_arg)] // checks take the setting's own type
 fn password_hash(v: &String) -> Check {
     if !v.is_empty() && argon2::PasswordHash::new(v).is_err() {
         Err("is not a password hash; make one with `video-recorder hash-password`".into())

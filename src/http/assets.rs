@@ -13,6 +13,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/app.js"),
     ),
     (
+        "/tiles.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/tiles.js"),
+    ),
+    (
+        "/library.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/library.js"),
+    ),
+    (
         "/app.css",
         "text/css; charset=utf-8",
         include_bytes!("assets/app.css"),

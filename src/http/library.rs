@@ -35,13 +35,14 @@ pub fn parse_query(query: &str) -> Result<Query, ApiError> {
             "before" if crate::clips::valid_id(v) => q.before = Some(v.into()),
             "before" => return Err(bad("before must be a clip id")),
             "limit" => {
-                q.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::new(Kind::Unprocessable, "limit must be from 1 to 1000")
-                    })?
+                let n: usize = v.parse().map_err(|_| bad("limit must be a number"))?;
+                if !(1..=MAX_PAGE).contains(&n) {
+                    return Err(ApiError::new(
+                        Kind::Unprocessable,
+                        "limit must be from 1 to 1000",
+                    ));
+                }
+                q.limit = n;
             }
             // The page's own cache-buster, and the download switch.
             "t" | "download" => {}

@@ -88,6 +88,20 @@ pub const ROUTES: &[Row] = &[
     row!("GET", "/app.js", Viewer, "the page's script", |_| {
         Route::Asset("/app.js")
     }),
+    row!(
+        "GET",
+        "/tiles.js",
+        Viewer,
+        "the page's camera tiles",
+        |_| Route::Asset("/tiles.js")
+    ),
+    row!(
+        "GET",
+        "/library.js",
+        Viewer,
+        "the page's clip library",
+        |_| Route::Asset("/library.js")
+    ),
     row!("GET", "/app.css", Public, "the page's styles", |_| {
         Route::Asset("/app.css")
     }),

@@ -1,6 +1,9 @@
-// Video Recorder web page: polls /status, drives POST /start and /stop,
-// keeps the MJPEG preview connected and shows the last clip. Plain script,
-// no framework, no inline handlers (the page is meant to run under a strict
+// Video Recorder web page: the large view of one camera (the first, or
+// the one picked from the tiles). Polls /status, drives Start and Stop,
+// keeps the MJPEG preview connected and shows the camera's last clip. It
+// tells the tiles (tiles.js) and the library (library.js) what /status said
+// with a `vr:status` event, and follows their `vr:select`. Plain script, no
+// framework, no inline handlers (the page runs under a strict
 // Content-Security-Policy).
 "use strict";
 
@@ -48,6 +51,7 @@
     video: $("clip-video"),
     clipMeta: $("clip-meta"),
     version: $("version"),
+    cameraName: $("osd-camera"),
   };
 
   const state = {
@@ -64,7 +68,15 @@
     // picture just freezes. Watch the picture itself.
     stall: { fp: null, since: 0, limit: STALL_MS },
     pollTimer: 0,
+    // The camera in the large view: null for the first (the original
+    // routes, /video, /start…), else its id (/cameras/<id>/…).
+    camera: null,
   };
+
+  /// A route of the camera in view.
+  function route(path) {
+    return state.camera ? `/cameras/${encodeURIComponent(state.camera)}${path}` : path;
+  }
 
   // ---------- formatting ----------
 
@@ -138,7 +150,16 @@
       if (!r.ok || !r.body) throw new Error(`status ${r.status}`);
       const wasOffline = !state.online;
       state.online = true;
-      applyStatus(r.body);
+      document.dispatchEvent(new CustomEvent("vr:status", { detail: r.body }));
+      let s = r.body;
+      const viewing = state.camera;
+      if (viewing && viewing !== s.camera) {
+        // Another camera in view: its own fields over the first camera's.
+        const c = await api("GET", route("/status"));
+        if (viewing !== state.camera) return; // switched meanwhile: next poll
+        if (c.ok && c.body) s = Object.assign({}, s, c.body);
+      }
+      applyStatus(s);
       // The server came back (restart, network): the old stream is dead.
       if (wasOffline) restartStream(true);
     } catch (_) {
@@ -161,6 +182,8 @@
     if (s.last_clip && s.last_clip.id) {
       showClip({ id: s.last_clip.id, size: s.last_clip.size_bytes });
     }
+    const many = Array.isArray(s.cameras) && s.cameras.length > 1;
+    setText(el.cameraName, many ? s.camera || "" : "");
     render();
   }
 
@@ -292,7 +315,7 @@
     showError("");
     renderButton();
     try {
-      const r = await api("POST", stopping ? "/stop" : "/start");
+      const r = await api("POST", route(stopping ? "/stop" : "/start"));
       const b = r.body || {};
       if (!r.ok) {
         showError(b.error || `${stopping ? "Stop" : "Start"} failed (HTTP ${r.status})`);
@@ -319,8 +342,8 @@
     const same = state.clip && state.clip.id === c.id;
     state.clip = Object.assign({}, same ? state.clip : {}, stripUndefined(c));
     if (!same) {
-      el.video.src = `/last?v=${encodeURIComponent(c.id)}`;
-      el.download.href = "/last?download=1";
+      el.video.src = `${route("/last")}?v=${encodeURIComponent(c.id)}`;
+      el.download.href = `${route("/last")}?download=1`;
       el.download.setAttribute("download", `${c.id}.mp4`);
     }
     el.clipEmpty.hidden = true;
@@ -351,7 +374,27 @@
 
   function streamUrl() {
     // A fresh URL after the first connection so no cache answers for it.
-    return state.stream.attempt === 0 ? "/video" : `/video?r=${state.stream.attempt}`;
+    const url = route("/video");
+    return state.stream.attempt === 0 ? url : `${url}?r=${state.stream.attempt}`;
+  }
+
+  /// Shows another camera large (from a tile): its picture, controls and
+  /// last clip.
+  function selectCamera(id) {
+    const first = state.status && state.status.cameras && state.status.cameras[0];
+    const next = first && id === first.id ? null : id;
+    if (next === state.camera) return;
+    state.camera = next;
+    state.anchor = null;
+    state.clip = null;
+    el.video.removeAttribute("src");
+    el.clipBody.hidden = true;
+    el.clipEmpty.hidden = false;
+    el.download.hidden = true;
+    showError("");
+    state.stream.attempt = Math.max(1, state.stream.attempt);
+    startStream();
+    poll();
   }
 
   function startStream() {
@@ -445,6 +488,7 @@
   // ---------- wiring ----------
 
   el.button.addEventListener("click", toggleRecording);
+  document.addEventListener("vr:select", (e) => selectCamera(e.detail.id));
   el.video.addEventListener("loadedmetadata", renderClipMeta);
   el.video.addEventListener("error", () => {
     if (state.clip) setText(el.clipMeta, `${state.clip.id} · cannot be played here; use Download`);

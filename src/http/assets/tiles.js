@@ -1,0 +1,182 @@
+// The camera tiles: with more than one camera, a live tile per camera
+// (name, state, REC with elapsed time, fps) with its own Start/Stop, and
+// "Record all". A tile's picture opens that camera in the large view
+// (app.js, through a `vr:select` event); that camera's tile then shows a
+// still instead of a second stream of the same camera.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const section = $("tiles-section");
+  const list = $("tiles");
+  const all = $("record-all");
+  const tiles = new Map(); // id -> {li, img, name, state, fps, rec, time, btn, anchor}
+  let cameras = [];
+  let selected = null; // id of the camera in the large view
+  let busy = false; // a Record all is in flight
+  let admin = true;
+
+  const fmtClock = (sec) => {
+    const s = Math.max(0, Math.floor(sec));
+    const two = (n) => String(n).padStart(2, "0");
+    const h = Math.floor(s / 3600);
+    return h > 0 ? `${h}:${two(Math.floor((s % 3600) / 60))}:${two(s % 60)}` : `${two(Math.floor(s / 60))}:${two(s % 60)}`;
+  };
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  async function post(path) {
+    const res = await fetch(path, { method: "POST", headers: { Accept: "application/json" } });
+    const body = await res.json().catch(() => ({}));
+    return { ok: res.ok, status: res.status, body };
+  }
+
+  const camPath = (id, what) => `/cameras/${encodeURIComponent(id)}/${what}`;
+
+  function make(c) {
+    const li = document.createElement("li");
+    li.className = "tile";
+    li.dataset.camera = c.id;
+    const screen = document.createElement("button");
+    screen.type = "button";
+    screen.className = "tile-screen";
+    screen.title = `Show ${c.id} large`;
+    const img = document.createElement("img");
+    img.className = "tile-img";
+    img.alt = `Live picture of ${c.id}`;
+    screen.append(img);
+    const rec = document.createElement("span");
+    rec.className = "rec tile-rec";
+    rec.hidden = true;
+    rec.innerHTML = '<span class="rec-dot" aria-hidden="true"></span><span class="rec-label">REC</span> ';
+    const time = document.createElement("span");
+    time.className = "rec-time";
+    rec.append(time);
+    screen.append(rec);
+    const bar = document.createElement("div");
+    bar.className = "tile-bar";
+    const name = document.createElement("strong");
+    name.className = "tile-name";
+    const state = document.createElement("span");
+    state.className = "state";
+    const fps = document.createElement("span");
+    fps.className = "tile-fps";
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "btn-secondary tile-btn";
+    bar.append(name, state, fps, btn);
+    li.append(screen, bar);
+    const t = { li, img, name, state, fps, rec, time, btn, anchor: null, recording: false };
+    screen.addEventListener("click", () => {
+      document.dispatchEvent(new CustomEvent("vr:select", { detail: { id: c.id } }));
+      selected = c.id;
+      for (const [id, x] of tiles) picture(id, x);
+      window.scrollTo({ top: 0, behavior: "smooth" });
+    });
+    btn.addEventListener("click", () => toggle(c.id, t));
+    return t;
+  }
+
+  /// The tile's picture: a live stream, or a still for the camera shown large.
+  function picture(id, t) {
+    const want = id === selected ? `${camPath(id, "snapshot.jpg")}?t=${Date.now()}` : camPath(id, "video");
+    const live = id !== selected;
+    if (t.live === live && t.img.getAttribute("src")) return;
+    t.live = live;
+    t.img.src = want;
+    t.li.classList.toggle("selected", !live);
+  }
+
+  async function toggle(id, t) {
+    t.btn.disabled = true;
+    const r = await post(camPath(id, t.recording ? "stop" : "start")).catch((e) => ({ ok: false, body: { error: String(e) } }));
+    if (!r.ok) t.btn.title = (r.body && r.body.error) || `HTTP ${r.status}`;
+    if (r.ok && !t.recording) {
+      t.recording = true;
+      t.anchor = { elapsed: 0, at: performance.now() };
+    } else if (r.ok) {
+      t.recording = false;
+      t.anchor = null;
+    }
+    t.btn.disabled = false;
+    render();
+  }
+
+  async function recordAll() {
+    if (busy) return;
+    busy = true;
+    all.disabled = true;
+    const start = cameras.some((c) => !c.recording);
+    await Promise.all(
+      cameras.filter((c) => c.recording !== start).map((c) => post(camPath(c.id, start ? "start" : "stop")).catch(() => null)),
+    );
+    busy = false;
+    all.disabled = false;
+    for (const c of cameras) {
+      const t = tiles.get(c.id);
+      if (t) {
+        t.recording = start;
+        t.anchor = start ? t.anchor || { elapsed: 0, at: performance.now() } : null;
+      }
+      c.recording = start;
+    }
+    render();
+  }
+
+  function apply(status) {
+    cameras = Array.isArray(status.cameras) ? status.cameras : [];
+    admin = !status.session || status.session.role !== "viewer";
+    section.hidden = cameras.length < 2;
+    if (section.hidden) return;
+    if (selected === null && cameras[0]) selected = cameras[0].id;
+    for (const c of cameras) {
+      let t = tiles.get(c.id);
+      if (!t) {
+        t = make(c);
+        tiles.set(c.id, t);
+        list.append(t.li);
+      }
+      t.anchor = c.recording ? { elapsed: Number(c.elapsed_sec) || 0, at: performance.now() } : null;
+      t.recording = !!c.recording;
+      setText(t.name, c.id);
+      t.name.title = [c.kind, c.name].filter(Boolean).join(": ");
+      setText(t.state, { live: "Live", test: "Test", down: "No signal", starting: "Starting" }[c.state] || c.state);
+      t.state.className = `state ${c.state}`;
+      t.state.title = c.message || "";
+      const fps = Number(c.fps);
+      setText(t.fps, fps > 0 ? `${fps.toFixed(1)} fps` : "");
+      picture(c.id, t);
+    }
+    render();
+  }
+
+  function render() {
+    for (const t of tiles.values()) {
+      t.rec.hidden = !t.recording;
+      t.li.classList.toggle("recording", t.recording);
+      if (t.anchor) setText(t.time, fmtClock(t.anchor.elapsed + (performance.now() - t.anchor.at) / 1000));
+      setText(t.btn, t.recording ? "Stop" : "Start");
+      t.btn.classList.toggle("stop", t.recording);
+      t.btn.hidden = !admin;
+    }
+    setText(all, cameras.some((c) => !c.recording) ? "Record all" : "Stop all");
+    all.hidden = !admin;
+  }
+
+  document.addEventListener("vr:status", (e) => apply(e.detail));
+  all.addEventListener("click", recordAll);
+  setInterval(render, 250);
+  // A hidden tab holds no streams (and no camera bandwidth).
+  document.addEventListener("visibilitychange", () => {
+    for (const [id, t] of tiles) {
+      if (document.hidden) {
+        t.img.removeAttribute("src");
+        t.live = undefined;
+      } else {
+        picture(id, t);
+      }
+    }
+  });
+})();

@@ -1,0 +1,218 @@
+// Two cameras and the clip library in a real browser: Debian's Chromium
+// (BROWSER=chrome, the default) or Firefox ESR (BROWSER=firefox), both
+// driven by puppeteer-core.
+//
+//   node tests/browser/cameras.mjs http://127.0.0.1:PORT
+//
+// Expects a server with two cameras, `a` and `b` (test sources), idle and
+// with no clips. Checks the tiles show both cameras live, each tile's
+// Start/Stop records that camera only (two at once), REC with a growing
+// time on each, a tile opening its camera in the large view, the library
+// listing the clips with their thumbnails, the camera filter, a clip
+// playing inline, delete (press twice), "Record all", the phone layout, and
+// no page errors.
+
+import puppeteer from "puppeteer-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { apiFor, baseArg, check, fmt, horizontalOverflow, log, parseClock, run, sleep, until } from "./lib.mjs";
+
+const which = process.env.BROWSER || "chrome";
+const base = baseArg("node cameras.mjs http://HOST:PORT");
+const api = apiFor(base);
+
+async function launch() {
+  const profile = mkdtempSync(join(tmpdir(), `vr-${which}-`));
+  const browser =
+    which === "firefox"
+      ? await puppeteer.launch({
+          browser: "firefox",
+          executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+          headless: true,
+          userDataDir: profile,
+          extraPrefsFirefox: {
+            "media.autoplay.default": 0,
+            "app.update.enabled": false,
+            "browser.safebrowsing.malware.enabled": false,
+            "browser.safebrowsing.phishing.enabled": false,
+            "datareporting.policy.dataSubmissionEnabled": false,
+            "network.captive-portal-service.enabled": false,
+          },
+        })
+      : await puppeteer.launch({
+          browser: "chrome",
+          executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+          headless: true,
+          userDataDir: profile,
+          args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+        });
+  return { browser, profile };
+}
+
+const cameras = async () => (await api("GET", "/cameras")).body.cameras;
+const recording = async () => Object.fromEntries((await cameras()).map((c) => [c.id, c.recording]));
+
+async function tile(page, id, what) {
+  return page.evaluate(
+    (id, what) => {
+      const li = document.querySelector(`li.tile[data-camera="${id}"]`);
+      if (!li) return null;
+      const img = li.querySelector(".tile-img");
+      const rec = li.querySelector(".tile-rec");
+      return {
+        shown: li.offsetHeight > 0,
+        picture: img.naturalWidth,
+        src: img.getAttribute("src"),
+        rec: !rec.hidden,
+        time: li.querySelector(".rec-time").textContent,
+        button: li.querySelector(".tile-btn").textContent,
+      }[what];
+    },
+    id,
+    what,
+  );
+}
+
+async function clickTile(page, id, part) {
+  await page.evaluate(
+    (id, part) => document.querySelector(`li.tile[data-camera="${id}"] ${part}`).click(),
+    id,
+    part,
+  );
+}
+
+async function main() {
+  const { browser, profile } = await launch();
+  try {
+    log(`browser: ${await browser.version()}`);
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+
+    // 1. Two live tiles.
+    const resp = await page.goto(base + "/", { waitUntil: "load" });
+    check(resp && resp.status() === 200, `GET / answered ${resp && resp.status()}`);
+    for (const id of ["a", "b"]) {
+      await until(`tile ${id} to show a picture`, async () => (await tile(page, id, "shown")) && (await tile(page, id, "picture")) > 0, 20_000);
+    }
+    check((await tile(page, "b", "src")) === "/cameras/b/video", `tile b streams ${await tile(page, "b", "src")}`);
+    log("two tiles, both live");
+
+    // 2. Each tile records its own camera; two at once.
+    await clickTile(page, "a", ".tile-btn");
+    await until("camera a recording", async () => (await recording()).a === true);
+    check((await recording()).b === false, "starting a started b");
+    await clickTile(page, "b", ".tile-btn");
+    await until("camera b recording too", async () => (await recording()).b === true);
+    await until("REC on both tiles", async () => (await tile(page, "a", "rec")) && (await tile(page, "b", "rec")));
+    const t1 = parseClock(await tile(page, "a", "time"));
+    await sleep(1500);
+    const t2 = parseClock(await tile(page, "a", "time"));
+    check(t2 > t1, `tile a's REC time did not grow: ${t1} then ${t2}`);
+    log(`both recording; tile a REC ${t1} s -> ${t2} s`);
+
+    // 3. Stopping one leaves the other recording.
+    await clickTile(page, "a", ".tile-btn");
+    await until("camera a stopped", async () => (await recording()).a === false);
+    check((await recording()).b === true, "stopping a stopped b");
+    await until("tile a without REC", async () => !(await tile(page, "a", "rec")));
+    log("a stopped, b still recording");
+
+    // 4. A tile opens its camera large: the main view and its Stop are b's.
+    await clickTile(page, "b", ".tile-screen");
+    await until("the large view to show b", () =>
+      page.evaluate(() => document.getElementById("osd-camera").textContent === "b" && document.getElementById("preview").getAttribute("src").startsWith("/cameras/b/video")),
+    );
+    await until("the main button to offer Stop for b", () => page.evaluate(() => document.getElementById("record-label").textContent.includes("Stop")));
+    check((await tile(page, "b", "src")).includes("snapshot.jpg"), "b's tile still streams while b is shown large");
+    await page.click("#record");
+    await until("camera b stopped from the main button", async () => (await recording()).b === false);
+    log("b opened large and stopped there");
+
+    // 5. The library: both clips with their thumbnails, newest first.
+    const items = await until("two clips in the library", () =>
+      page.evaluate(() => {
+        const li = [...document.querySelectorAll("#lib-list li")];
+        return li.length >= 2 && li.every((x) => x.querySelector("img") && x.querySelector("img").naturalWidth > 0) && li.map((x) => x.dataset.id);
+      }),
+    20_000);
+    const listed = (await api("GET", "/clips")).body.clips.map((c) => c.id);
+    check(fmt(items) === fmt(listed), `library shows ${fmt(items)}, /clips says ${fmt(listed)}`);
+    check(items[0].startsWith("b-"), `newest first: ${fmt(items)}`);
+    await page.select("#lib-camera", "a");
+    await until("only a's clips", () =>
+      page.evaluate(() => {
+        const li = [...document.querySelectorAll("#lib-list li")];
+        return li.length === 1 && li[0].dataset.id.startsWith("a-");
+      }),
+    );
+    await page.select("#lib-camera", "");
+    await until("all clips again", () => page.evaluate(() => document.querySelectorAll("#lib-list li").length >= 2));
+    log(`library: ${items.join(", ")}; the filter works`);
+
+    // 6. A clip plays inline.
+    await page.evaluate(() => document.querySelector("#lib-list li .lib-card").click());
+    const played = await until(
+      "the library clip to play",
+      () =>
+        page.evaluate(async () => {
+          const v = document.getElementById("lib-video");
+          if (v.error) throw new Error(`media error ${v.error.code}`);
+          if (v.paused) {
+            v.muted = true;
+            await v.play().catch(() => {});
+          }
+          return v.currentTime > 0.3 && { t: v.currentTime, w: v.videoWidth };
+        }),
+      20_000,
+    );
+    check(played.w === 320, `the clip is ${played.w} wide`);
+    log(`a library clip plays (${played.t.toFixed(2)} s in)`);
+
+    // 7. Delete, pressing twice.
+    const doomed = await page.evaluate(() => document.querySelector("#lib-list li.playing").dataset.id);
+    await page.click("#lib-delete");
+    check((await page.evaluate(() => document.getElementById("lib-delete").textContent)).includes("again"), "delete did not ask for a second press");
+    await page.click("#lib-delete");
+    await until("the clip gone from the library", () =>
+      page.evaluate((id) => ![...document.querySelectorAll("#lib-list li")].some((x) => x.dataset.id === id), doomed),
+    );
+    const gone = await fetch(`${base}/clips/${doomed}.mp4`);
+    check(gone.status === 404, `deleted clip still served: ${gone.status}`);
+    log(`deleted ${doomed}`);
+
+    // 8. Record all, then stop all.
+    await page.click("#record-all");
+    await until("both recording after Record all", async () => {
+      const r = await recording();
+      return r.a && r.b;
+    });
+    await until("the button to offer Stop all", () => page.evaluate(() => document.getElementById("record-all").textContent === "Stop all"));
+    await sleep(800);
+    await page.click("#record-all");
+    await until("both stopped after Stop all", async () => {
+      const r = await recording();
+      return !r.a && !r.b;
+    });
+    log("Record all and Stop all");
+
+    // 9. A phone: nothing sticks out sideways; tiles' buttons are thumb-sized.
+    await page.setViewport({ width: 390, height: 844 });
+    await sleep(300);
+    const narrow = await horizontalOverflow(page);
+    check(narrow.length === 0, `overflow at 390 px: ${narrow.join("; ")}`);
+    const btn = await page.evaluate(() => document.querySelector("li.tile .tile-btn").getBoundingClientRect().height);
+    check(btn >= 44, `tile button ${btn} px high on a phone`);
+    log("phone layout fits");
+
+    check(errors.length === 0, `page errors:\n  ${errors.join("\n  ")}`);
+  } finally {
+    await browser.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+run(main);
