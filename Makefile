@@ -72,6 +72,7 @@ release:
 test:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy -p vr-harness --all-targets -- -D warnings
 	$(CARGO) test
 	$(CARGO) test -p tiny_http --lib
 	$(CARGO) fmt --check --manifest-path $(LOAD_MANIFEST)

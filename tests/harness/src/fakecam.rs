@@ -23,8 +23,7 @@ pub struct FakeCam {
 fn library() -> Option<PathBuf> {
     static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
     LIB.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("fakecam-{}.so", std::process::id()));
+        let out = super::tmp_dir().join(format!("fakecam-{}.so", std::process::id()));
         super::preload::build("fakecam/fakecam.c", &out)
     })
     .clone()

@@ -27,9 +27,7 @@ pub fn build(src: &str, out: &Path) -> Option<PathBuf> {
         super::skip(&format!("no {cc} to build tests/{src}"));
         return None;
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join(src);
+    let src = super::tests_dir().join(src);
     let done = Command::new(cc)
         .args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o"])
         .arg(out)

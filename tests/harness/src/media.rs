@@ -1,0 +1,70 @@
+//! Clips checked by an independent reader (ffprobe) and by our own, and
+//! MJPEG files made by ffmpeg.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{CHILD_TIMEOUT, RunWithin, command};
+
+/// ffprobe's view of a clip's video stream and format, as JSON.
+pub fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output_within(CHILD_TIMEOUT)
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// Our own reader's view (`video-recorder probe FILE`).
+pub fn own_probe(path: &Path) -> serde_json::Value {
+    let out = command()
+        .arg("probe")
+        .arg(path)
+        .output_within(CHILD_TIMEOUT)
+        .expect("run probe");
+    assert!(
+        out.status.success(),
+        "probe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("probe JSON")
+}
+
+/// An MJPEG file made by ffmpeg (`testsrc2`), `frames` long.
+pub fn make_mjpeg(dir: &Path, width: u32, height: u32, fps: u32, frames: u32) -> PathBuf {
+    let path = dir.join(format!("in-{width}x{height}-{fps}.mjpeg"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
+        .args([
+            "-frames:v",
+            &frames.to_string(),
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "5",
+            "-f",
+            "mjpeg",
+        ])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    path
+}

@@ -1,0 +1,101 @@
+//! Child processes with deadlines, and small file-system helpers.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The names in a directory, sorted (none if it does not exist).
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Longest a child process of a test may run before it is killed and the
+/// test fails: a hung tool must not hang the suite.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `output()` and `status()` with a deadline: the child is killed, and the
+/// test fails with what it printed, when it runs past `limit`.
+pub trait RunWithin {
+    fn output_within(&mut self, limit: Duration) -> std::io::Result<std::process::Output>;
+    fn status_within(&mut self, limit: Duration) -> std::io::Result<std::process::ExitStatus>;
+}
+
+impl RunWithin for Command {
+    fn output_within(&mut self, limit: Duration) -> std::io::Result<std::process::Output> {
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().unwrap()));
+        let err = drain(Box::new(child.stderr.take().unwrap()));
+        let status = match wait_timeout(&mut child, limit) {
+            Some(st) => st,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let (o, e) = (out.join().unwrap(), err.join().unwrap());
+                panic!(
+                    "{:?} ran past {limit:?}; killed. stdout:\n{}\nstderr:\n{}",
+                    self.get_program(),
+                    String::from_utf8_lossy(&o),
+                    String::from_utf8_lossy(&e)
+                );
+            }
+        };
+        Ok(std::process::Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        })
+    }
+
+    fn status_within(&mut self, limit: Duration) -> std::io::Result<std::process::ExitStatus> {
+        let mut child = self.spawn()?;
+        match wait_timeout(&mut child, limit) {
+            Some(st) => Ok(st),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{:?} ran past {limit:?}; killed", self.get_program());
+            }
+        }
+    }
+}
+
+pub(crate) fn unsafe_kill(pid: i32, sig: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
