@@ -11,6 +11,8 @@ Runs, each against a fresh server and repeated --reps times (medians):
   ustreamer  (not in the default set) our binary and Debian's ustreamer, one
              after the other, on the same stand-in camera (tests/fakecam,
              LD_PRELOAD) playing the same JPEGs, same viewers (vr-load)
+  cameras    (not in the default set) 1, 2 and 4 stand-in cameras in one
+             server: idle, 10 viewers each, all recording (bench/cameras.py)
 
 Writes bench/out/results.json (every run) and bench/out/results.md (tables).
 """
@@ -30,6 +32,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+import cameras as many_cameras
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -522,6 +526,8 @@ def tables(res, a):
                           f"{fmt(m('heads_over_1s'), 0)} | {fmt(m('others_cpu_pct'), 0)} | "
                           f"{fmt(m('steal_pct'), 0)} | {fmt(m('loadavg_before'), 1)} |")
         md.append("")
+    if res.get("cameras"):
+        md += many_cameras.table(res["cameras"], a, fmt, median)
     if res.get("pi_bin_bytes"):
         md.append(f"**aarch64 binary** (stripped, `make pi`): {res['pi_bin_bytes']} bytes "
                   f"({res['pi_bin_bytes'] / 2**20:.2f} MiB).\n")
@@ -548,13 +554,15 @@ def main():
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--presets", default="ultrafast,veryfast")
     ap.add_argument("--only", default="idle,viewers,recording,size",
-                    help="any of idle,viewers,recording,size,ustreamer")
+                    help="any of idle,viewers,recording,size,ustreamer,cameras")
+    ap.add_argument("--cameras", default="1,2,4", help="camera counts of the cameras run")
     ap.add_argument("--cam-viewers", default="1,100,500,1000",
                     help="viewer counts of the ustreamer comparison")
     ap.add_argument("--ustreamer", default="ustreamer", help="the ustreamer binary")
     a = ap.parse_args()
     a.presets = [p for p in a.presets.split(",") if p]
     a.cam_viewers = [int(x) for x in a.cam_viewers.split(",") if x]
+    a.cameras = [int(x) for x in a.cameras.split(",") if x]
     only = set(a.only.split(","))
     os.makedirs(a.out, exist_ok=True)
     a.bin, a.load = os.path.abspath(a.bin), os.path.abspath(a.load)
@@ -580,6 +588,9 @@ def main():
         res["recording"], _ = run_recording(a, log)
     if "ustreamer" in only:
         res["ustreamer"] = run_ustreamer(a, log)
+    if "cameras" in only:
+        res["cameras"] = many_cameras.run_cameras(a, log, Server, make_input, cpu_seconds,
+                                                  memory_kib, median)
     if "size" in only and a.pi_bin and os.path.exists(a.pi_bin):
         res["pi_bin_bytes"] = os.path.getsize(a.pi_bin)
     with open(os.path.join(a.out, "results.json"), "w") as f:
