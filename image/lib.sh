@@ -143,19 +143,10 @@ render_config() {
   if grep -q '^[[:space:]]*password_hash[[:space:]]*=' "$template"; then
     awk -v h="$hash" '/^[[:space:]]*password_hash[[:space:]]*=/ { print "password_hash = \"" h "\""; next } { print }' "$template"
   else
-    # Before the cameras' sections (commented out or not): a key after a
-    # `[[camera]]` line would belong to that camera.
-    awk -v h="$hash" '
-      function put() {
-        print "# Added by make deploy / make image: the Argon2 hash of the admin password."
-        print "# A new one: video-recorder hash-password (reads the password on stdin)."
-        print "password_hash = \"" h "\""
-        print ""
-        done = 1
-      }
-      !done && /^[[:space:]]*#?[[:space:]]*\[\[camera\]\]/ { put() }
-      { print }
-      END { if (!done) { print ""; put() } }' "$template"
+    cat "$template"
+    printf '\n# Added by make deploy / make image: the Argon2 hash of the admin password.\n'
+    printf '# A new one: video-recorder hash-password (reads the password on stdin).\n'
+    printf 'password_hash = "%s"\n' "$hash"
   fi
 }
 
