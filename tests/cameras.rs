@@ -515,3 +515,64 @@ fn the_library_pages_filters_and_deletes_but_never_a_recording() {
     assert!(b_clip["duration_sec"].as_f64() > Some(1.0), "{b_clip}");
     assert_eq!(s.get("/cameras/b/last").status, 200);
 }
+
+#[test]
+fn retention_spans_cameras_and_never_takes_a_recording() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clips = tmp.path().join("clips");
+    // Camera a's old clips, 400 KB each: 1.2 MB, over a 1 MiB budget.
+    std::fs::create_dir_all(clips.join("a")).unwrap();
+    let old = [
+        "a-20200101-000000",
+        "a-20200101-000001",
+        "a-20200101-000002",
+    ];
+    for id in old {
+        std::fs::write(
+            clips.join("a").join(format!("{id}.mp4")),
+            vec![0u8; 400_000],
+        )
+        .unwrap();
+    }
+    let config = tmp.path().join("vr.toml");
+    std::fs::write(
+        &config,
+        "width = 640\nheight = 360\nfps = 15\nclips_max_mb = 1\nclips_min_free_mb = 0\n\
+         [[camera]]\nid = \"a\"\nsource = \"test\"\n\n\
+         [[camera]]\nid = \"b\"\nsource = \"test\"\nbitrate_kbps = 4000\n",
+    )
+    .unwrap();
+    let s = Server::start_in(&clips, &["--config", config.to_str().unwrap()]);
+    // At start the oldest went, to fit the budget.
+    let left = common::files(&clips.join("a"));
+    assert_eq!(
+        left,
+        [format!("{}.mp4", old[1]), format!("{}.mp4", old[2])],
+        "{}",
+        s.log()
+    );
+    wait_cameras(&s, "b live", |c| camera(c, "b")["fps"].as_f64() > Some(5.0));
+    // b records until its growing .part pushes the total over the budget:
+    // then a's older clip goes, never b's recording, never a's newest.
+    assert_eq!(s.post("/cameras/b/start", "").status, 200);
+    let t0 = Instant::now();
+    while clips.join("a").join(format!("{}.mp4", old[1])).exists() {
+        assert!(t0.elapsed() < WAIT, "retention never ran: {}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        clips.join("a").join(format!("{}.mp4", old[2])).exists(),
+        "a's newest kept"
+    );
+    let r = s.post("/cameras/b/stop", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let clip = r.json();
+    let path = PathBuf::from(clip["path"].as_str().unwrap());
+    let p = common::own_probe(&path);
+    assert_eq!(p["frames"], clip["frames"], "b's clip whole: {p}");
+    assert!(
+        s.log().contains(&format!("deleted oldest clip {}", old[1])),
+        "{}",
+        s.log()
+    );
+}

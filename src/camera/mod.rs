@@ -150,7 +150,13 @@ impl Cameras {
                 .collect();
             finishing
                 .into_iter()
-                .filter_map(|h| h.join().ok().flatten())
+                .filter_map(|h| match h.join() {
+                    Ok(saved) => saved,
+                    Err(_) => {
+                        log::error!("a camera's recorder panicked while finishing its clip");
+                        None
+                    }
+                })
                 .collect()
         });
         for c in &self.0 {

@@ -53,13 +53,25 @@ fn read(file: std::fs::File) -> Option<ClipMeta> {
 impl Clips {
     /// The clip's metadata (cached by file identity); `None` if unreadable.
     pub fn meta(&self, clip: &ClipEntry) -> Option<ClipMeta> {
-        let mut cache = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((id, m)) = cache.get(&clip.id)
+        let cache = || self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, m)) = cache().get(&clip.id)
             && *id == clip.dev_ino
         {
             return Some(m.clone());
         }
-        let m = read(self.open_clip(clip).ok()?)?;
+        // Read without the lock: other pages' requests need not wait.
+        let m = match self.open_clip(clip).map(read) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                log::warn!("clip {}: its MP4 header cannot be read", clip.id);
+                return None;
+            }
+            Err(e) => {
+                log::warn!("clip {}: cannot open it to read its header: {e:?}", clip.id);
+                return None;
+            }
+        };
+        let mut cache = cache();
         if cache.len() >= MAX_CACHED {
             cache.clear();
         }

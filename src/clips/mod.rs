@@ -15,12 +15,12 @@
 //! the dispatch thread); every enforcement, after each finished clip and
 //! while recording, scans again.
 
+mod files;
 mod lock;
 mod meta;
 mod names;
 mod retention;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -108,7 +108,9 @@ pub struct Clips {
     /// Free and total bytes of the directory's file system (`statvfs`;
     /// tests give a disk of their own).
     space: Space,
-    _lock: Option<lock::DirLock>,
+    /// The directory's lock, and each camera directory's (a second process
+    /// pointed at `clips/front` must not finish this one's recordings).
+    _locks: Vec<lock::DirLock>,
 }
 
 /// Reads free and total bytes for a directory.
@@ -139,11 +141,12 @@ impl Clips {
     ) -> Result<Clips, String> {
         let dir = &settings.dir;
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create: {e}"))?;
-        let held = lock::lock(dir)?;
+        let mut held = vec![lock::lock(dir)?];
         for h in homes.iter().filter(|h| h.own_dir) {
             let home = dir.join(&h.camera);
             std::fs::create_dir_all(&home)
                 .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+            held.push(lock::lock(&home).map_err(|e| format!("{}: {e}", home.display()))?);
         }
         let clips = Clips {
             settings,
@@ -153,10 +156,11 @@ impl Clips {
             index: Mutex::new(Index::default()),
             meta: Mutex::default(),
             space: Box::new(fs_bytes),
-            _lock: Some(held),
+            _locks: held,
         };
         for d in clips.dirs() {
-            finish(&d, &valid_id);
+            let camera = clips.camera_of_dir(&d);
+            finish(&d, &|id| names::belongs(id, camera.as_deref()));
         }
         clips.rescan();
         clips.warn_if_floor_cannot_be_met();
@@ -185,7 +189,9 @@ impl Clips {
 
     /// The directory itself and every camera directory in it, configured
     /// or not (a camera taken out of the config keeps its clips listed and
-    /// under retention). Only real directories: never a symlink.
+    /// under retention). Only real directories, never a symlink; and in a
+    /// camera directory only that camera's clips count (see `belongs`), so
+    /// a folder of the user's (`clips/archive/`) is never touched.
     fn dirs(&self) -> Vec<PathBuf> {
         let root = &self.settings.dir;
         let mut dirs = vec![root.clone()];
@@ -199,6 +205,14 @@ impl Clips {
             }
         }
         dirs
+    }
+
+    /// The camera a directory holds the clips of: `None` for the clips
+    /// directory itself (any camera's, and ids from before camera names).
+    fn camera_of_dir(&self, dir: &Path) -> Option<String> {
+        (dir != self.settings.dir)
+            .then(|| dir.file_name()?.to_str().map(str::to_string))
+            .flatten()
     }
 
     /// Reads the directories and replaces the index.
@@ -222,6 +236,8 @@ impl Clips {
             .map(|h| h.camera.clone())
             .unwrap_or_default();
         for dir in self.dirs() {
+            let owner = self.camera_of_dir(&dir);
+            let ours = |id: &str| names::belongs(id, owner.as_deref());
             let Ok(rd) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -234,7 +250,7 @@ impl Clips {
                 if !meta.is_file() {
                     continue;
                 }
-                if let Some(id) = name.strip_suffix(".mp4").filter(|id| valid_id(id)) {
+                if let Some(id) = name.strip_suffix(".mp4").filter(|id| ours(id)) {
                     let camera = names::parse_id(id)
                         .and_then(|p| p.camera)
                         .map_or_else(|| first.clone(), str::to_string);
@@ -248,7 +264,7 @@ impl Clips {
                 } else if name
                     .strip_suffix(".mp4.part")
                     .or_else(|| name.strip_suffix(".journal"))
-                    .is_some_and(valid_id)
+                    .is_some_and(ours)
                 {
                     partial += meta.len();
                 }
@@ -329,93 +345,6 @@ impl Clips {
                 names::parse_id(id).map(|p| p.stamp.to_string())
             })
             .max()
-    }
-
-    /// Opens a listed clip for reading, refusing anything but the regular,
-    /// singly linked file the scan listed: opened without following
-    /// symlinks, relative to its directory, then checked by its descriptor
-    /// (checking a path and then opening it lets a symlink in between).
-    pub fn open_clip(&self, clip: &ClipEntry) -> Result<File, OpenError> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        use std::os::unix::fs::MetadataExt;
-        if !valid_id(&clip.id) {
-            return Err(OpenError::NotFound);
-        }
-        let dir = self.open_home_of(clip)?;
-        let name = std::ffi::CString::new(format!("{}.mp4", clip.id)).expect("no NUL in an id");
-        // SAFETY: openat on a directory descriptor we hold, with a valid C
-        // string; the new descriptor is owned by the File from here on.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            )
-        };
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::ENOENT) => OpenError::NotFound,
-                Some(libc::ELOOP) => OpenError::Refused("a symlink"),
-                _ => OpenError::Io(e.to_string()),
-            });
-        }
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        let file = unsafe { File::from_raw_fd(fd) };
-        let meta = file.metadata().map_err(|e| OpenError::Io(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(OpenError::Refused("not a regular file"));
-        }
-        if meta.nlink() != 1 {
-            return Err(OpenError::Refused("a file with other links"));
-        }
-        if (meta.dev(), meta.ino()) != clip.dev_ino {
-            return Err(OpenError::Refused("not the file that was listed"));
-        }
-        Ok(file)
-    }
-
-    /// The directory a listed clip is in, opened without following a
-    /// symlink put in place of a camera directory.
-    fn open_home_of(&self, clip: &ClipEntry) -> Result<File, OpenError> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let root = File::open(&self.settings.dir).map_err(|e| OpenError::Io(e.to_string()))?;
-        let parent = clip.path.parent().ok_or(OpenError::NotFound)?;
-        if parent == self.settings.dir {
-            return Ok(root);
-        }
-        let sub = parent
-            .file_name()
-            .and_then(|n| n.to_str())
-            .filter(|n| crate::config::valid_camera_id(n))
-            .ok_or(OpenError::NotFound)?;
-        let c = std::ffi::CString::new(sub).expect("no NUL in a camera id");
-        // SAFETY: as in open_clip.
-        let fd = unsafe {
-            libc::openat(
-                root.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(OpenError::NotFound);
-        }
-        // SAFETY: just opened, owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
-    }
-
-    /// Deletes a finished clip. A recording in progress has no `.mp4` yet,
-    /// so it is never found here.
-    pub fn delete(&self, id: &str) -> Result<ClipEntry, OpenError> {
-        let _one = self.enforcing.lock().unwrap_or_else(|e| e.into_inner());
-        let clip = self.get(id).ok_or(OpenError::NotFound)?;
-        // Only the file that was listed, checked as for serving.
-        drop(self.open_clip(&clip)?);
-        std::fs::remove_file(&clip.path).map_err(|e| OpenError::Io(e.to_string()))?;
-        self.index().clips.retain(|c| c.id != clip.id);
-        log::info!("deleted clip {} on request", clip.id);
-        Ok(clip)
     }
 
     /// Usage and the newest finished clip of `camera`, from the index

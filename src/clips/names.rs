@@ -63,6 +63,16 @@ pub fn valid_id(id: &str) -> bool {
     parse_id(id).is_some()
 }
 
+/// Whether `id` is a clip of the directory of `camera` (`None`: the clips
+/// directory itself, which holds any camera's and old unnamed ones).
+pub fn belongs(id: &str, camera: Option<&str>) -> bool {
+    match (parse_id(id), camera) {
+        (Some(_), None) => true,
+        (Some(p), Some(dir)) => p.camera == Some(dir),
+        (None, _) => false,
+    }
+}
+
 /// Sort key over all cameras: oldest first (the stamp, then the collision
 /// number, then the camera, so the order is total).
 pub fn age_key(id: &str) -> (String, u64, String) {

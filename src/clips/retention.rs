@@ -108,7 +108,7 @@ impl Clips {
                 *warned = false;
                 return;
             };
-            match std::fs::remove_file(&c.path) {
+            match self.unlink(c) {
                 Ok(()) => {
                     self.index().clips.retain(|x| x.id != c.id);
                     log::info!(
@@ -119,7 +119,7 @@ impl Clips {
                     total -= c.size_bytes;
                     free = self.free();
                 }
-                Err(e) => log::warn!("cannot delete {}: {e}", c.path.display()),
+                Err(e) => log::warn!("cannot delete {}: {e:?}", c.path.display()),
             }
         }
         let over = s.max_bytes > 0 && total > s.max_bytes;

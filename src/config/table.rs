@@ -179,6 +179,15 @@ fn even(lo: u32, hi: u32, message: &'static str) -> impl Fn(&u32) -> Check {
     }
 }
 
+/// A camera setting as `Debug` shows it: `source` without credentials.
+fn shown(name: &str, text: String) -> String {
+    if name == "source" {
+        crate::source::http_mjpeg::redact(&text)
+    } else {
+        text
+    }
+}
+
 macro_rules! settings {
     (
         global { $( $g:ident : $gt:ty = $gd:expr, $gh:literal, $ghelp:literal, $gc:expr; )* }
@@ -198,12 +207,22 @@ macro_rules! settings {
             pub camera_sections: bool,
         }
 
-        /// One camera's settings.
-        #[derive(Debug, Clone, PartialEq)]
+        /// One camera's settings. `Debug` shows `source` redacted (a
+        /// network camera's URL may hold its password).
+        #[derive(Clone, PartialEq)]
         pub struct CameraSettings {
             /// `[a-z0-9-]{1,32}`, unique; `cam` for a config without `[[camera]]`.
             pub id: String,
             $( pub $c: $ct, )*
+        }
+
+        impl std::fmt::Debug for CameraSettings {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut d = f.debug_struct("CameraSettings");
+                d.field("id", &self.id);
+                $( d.field(stringify!($c), &shown(stringify!($c), self.$c.show())); )*
+                d.finish()
+            }
         }
 
         impl Default for CameraSettings {

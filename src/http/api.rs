@@ -103,8 +103,9 @@ pub fn cameras(app: &App) -> Value {
 pub fn status(app: &App, caller: Option<Principal>) -> Value {
     let mut v = camera_status(app, app.cameras.first());
     let process = json!({
+        // As it always was: every viewer (of any camera) against the cap.
+        "viewers": app.viewers.count(),
         "max_viewers": app.viewers.max(),
-        "viewers_total": app.viewers.count(),
         "cameras": app.cameras.iter().map(camera_summary).collect::<Vec<_>>(),
         "system": crate::system::status(),
         "session": caller.map(|c| json!({
@@ -168,7 +169,7 @@ pub fn start(app: &App, cam: &Camera, req: &mut Request) -> Result<Reply, ApiErr
     Ok(super::json(200, &json!(active)))
 }
 
-pub fn stop(app: &App, cam: &Camera) -> Result<Reply, ApiError> {
+pub fn stop(cam: &Camera) -> Result<Reply, ApiError> {
     let clip = cam
         .recorder
         .stop()
@@ -181,7 +182,6 @@ pub fn stop(app: &App, cam: &Camera) -> Result<Reply, ApiError> {
         clip.duration_sec,
         clip.size_bytes
     );
-    app.clips.enforce(None);
     Ok(super::json(200, &json!(clip)))
 }
 

@@ -206,9 +206,9 @@ fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Princi
         Route::Start(cam) => off_thread(app, "start", req, move |app, req| {
             api::start(app, app.camera(&cam)?, req)
         }),
-        Route::Stop(cam) => off_thread(app, "stop", req, move |app, _| {
-            api::stop(app, app.camera(&cam)?)
-        }),
+        Route::Stop(cam) => {
+            off_thread(app, "stop", req, move |app, _| api::stop(app.camera(&cam)?))
+        }
         Route::Last(cam) => off_thread(app, "last", req, move |app, req| {
             let range = range_of(req);
             api::last(app, app.camera(&cam)?, range.as_deref(), download)

@@ -22,8 +22,8 @@ pub enum Kind {
     NotFound,
     /// In the way of something else (already recording, not recording): 409.
     Busy,
-    /// The camera has no picture to give: 503.
-    CameraDown,
+    /// The camera has no picture to give, or the recorder is closing: 503.
+    Unavailable,
     /// The disk cannot take it: 507.
     DiskFull,
     /// Our fault: 500, the detail in the log only.
@@ -39,7 +39,7 @@ impl Kind {
             Kind::Unprocessable => 422,
             Kind::NotFound => 404,
             Kind::Busy => 409,
-            Kind::CameraDown => 503,
+            Kind::Unavailable => 503,
             Kind::DiskFull => 507,
             Kind::Internal => 500,
         }
@@ -95,6 +95,9 @@ impl ApiError {
                 ApiError::new(Kind::Busy, "already recording").with("recording", json!(active))
             }
             RecError::NotRecording => ApiError::new(Kind::Busy, "not recording"),
+            RecError::Closing => {
+                ApiError::new(Kind::Unavailable, "shutting down: no new recording")
+            }
             RecError::NoRoom(why) => {
                 log::error!("{context}: {why}");
                 let message = if why.contains("(os error") {
@@ -154,7 +157,7 @@ mod tests {
         assert_eq!(e.kind.status(), 507);
         assert!(e.message.contains("full") && !e.message.contains("/srv"));
         assert_eq!(ApiError::not_found("camera").kind.status(), 404);
-        assert_eq!(Kind::CameraDown.status(), 503);
+        assert_eq!(Kind::Unavailable.status(), 503);
         assert_eq!(Kind::TooLarge.status(), 413);
         assert_eq!(Kind::Unprocessable.status(), 422);
     }

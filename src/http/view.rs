@@ -17,7 +17,7 @@ pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
     let (frame, jpeg) = latest
         .as_ref()
         .and_then(|f| f.payload.jpeg().map(|j| (f, j)))
-        .ok_or_else(|| ApiError::new(Kind::CameraDown, "no frame yet"))?;
+        .ok_or_else(|| ApiError::new(Kind::Unavailable, "no frame yet"))?;
     let mut r = bytes(200, "image/jpeg", jpeg.to_vec());
     r.add_header(header("Cache-Control", "no-store"));
     r.add_header(header(

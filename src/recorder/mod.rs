@@ -88,6 +88,8 @@ pub enum RecError {
     NotRecording,
     /// The disk cannot take a recording now: 507.
     NoRoom(String),
+    /// The process is finishing its clips to exit: no new recording.
+    Closing,
     /// Anything else, with context (which path, which step).
     Failed(String),
 }
@@ -98,6 +100,7 @@ impl std::fmt::Display for RecError {
             RecError::AlreadyRecording(a) => write!(f, "already recording {}", a.id),
             RecError::NotRecording => f.write_str("not recording"),
             RecError::NoRoom(e) => f.write_str(e),
+            RecError::Closing => f.write_str("shutting down: no new recording"),
             RecError::Failed(e) => f.write_str(e),
         }
     }
@@ -156,6 +159,9 @@ pub struct Recorder {
     /// A recording that ended by itself before it was asked to (disk full,
     /// write error): what became of it, for `/status` and the next `/stop`.
     ended: Mutex<Option<Ended>>,
+    /// Set by `shutdown`: a `/start` arriving while the process finishes
+    /// its clips would be left a `.part` at exit.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// What became of a recording that stopped early.
@@ -179,12 +185,16 @@ impl Recorder {
             current: Mutex::new(None),
             last: Arc::new(Mutex::new(None)),
             ended: Mutex::new(None),
+            closing: Default::default(),
         }
     }
 
     /// Starts the recorder thread; the clip file exists when this returns.
     pub fn start(&self, opts: StartOptions) -> Result<ActiveInfo, RecError> {
         let _op = lock(&self.ops);
+        if self.closing.load(Ordering::Acquire) {
+            return Err(RecError::Closing);
+        }
         self.reap();
         if let Some(r) = lock(&self.current).as_ref() {
             return Err(RecError::AlreadyRecording(r.info()));
@@ -320,8 +330,10 @@ impl Recorder {
         lock(&self.last).clone()
     }
 
-    /// Finishes the current clip, if any (SIGTERM/SIGINT).
+    /// Finishes the current clip, if any (SIGTERM/SIGINT), and refuses
+    /// any start from now on.
     pub fn shutdown(&self) -> Option<ClipInfo> {
+        self.closing.store(true, Ordering::Release);
         match self.stop() {
             Ok(info) => Some(info),
             Err(RecError::NotRecording) => None,

@@ -568,3 +568,14 @@ fn no_frames_at_all_is_an_error_that_leaves_nothing() {
     assert_eq!(std::fs::read_dir(r.dir.path()).unwrap().count(), 0);
     assert!(r.clips.last("unit").is_none());
 }
+
+#[test]
+fn no_recording_starts_once_shutdown_began() {
+    let r = rig(Duration::ZERO);
+    assert!(r.rec.shutdown().is_none(), "nothing to finish");
+    assert!(matches!(
+        r.rec.start(StartOptions::default()),
+        Err(RecError::Closing)
+    ));
+    assert_eq!(std::fs::read_dir(r.dir.path()).unwrap().count(), 0);
+}

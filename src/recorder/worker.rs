@@ -21,6 +21,8 @@ const DURABLE_EVERY: Duration = Duration::from_secs(1);
 const ENFORCE_EVERY: Duration = Duration::from_secs(5);
 /// Idle wake-up to notice a stop request when no frames come.
 const POLL: Duration = Duration::from_millis(50);
+/// Largest JPEG kept as a clip's thumbnail (a network camera may send 8 MiB).
+const MAX_THUMBNAIL: usize = 1 << 20;
 /// A stop before any frame arrived waits this long for one.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
 
@@ -225,10 +227,14 @@ impl Pipeline {
             }
             return Ok(());
         }
-        // The clip's time zero: the first frame that decoded; its JPEG,
-        // as the camera sent it, is the clip's thumbnail.
-        if self.base.is_none() {
-            job.writer.thumbnail = f.payload.jpeg().map(<[u8]>::to_vec);
+        // The clip's thumbnail: its first camera picture (not NO SIGNAL),
+        // the JPEG as the camera sent it, unless too big for a library page.
+        if job.writer.thumbnail.is_none() && !f.no_signal {
+            job.writer.thumbnail = f
+                .payload
+                .jpeg()
+                .filter(|j| j.len() <= MAX_THUMBNAIL)
+                .map(<[u8]>::to_vec);
         }
         let (base, _) = *self.base.get_or_insert((f.capture, f.wall));
         let pts = ticks(f.capture - base);

@@ -45,6 +45,13 @@ use url::Url;
 
 pub use url::redact;
 
+/// Whether `url` is one this source can open (checked with the config, so
+/// a typo is refused at start, naming the key; the reason never quotes the
+/// URL).
+pub fn check(url: &str) -> Result<(), String> {
+    Url::parse(url).map(|_| ())
+}
+
 /// Largest part accepted; a bigger one is an error (and the connection is
 /// dropped), not an unbounded buffer. A 4K JPEG is ~2 MiB.
 pub const PART_CAP: usize = 8 << 20;

@@ -117,8 +117,8 @@ pub fn wall_at(capture: Duration) -> SystemTime {
     }
 }
 
-/// Which source the configuration names.
-#[derive(Debug, Clone, PartialEq)]
+/// Which source the configuration names. `Debug` shows the URL redacted.
+#[derive(Clone, PartialEq)]
 pub enum SourceSpec {
     /// `/dev/video0` if it opens, else `test` with a loud warning.
     Auto,
@@ -130,6 +130,18 @@ pub enum SourceSpec {
     Http(String),
 }
 
+impl fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Http(url) => write!(f, "Http({:?})", http_mjpeg::redact(url)),
+            SourceSpec::Auto => f.write_str("Auto"),
+            SourceSpec::Test => f.write_str("Test"),
+            SourceSpec::Device(p) => write!(f, "Device({p:?})"),
+            SourceSpec::File(p) => write!(f, "File({p:?})"),
+        }
+    }
+}
+
 impl SourceSpec {
     /// Reads a `source` setting; schemes we cannot open yet are refused
     /// here rather than taken for a file name.
@@ -139,6 +151,7 @@ impl SourceSpec {
             "auto" => SourceSpec::Auto,
             "test" => SourceSpec::Test,
             _ if lower.starts_with("http://") || lower.starts_with("https://") => {
+                http_mjpeg::check(s)?;
                 SourceSpec::Http(s.to_string())
             }
             _ if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") => {

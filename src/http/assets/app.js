@@ -109,6 +109,9 @@
     if (node.textContent !== text) node.textContent = text;
   }
 
+  // Shared with tiles.js and library.js (loaded after this script).
+  window.VR = { fmtElapsed, fmtBytes, fmtDuration, setText };
+
   // ---------- HTTP ----------
 
   /// JSON request with a timeout; resolves to {ok, status, body}. Rejects

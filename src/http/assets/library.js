@@ -27,26 +27,12 @@
     loading: 0,
   };
 
+  const { fmtBytes, fmtDuration } = window.VR;
   const two = (n) => String(n).padStart(2, "0");
   function fmtWhen(iso) {
     const d = new Date(iso);
     if (isNaN(d)) return "";
     return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
-  }
-  function fmtDuration(sec) {
-    if (typeof sec !== "number" || !isFinite(sec)) return "";
-    if (sec < 60) return `${sec.toFixed(1)} s`;
-    const s = Math.floor(sec);
-    return `${Math.floor(s / 60)}:${two(s % 60)}`;
-  }
-  function fmtBytes(n) {
-    const units = ["B", "KB", "MB", "GB"];
-    let i = 0;
-    while (n >= 1000 && i < units.length - 1) {
-      n /= 1000;
-      i++;
-    }
-    return `${i === 0 || n >= 100 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
   }
 
   function card(c) {

@@ -16,16 +16,7 @@
   let busy = false; // a Record all is in flight
   let admin = true;
 
-  const fmtClock = (sec) => {
-    const s = Math.max(0, Math.floor(sec));
-    const two = (n) => String(n).padStart(2, "0");
-    const h = Math.floor(s / 3600);
-    return h > 0 ? `${h}:${two(Math.floor((s % 3600) / 60))}:${two(s % 60)}` : `${two(Math.floor(s / 60))}:${two(s % 60)}`;
-  };
-
-  function setText(node, text) {
-    if (node.textContent !== text) node.textContent = text;
-  }
+  const { fmtElapsed: fmtClock, setText } = window.VR;
 
   async function post(path) {
     const res = await fetch(path, { method: "POST", headers: { Accept: "application/json" } });

@@ -105,11 +105,16 @@ impl Url {
     }
 }
 
+/// What a host or port that does not parse gets: never its text, which may
+/// be a piece of a password cut short by an unencoded `#`, `/` or `?`.
+const UNPARSED: &str = "the host or port does not parse (a password holding #, / or ? \
+                        must be written %23, %2F or %3F)";
+
 fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or("unclosed [ in the host")?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
+            return Err("the host in [ ] is not an IPv6 address".into());
         }
         (host, after.strip_prefix(':'))
     } else {
@@ -126,15 +131,11 @@ fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), S
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
     {
-        return Err(format!("{:?} is not a host name or address", host));
+        return Err(UNPARSED.into());
     }
     let port = match port {
         None | Some("") => default_port,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| format!("{p:?} is not a port number"))?,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or(UNPARSED)?,
     };
     Ok((host.to_string(), port))
 }
@@ -189,7 +190,9 @@ fn percent_decode(s: &str) -> String {
 
 /// Query parameters whose values are masked: cheap cameras take their
 /// credentials there (`videostream.cgi?user=admin&pwd=…`).
-const SECRET_PARAMS: [&str; 7] = ["pass", "pwd", "token", "key", "auth", "secret", "sig"];
+const SECRET_PARAMS: [&str; 8] = [
+    "pass", "pw", "token", "key", "auth", "secret", "sig", "cred",
+];
 
 /// The URL with any `user:password@` removed and secret-looking query
 /// values replaced by `***`, for logs, `/status` and errors. Works on
@@ -199,6 +202,10 @@ pub fn redact(url: &str) -> String {
         Some(i) => url.split_at(i + 3),
         None => ("", url),
     };
+    // Everything up to the last `@` anywhere may be a password: one holding
+    // an unencoded `/`, `?` or `#` puts its `@` past where the host seems
+    // to end. (A path with an `@` then shows shortened; never a secret.)
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -312,7 +319,22 @@ mod tests {
     fn redacts_credentials_anywhere() {
         assert_eq!(redact("http://user:pw@cam:81/s?x=1"), "http://cam:81/s?x=1");
         assert_eq!(redact("https://user@cam"), "https://cam");
-        assert_eq!(redact("http://cam/a@b"), "http://cam/a@b");
+        // An `@` in a path shows shortened: it could end a password.
+        assert_eq!(redact("http://cam/a@b"), "http://b");
+        // Passwords holding unencoded `#`, `/` or `?` never show, and the
+        // parse error does not quote them either.
+        for url in [
+            "http://admin:Zq9#Kx7@cam/stream",
+            "http://admin:Zq9/Kx7@cam/stream",
+            "http://admin:Zq9?Kx7@cam/stream",
+        ] {
+            let shown = redact(url);
+            assert_eq!(shown, "http://cam/stream", "{url}");
+            if let Err(e) = Url::parse(url) {
+                assert!(!e.contains("Zq9") && !e.contains("Kx7"), "{e}");
+            }
+        }
+        assert_eq!(redact("http://cam/s?pw=x"), "http://cam/s?pw=***");
         assert_eq!(redact("u:pw@cam/x"), "cam/x");
         assert_eq!(redact("http://u:p@ss@cam/"), "http://cam/");
         assert_eq!(

@@ -1,0 +1,106 @@
+//! Serving and deleting listed clips: opened relative to their directory,
+//! never through a symlink, and checked to be the file the scan listed.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
+
+use super::{ClipEntry, Clips, OpenError, valid_id};
+
+impl Clips {
+    /// Opens a listed clip for reading, refusing anything but the regular,
+    /// singly linked file the scan listed: opened without following
+    /// symlinks, relative to its directory, then checked by its descriptor
+    /// (checking a path and then opening it lets a symlink in between).
+    pub fn open_clip(&self, clip: &ClipEntry) -> Result<File, OpenError> {
+        use std::os::unix::fs::MetadataExt;
+        if !valid_id(&clip.id) {
+            return Err(OpenError::NotFound);
+        }
+        let dir = self.open_home_of(clip)?;
+        let name = std::ffi::CString::new(format!("{}.mp4", clip.id)).expect("no NUL in an id");
+        // SAFETY: openat on a directory descriptor we hold, with a valid C
+        // string; the new descriptor is owned by the File from here on.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::ENOENT) => OpenError::NotFound,
+                Some(libc::ELOOP) => OpenError::Refused("a symlink"),
+                _ => OpenError::Io(e.to_string()),
+            });
+        }
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        let meta = file.metadata().map_err(|e| OpenError::Io(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(OpenError::Refused("not a regular file"));
+        }
+        if meta.nlink() != 1 {
+            return Err(OpenError::Refused("a file with other links"));
+        }
+        if (meta.dev(), meta.ino()) != clip.dev_ino {
+            return Err(OpenError::Refused("not the file that was listed"));
+        }
+        Ok(file)
+    }
+
+    /// The directory a listed clip is in, opened without following a
+    /// symlink put in place of a camera directory.
+    fn open_home_of(&self, clip: &ClipEntry) -> Result<File, OpenError> {
+        let root = File::open(&self.settings.dir).map_err(|e| OpenError::Io(e.to_string()))?;
+        let parent = clip.path.parent().ok_or(OpenError::NotFound)?;
+        if parent == self.settings.dir {
+            return Ok(root);
+        }
+        let sub = parent
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| crate::config::valid_camera_id(n))
+            .ok_or(OpenError::NotFound)?;
+        let c = std::ffi::CString::new(sub).expect("no NUL in a camera id");
+        // SAFETY: as in open_clip.
+        let fd = unsafe {
+            libc::openat(
+                root.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(OpenError::NotFound);
+        }
+        // SAFETY: just opened, owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Deletes a finished clip. A recording in progress has no `.mp4` yet,
+    /// so it is never found here.
+    pub fn delete(&self, id: &str) -> Result<ClipEntry, OpenError> {
+        let _one = self.enforcing.lock().unwrap_or_else(|e| e.into_inner());
+        let clip = self.get(id).ok_or(OpenError::NotFound)?;
+        // Only the file that was listed, checked as for serving.
+        drop(self.open_clip(&clip)?);
+        self.unlink(&clip)?;
+        self.index().clips.retain(|c| c.id != clip.id);
+        log::info!("deleted clip {} on request", clip.id);
+        Ok(clip)
+    }
+
+    /// Removes a listed clip's file through its directory's descriptor
+    /// (never through a path a symlink could have been put into).
+    pub(super) fn unlink(&self, clip: &ClipEntry) -> Result<(), OpenError> {
+        let dir = self.open_home_of(clip)?;
+        let name = std::ffi::CString::new(format!("{}.mp4", clip.id)).expect("no NUL in an id");
+        // SAFETY: unlinkat on a directory descriptor we hold, a valid C string.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+            return Err(OpenError::Io(std::io::Error::last_os_error().to_string()));
+        }
+        Ok(())
+    }
+}
