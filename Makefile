@@ -34,7 +34,7 @@ PI32_STRIP   ?= arm-linux-gnueabihf-strip
 QEMU32       ?= qemu-arm
 PI32_SYSROOT ?= /usr/arm-linux-gnueabihf
 # Test binaries run against the armv7 build (cargo test flags).
-PI32_TESTS   ?= --test http --test recording --test last --test camera
+PI32_TESTS   ?= --test http --test recording --test last --test camera --test cameras
 
 ifeq ($(RELEASE),1)
 PROFILE_FLAG := --release
