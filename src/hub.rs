@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::frame::Frame;
+use crate::sync::lock;
 
 /// What the source is doing, for `/status`, the page and logs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -119,12 +120,6 @@ pub struct Hub {
     recent: Mutex<VecDeque<Duration>>,
     status: Mutex<SourceStatus>,
     pub counters: CaptureCounters,
-}
-
-/// Poisoned locks only mean another thread panicked mid-update of plain data;
-/// keep serving rather than spreading the panic to every viewer.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Upper bound on frames kept for pre-roll whatever the window says (memory).

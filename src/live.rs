@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::frame::Frame;
 use crate::hub::Hub;
+use crate::sync::lock;
 
 /// Boundary of the `/video` multipart stream.
 const BOUNDARY: &str = "vrframe";
@@ -52,7 +53,7 @@ impl Drop for Seat {
     fn drop(&mut self) {
         self.0.count.fetch_sub(1, Ordering::AcqRel);
         if let Some(ip) = self.1 {
-            let mut map = self.0.per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = lock(&self.0.per_client);
             if let Some(n) = map.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -76,7 +77,7 @@ impl Viewers {
     /// A seat for a viewer from `ip`, or why not.
     pub fn try_seat(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Seat, &'static str> {
         if let Some(ip) = ip {
-            let mut map = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = lock(&self.per_client);
             let n = map.entry(ip).or_insert(0);
             if *n >= self.max_per_client {
                 return Err("too many viewers from this client");

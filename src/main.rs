@@ -11,6 +11,7 @@ mod hub;
 mod live;
 mod recorder;
 mod source;
+mod sync;
 mod system;
 
 use std::net::TcpListener;

@@ -243,13 +243,24 @@ fn two_cameras() -> Server {
 }
 
 /// Two cameras recording at once from their tiles, and the clip library
-/// (thumbnails, filter, playing, delete), in Chromium.
+/// (thumbnails, filter, playing, delete), in Chromium; with
+/// `UPDATE_SCREENSHOT=1` its picture replaces `docs/cameras.png`.
 #[test]
 fn two_cameras_and_the_library_in_headless_chromium() {
     let Some((_guard, dir)) = setup() else {
         return;
     };
-    run_script(&dir, "cameras.mjs", &two_cameras(), &[]);
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cameras.png");
+    let _ = std::fs::remove_file(&shot);
+    let env = [("SCREENSHOT", shot.to_str().expect("utf-8 path"))];
+    run_script_with(&dir, "cameras.mjs", &two_cameras(), &[], &env);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    if std::env::var("UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::copy(&shot, docs.join("cameras.png")).expect("copy to docs/cameras.png");
+        println!("updated docs/cameras.png");
+    }
 }
 
 /// The same in Firefox.

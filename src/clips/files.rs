@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
 
 use super::{ClipEntry, Clips, OpenError, valid_id};
+use crate::sync::lock;
 
 impl Clips {
     /// Opens a listed clip for reading, refusing anything but the regular,
@@ -82,7 +83,7 @@ impl Clips {
     /// Deletes a finished clip. A recording in progress has no `.mp4` yet,
     /// so it is never found here.
     pub fn delete(&self, id: &str) -> Result<ClipEntry, OpenError> {
-        let _one = self.enforcing.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = lock(&self.enforcing);
         let clip = self.get(id).ok_or(OpenError::NotFound)?;
         // Only the file that was listed, checked as for serving.
         drop(self.open_clip(&clip)?);

@@ -10,6 +10,7 @@ use std::io::{BufReader, Read, Seek};
 use mp4::Metadata;
 
 use super::{ClipEntry, Clips, OpenError};
+use crate::sync::lock;
 
 #[derive(Debug, Clone)]
 pub struct ClipMeta {
@@ -53,7 +54,7 @@ fn read(file: std::fs::File) -> Option<ClipMeta> {
 impl Clips {
     /// The clip's metadata (cached by file identity); `None` if unreadable.
     pub fn meta(&self, clip: &ClipEntry) -> Option<ClipMeta> {
-        let cache = || self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = || lock(&self.meta);
         if let Some((id, m)) = cache().get(&clip.id)
             && *id == clip.dev_ino
         {

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use crate::sync::lock;
 use serde::Serialize;
 
 pub use names::{ClipPaths, valid_id};
@@ -174,7 +175,7 @@ impl Clips {
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
-        self.index.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.index)
     }
 
     /// The directory a camera's clips go to.
@@ -310,7 +311,7 @@ impl Clips {
     /// A new clip's id and paths in the camera's home. Ids do not go
     /// backwards while the clock is plausibly wrong (see `names::stamp_for`).
     pub fn allocate(&self, camera: &str, now: SystemTime) -> Result<ClipPaths, String> {
-        let _one = self.naming.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = lock(&self.naming);
         let dir = self
             .home_of(camera)
             .ok_or_else(|| format!("no clips directory for camera {camera:?}"))?;

@@ -1,6 +1,7 @@
 //! Retention over all cameras: the byte budget and the free-space floor.
 
 use super::{ClipEntry, Clips};
+use crate::sync::lock;
 
 /// Each camera's newest finished clip (what its `/last` serves, and what
 /// `/stop` just answered with): never deleted by retention.
@@ -84,7 +85,7 @@ impl Clips {
     /// it alone is over budget), and recordings in progress (`.part`). Each
     /// deletion is logged with its reason.
     pub fn enforce(&self, protect: Option<&str>) {
-        let mut warned = self.enforcing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut warned = lock(&self.enforcing);
         let s = &self.settings;
         let (clips, partial) = self.rescan();
         if s.max_bytes == 0 && s.min_free_bytes == 0 {

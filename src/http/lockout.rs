@@ -6,6 +6,7 @@
 //! and owners already signed in are let in before any of this is asked.
 //! Times are passed in, so tests can move the clock.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -112,7 +113,7 @@ impl Lockout {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Admits an attempt, or says why not.

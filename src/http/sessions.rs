@@ -12,6 +12,7 @@ use blake2::digest::{KeyInit, Mac};
 use rand_core::{OsRng, RngCore};
 
 use super::auth::Role;
+use crate::sync::lock;
 
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const MAX_SESSIONS: usize = 1000;
@@ -24,10 +25,6 @@ pub struct Memory {
     /// Verified credentials: role, first verified, last used.
     verified: Mutex<HashMap<[u8; 32], (Role, Instant, Instant)>>,
     sessions: Mutex<HashMap<[u8; 32], (Role, Instant)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Memory {

@@ -8,6 +8,7 @@
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
+use crate::sync::lock;
 use argon2::password_hash::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
@@ -84,7 +85,7 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
     let mut blocks: Vec<Block> = Vec::new();
     loop {
         let job = {
-            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            let rx = lock(rx);
             match rx.recv() {
                 Ok(j) => j,
                 Err(_) => return,

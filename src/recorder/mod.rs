@@ -19,7 +19,7 @@ mod recovery;
 mod worker;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::clips::Clips;
 use crate::hub::{Hub, TapReceiver};
 
+use crate::sync::lock;
 pub use probe::probe;
 #[cfg(test)]
 use recovery::Recovered;
@@ -104,11 +105,6 @@ impl std::fmt::Display for RecError {
             RecError::Failed(e) => f.write_str(e),
         }
     }
-}
-
-/// Poisoned locks only mean a thread panicked mid-update of plain data.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Running {

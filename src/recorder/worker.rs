@@ -5,15 +5,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use super::ClipInfo;
 use super::ahead::{DecodeAhead, Decoded};
 use super::decode::Yuv420;
 use super::encode::H264;
 use super::journal::ClipWriter;
 use super::mux::{TIMESCALE, TrackInfo};
-use super::{ClipInfo, lock};
 use crate::clips::Clips;
 use crate::frame::Frame;
 use crate::hub::TapReceiver;
+use crate::sync::lock;
 
 /// How often samples are made durable (fsync + journal): the most a crash loses.
 const DURABLE_EVERY: Duration = Duration::from_secs(1);

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Format, RawFrame, Source, SourceError};
+use crate::sync::lock;
 
 /// Beyond the source's own timeout, how long a read may take.
 const GRACE: Duration = Duration::from_secs(2);
@@ -27,7 +28,7 @@ struct Fate {
 }
 
 fn abandon(fate: &Mutex<Fate>) {
-    let mut f = fate.lock().unwrap_or_else(|e| e.into_inner());
+    let mut f = lock(fate);
     if !f.done && !f.abandoned {
         f.abandoned = true;
         f.stuck.fetch_add(1, Ordering::AcqRel);
@@ -35,7 +36,7 @@ fn abandon(fate: &Mutex<Fate>) {
 }
 
 fn finished(fate: &Mutex<Fate>) {
-    let mut f = fate.lock().unwrap_or_else(|e| e.into_inner());
+    let mut f = lock(fate);
     f.done = true;
     if f.abandoned {
         f.stuck.fetch_sub(1, Ordering::AcqRel);

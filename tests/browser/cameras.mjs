@@ -10,7 +10,7 @@
 // time on each, a tile opening its camera in the large view, the library
 // listing the clips with their thumbnails, the camera filter, a clip
 // playing inline, delete (press twice), "Record all", the phone layout, and
-// no page errors.
+// no page errors. SCREENSHOT=path saves the page with both recording.
 
 import puppeteer from "puppeteer-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -182,6 +182,11 @@ async function main() {
     );
     const gone = await fetch(`${base}/clips/${doomed}.mp4`);
     check(gone.status === 404, `deleted clip still served: ${gone.status}`);
+    // It was b's only clip, and b is in the large view: its "last clip" goes too.
+    check(doomed.startsWith("b-"), `the newest clip is ${doomed}, expected b's`);
+    await until("the large view's last clip to go", () =>
+      page.evaluate(() => document.getElementById("clip-body").hidden),
+    );
     log(`deleted ${doomed}`);
 
     // 8. Record all, then stop all.
@@ -191,7 +196,13 @@ async function main() {
       return r.a && r.b;
     });
     await until("the button to offer Stop all", () => page.evaluate(() => document.getElementById("record-all").textContent === "Stop all"));
-    await sleep(800);
+    await sleep(2200);
+    if (process.env.SCREENSHOT) {
+      // Both recording, the library below: the README's second picture.
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+      log(`screenshot ${process.env.SCREENSHOT}`);
+    }
     await page.click("#record-all");
     await until("both stopped after Stop all", async () => {
       const r = await recording();

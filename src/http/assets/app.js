@@ -143,6 +143,7 @@
 
   async function poll() {
     clearTimeout(state.pollTimer);
+    const asked = performance.now();
     try {
       const r = await api("GET", "/status");
       if (r.status === 401) {
@@ -162,7 +163,7 @@
         if (viewing !== state.camera) return; // switched meanwhile: next poll
         if (c.ok && c.body) s = Object.assign({}, s, c.body);
       }
-      applyStatus(s);
+      applyStatus(s, asked);
       // The server came back (restart, network): the old stream is dead.
       if (wasOffline) restartStream(true);
     } catch (_) {
@@ -172,7 +173,7 @@
     state.pollTimer = setTimeout(poll, document.hidden ? POLL_HIDDEN_MS : POLL_MS);
   }
 
-  function applyStatus(s) {
+  function applyStatus(s, asked) {
     state.status = s;
     // Only a login-form session can be signed out of (Basic and tokens live in the client).
     $("logout").hidden = !(s.session && s.session.via === "session");
@@ -184,6 +185,10 @@
     }
     if (s.last_clip && s.last_clip.id) {
       showClip({ id: s.last_clip.id, size: s.last_clip.size_bytes });
+    } else if (state.clip && asked > state.clip.shownAt) {
+      // Deleted (from the library, or by retention) since it was shown; an
+      // answer to a question asked before it was shown says nothing of it.
+      hideClip();
     }
     const many = Array.isArray(s.cameras) && s.cameras.length > 1;
     setText(el.cameraName, many ? s.camera || "" : "");
@@ -343,7 +348,7 @@
 
   function showClip(c) {
     const same = state.clip && state.clip.id === c.id;
-    state.clip = Object.assign({}, same ? state.clip : {}, stripUndefined(c));
+    state.clip = Object.assign({ shownAt: performance.now() }, same ? state.clip : {}, stripUndefined(c));
     if (!same) {
       el.video.src = `${route("/last")}?v=${encodeURIComponent(c.id)}`;
       el.download.href = `${route("/last")}?download=1`;
@@ -353,6 +358,14 @@
     el.clipBody.hidden = false;
     el.download.hidden = false;
     renderClipMeta();
+  }
+
+  function hideClip() {
+    state.clip = null;
+    el.video.removeAttribute("src");
+    el.clipBody.hidden = true;
+    el.clipEmpty.hidden = false;
+    el.download.hidden = true;
   }
 
   function stripUndefined(o) {
@@ -389,11 +402,7 @@
     if (next === state.camera) return;
     state.camera = next;
     state.anchor = null;
-    state.clip = null;
-    el.video.removeAttribute("src");
-    el.clipBody.hidden = true;
-    el.clipEmpty.hidden = false;
-    el.download.hidden = true;
+    hideClip();
     showError("");
     state.stream.attempt = Math.max(1, state.stream.attempt);
     startStream();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerName, StreamOwned};
 
 use super::url::Url;
+use crate::sync::lock;
 
 /// Longest wait for one address to accept the connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -175,7 +176,7 @@ fn io_text(what: &str, e: &io::Error, tls: bool) -> String {
 /// bundle installed later is picked up at the next reopen.
 fn system_tls() -> Result<Arc<ClientConfig>, String> {
     static CONFIG: Mutex<Option<Arc<ClientConfig>>> = Mutex::new(None);
-    let mut cached = CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cached = lock(&CONFIG);
     if let Some(c) = &*cached {
         return Ok(c.clone());
     }
