@@ -470,23 +470,19 @@ fn the_library_pages_filters_and_deletes_but_never_a_recording() {
         ids.push(r.json()["id"].as_str().unwrap().to_string());
     }
     // Paging, newest first.
+    let page = |v: &serde_json::Value| -> Vec<String> {
+        v["clips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
     let p1 = s.get("/clips?limit=2").json();
-    let page: Vec<&str> = p1["clips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(page, [ids[4].as_str(), ids[3].as_str()], "{p1}");
+    assert_eq!(page(&p1), [ids[4].clone(), ids[3].clone()], "{p1}");
     let next = p1["next_before"].as_str().unwrap();
     let p2 = s.get(&format!("/clips?limit=2&before={next}")).json();
-    let page: Vec<&str> = p2["clips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(page, [ids[2].as_str(), ids[1].as_str()], "{p2}");
+    assert_eq!(page(&p2), [ids[2].clone(), ids[1].clone()], "{p2}");
     assert!(
         s.get("/clips?camera=b").json()["clips"]
             .as_array()

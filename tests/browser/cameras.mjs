@@ -12,44 +12,11 @@
 // playing inline, delete (press twice), "Record all", the phone layout, and
 // no page errors. SCREENSHOT=path saves the page with both recording.
 
-import puppeteer from "puppeteer-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-import { apiFor, baseArg, check, fmt, horizontalOverflow, log, parseClock, run, sleep, until } from "./lib.mjs";
+import { apiFor, baseArg, check, fmt, horizontalOverflow, launchPuppeteer, log, parseClock, run, sleep, until } from "./lib.mjs";
 
 const which = process.env.BROWSER || "chrome";
 const base = baseArg("node cameras.mjs http://HOST:PORT");
 const api = apiFor(base);
-
-async function launch() {
-  const profile = mkdtempSync(join(tmpdir(), `vr-${which}-`));
-  const browser =
-    which === "firefox"
-      ? await puppeteer.launch({
-          browser: "firefox",
-          executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
-          headless: true,
-          userDataDir: profile,
-          extraPrefsFirefox: {
-            "media.autoplay.default": 0,
-            "app.update.enabled": false,
-            "browser.safebrowsing.malware.enabled": false,
-            "browser.safebrowsing.phishing.enabled": false,
-            "datareporting.policy.dataSubmissionEnabled": false,
-            "network.captive-portal-service.enabled": false,
-          },
-        })
-      : await puppeteer.launch({
-          browser: "chrome",
-          executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-          headless: true,
-          userDataDir: profile,
-          args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-        });
-  return { browser, profile };
-}
 
 const cameras = async () => (await api("GET", "/cameras")).body.cameras;
 const recording = async () => Object.fromEntries((await cameras()).map((c) => [c.id, c.recording]));
@@ -84,7 +51,7 @@ async function clickTile(page, id, part) {
 }
 
 async function main() {
-  const { browser, profile } = await launch();
+  const { browser, close } = await launchPuppeteer(which);
   try {
     log(`browser: ${await browser.version()}`);
     const page = await browser.newPage();
@@ -221,8 +188,7 @@ async function main() {
 
     check(errors.length === 0, `page errors:\n  ${errors.join("\n  ")}`);
   } finally {
-    await browser.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -10,35 +10,12 @@
 // the API, then checks the page's clip <video> plays it: metadata (size,
 // duration), currentTime advancing, no media error. Exits 0 after PASS.
 
-import puppeteer from "puppeteer-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-import { apiFor, baseArg, check, fmt, log, previewChanges, previewSize, run, sleep, until } from "./lib.mjs";
-
-const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
+import { apiFor, baseArg, check, fmt, launchPuppeteer, log, previewChanges, previewSize, run, sleep, until } from "./lib.mjs";
 const base = baseArg("node firefox.mjs http://HOST:PORT");
 const api = apiFor(base);
 
 async function main() {
-  const profile = mkdtempSync(join(tmpdir(), "vr-firefox-"));
-  const browser = await puppeteer.launch({
-    browser: "firefox",
-    executablePath: FIREFOX,
-    headless: true,
-    userDataDir: profile,
-    extraPrefsFirefox: {
-      // A muted clip started by script, as the test does, may play.
-      "media.autoplay.default": 0,
-      // The machine has no internet: no update, telemetry or safe-browsing calls.
-      "app.update.enabled": false,
-      "browser.safebrowsing.malware.enabled": false,
-      "browser.safebrowsing.phishing.enabled": false,
-      "datareporting.policy.dataSubmissionEnabled": false,
-      "network.captive-portal-service.enabled": false,
-    },
-  });
+  const { browser, close } = await launchPuppeteer("firefox");
   try {
     const version = await browser.version();
     log(`browser: ${version}`);
@@ -107,8 +84,7 @@ async function main() {
 
     check(pageErrors.length === 0, `uncaught page errors:\n  ${pageErrors.join("\n  ")}`);
   } finally {
-    await browser.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -3,6 +3,7 @@
 // fingerprints, and a runner with an overall time limit.
 
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -192,4 +193,42 @@ export function run(main) {
       process.exit(1);
     },
   );
+}
+
+/// A browser driven by puppeteer-core: Debian's Firefox ESR over WebDriver
+/// BiDi (`which` = "firefox") or Chromium, with a fresh profile and nothing
+/// that calls out (the machine has no internet). Returns {browser, close}.
+export async function launchPuppeteer(which) {
+  const profile = mkdtempSync(join(tmpdir(), `vr-${which}-`));
+  const browser =
+    which === "firefox"
+      ? await puppeteer.launch({
+          browser: "firefox",
+          executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+          headless: true,
+          userDataDir: profile,
+          extraPrefsFirefox: {
+            // A muted clip started by script, as the tests do, may play.
+            "media.autoplay.default": 0,
+            "app.update.enabled": false,
+            "browser.safebrowsing.malware.enabled": false,
+            "browser.safebrowsing.phishing.enabled": false,
+            "datareporting.policy.dataSubmissionEnabled": false,
+            "network.captive-portal-service.enabled": false,
+          },
+        })
+      : await puppeteer.launch({
+          browser: "chrome",
+          executablePath: CHROMIUM,
+          headless: true,
+          userDataDir: profile,
+          args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+        });
+  return {
+    browser,
+    async close() {
+      await browser.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
 }
