@@ -17,49 +17,52 @@ use common::{RunWithin, Server};
 const WAIT: Duration = Duration::from_secs(60);
 const SIZE: (u64, u64) = (320, 240);
 
-/// A 320x240 MJPEG file of one colour (with a moving box, so frames differ).
-fn colour_mjpeg(dir: &Path, colour: &str, fps: u32) -> PathBuf {
-    let path = dir.join(format!("{colour}.mjpeg"));
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("color=c={colour}:size=320x240:rate={fps}"))
-        .args(["-vf", "drawbox=x=t*40:y=100:w=20:h=20:color=gray:t=fill"])
-        .args([
-            "-frames:v",
-            "30",
-            "-c:v",
-            "mjpeg",
-            "-q:v",
-            "4",
-            "-f",
-            "mjpeg",
-        ])
-        .arg(&path)
+/// Runs ffmpeg, failing the test with what it said; its output.
+fn ffmpeg(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd
         .output_within(common::CHILD_TIMEOUT)
         .expect("run ffmpeg");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A 320x240 MJPEG file of one colour (with a moving box, so frames differ).
+fn colour_mjpeg(dir: &Path, colour: &str, fps: u32) -> PathBuf {
+    let path = dir.join(format!("{colour}.mjpeg"));
+    ffmpeg(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("color=c={colour}:size=320x240:rate={fps}"))
+            .args(["-vf", "drawbox=x=t*40:y=100:w=20:h=20:color=gray:t=fill"])
+            .args([
+                "-frames:v",
+                "30",
+                "-c:v",
+                "mjpeg",
+                "-q:v",
+                "4",
+                "-f",
+                "mjpeg",
+            ])
+            .arg(&path),
     );
     path
 }
 
 /// The mean colour of a clip's first frame, decoded by ffmpeg.
 fn clip_colour(clip: &Path) -> [u8; 3] {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(clip)
-        .args(["-frames:v", "1", "-vf", "scale=1:1:flags=area"])
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output_within(common::CHILD_TIMEOUT)
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = ffmpeg(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(clip)
+            .args(["-frames:v", "1", "-vf", "scale=1:1:flags=area"])
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]),
     );
-    [out.stdout[0], out.stdout[1], out.stdout[2]]
+    [out[0], out[1], out[2]]
 }
 
 fn assert_colour(clip: &Path, want: [u8; 3]) {

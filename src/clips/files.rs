@@ -18,26 +18,13 @@ impl Clips {
             return Err(OpenError::NotFound);
         }
         let dir = self.open_home_of(clip)?;
-        let name = std::ffi::CString::new(format!("{}.mp4", clip.id)).expect("no NUL in an id");
-        // SAFETY: openat on a directory descriptor we hold, with a valid C
-        // string; the new descriptor is owned by the File from here on.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            )
-        };
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
+        let file = open_at(&dir, &file_name(clip), libc::O_NONBLOCK).map_err(|e| {
+            match e.raw_os_error() {
                 Some(libc::ENOENT) => OpenError::NotFound,
                 Some(libc::ELOOP) => OpenError::Refused("a symlink"),
                 _ => OpenError::Io(e.to_string()),
-            });
-        }
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        let file = unsafe { File::from_raw_fd(fd) };
+            }
+        })?;
         let meta = file.metadata().map_err(|e| OpenError::Io(e.to_string()))?;
         if !meta.is_file() {
             return Err(OpenError::Refused("not a regular file"));
@@ -64,20 +51,7 @@ impl Clips {
             .and_then(|n| n.to_str())
             .filter(|n| crate::config::valid_camera_id(n))
             .ok_or(OpenError::NotFound)?;
-        let c = std::ffi::CString::new(sub).expect("no NUL in a camera id");
-        // SAFETY: as in open_clip.
-        let fd = unsafe {
-            libc::openat(
-                root.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(OpenError::NotFound);
-        }
-        // SAFETY: just opened, owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        open_at(&root, sub, libc::O_DIRECTORY).map_err(|_| OpenError::NotFound)
     }
 
     /// Deletes a finished clip. A recording in progress has no `.mp4` yet,
@@ -97,11 +71,39 @@ impl Clips {
     /// (never through a path a symlink could have been put into).
     pub(super) fn unlink(&self, clip: &ClipEntry) -> Result<(), OpenError> {
         let dir = self.open_home_of(clip)?;
-        let name = std::ffi::CString::new(format!("{}.mp4", clip.id)).expect("no NUL in an id");
+        let name = c_name(&file_name(clip));
         // SAFETY: unlinkat on a directory descriptor we hold, a valid C string.
         if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
             return Err(OpenError::Io(std::io::Error::last_os_error().to_string()));
         }
         Ok(())
     }
+}
+
+fn file_name(clip: &ClipEntry) -> String {
+    format!("{}.mp4", clip.id)
+}
+
+/// Ids and camera ids hold no NUL (checked before they get here).
+fn c_name(name: &str) -> std::ffi::CString {
+    std::ffi::CString::new(name).expect("no NUL in an id")
+}
+
+/// Opens `name` in `dir` for reading, never following a symlink.
+fn open_at(dir: &File, name: &str, flags: libc::c_int) -> std::io::Result<File> {
+    let name = c_name(name);
+    // SAFETY: openat on a directory descriptor we hold, with a valid C
+    // string; the new descriptor is owned by the File from here on.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | flags,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }

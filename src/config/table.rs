@@ -179,6 +179,14 @@ fn even(lo: u32, hi: u32, message: &'static str) -> impl Fn(&u32) -> Check {
     }
 }
 
+/// Reads `input` as the setting's type, checks it, and only then stores it.
+fn assign<T: Value>(slot: &mut T, input: Input<'_>, check: &dyn Fn(&T) -> Check) -> Check {
+    let v = T::read(input)?;
+    check(&v)?;
+    *slot = v;
+    Ok(())
+}
+
 /// A camera setting as `Debug` shows it: `source` without credentials.
 fn shown(name: &str, text: String) -> String {
     if name == "source" {
@@ -246,12 +254,7 @@ macro_rules! settings {
             /// Sets a global or flat camera key; `None` if no such key.
             pub(super) fn set_key(&mut self, key: &str, input: Input<'_>) -> Option<Check> {
                 match key {
-                    $( stringify!($g) => Some(<$gt>::read(input).and_then(|v| {
-                        let check: &dyn Fn(&$gt) -> Check = &$gc;
-                        check(&v)?;
-                        self.$g = v;
-                        Ok(())
-                    })), )*
+                    $( stringify!($g) => Some(assign(&mut self.$g, input, &$gc)), )*
                     _ => self.camera.set_key(key, input),
                 }
             }
@@ -261,12 +264,7 @@ macro_rules! settings {
             /// Sets a per-camera key; `None` if no such key.
             pub(super) fn set_key(&mut self, key: &str, input: Input<'_>) -> Option<Check> {
                 match key {
-                    $( stringify!($c) => Some(<$ct>::read(input).and_then(|v| {
-                        let check: &dyn Fn(&$ct) -> Check = &$cc;
-                        check(&v)?;
-                        self.$c = v;
-                        Ok(())
-                    })), )*
+                    $( stringify!($c) => Some(assign(&mut self.$c, input, &$cc)), )*
                     _ => None,
                 }
             }

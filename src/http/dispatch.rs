@@ -196,7 +196,7 @@ fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Princi
             }
         },
         Route::Video(cam) => match app.camera(&cam) {
-            Ok(_) => view::live(app, req, cam),
+            Ok(camera) => view::live(app, req, camera),
             Err(e) => answer(req, Err(e)),
         },
         Route::Snapshot(cam) => {

@@ -2,12 +2,10 @@
 //! JPEGs untouched) and `/snapshot.jpg`.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use tiny_http::{Method, Request};
 
 use super::errors::{ApiError, Kind};
-use super::route::Cam;
 use super::server::spawn_with;
 use super::{App, Reply, bytes, error, header, respond, security_headers};
 use crate::camera::Camera;
@@ -27,9 +25,9 @@ pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
     Ok(r)
 }
 
-/// A viewer of `cam` (which the caller found): a seat under the process's
-/// caps, then a thread of its own for as long as it watches.
-pub fn live(app: &Arc<App>, req: Request, cam: Cam) {
+/// A viewer of `camera`: a seat under the process's caps, then a thread of
+/// its own for as long as it watches.
+pub fn live(app: &App, req: Request, camera: &Camera) {
     let ip = app.client(&req);
     let seat = match app.viewers.try_seat(ip) {
         Ok(seat) => seat,
@@ -47,9 +45,6 @@ pub fn live(app: &Arc<App>, req: Request, cam: Cam) {
             .and_then(|()| out.flush());
         return;
     }
-    let Ok(camera) = app.camera(&cam) else {
-        return respond(req, error(404, "no such camera"));
-    };
     let (hub, watching) = (camera.hub.clone(), camera.watch());
     spawn_with("viewer", req, move |req| {
         let _seat = (seat, watching);

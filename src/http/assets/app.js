@@ -110,7 +110,7 @@
   }
 
   // Shared with tiles.js and library.js (loaded after this script).
-  window.VR = { fmtElapsed, fmtBytes, fmtDuration, setText };
+  window.VR = { api, fmtElapsed, fmtBytes, fmtDuration, setText };
 
   // ---------- HTTP ----------
 

@@ -27,7 +27,7 @@
     loading: 0,
   };
 
-  const { fmtBytes, fmtDuration } = window.VR;
+  const { api, fmtBytes, fmtDuration } = window.VR;
   const two = (n) => String(n).padStart(2, "0");
   function fmtWhen(iso) {
     const d = new Date(iso);
@@ -76,14 +76,10 @@
     const q = new URLSearchParams({ limit: String(PAGE) });
     if (el.filter.value) q.set("camera", el.filter.value);
     if (more && state.next) q.set("before", state.next);
-    let body;
-    try {
-      const res = await fetch(`/clips?${q}`, { cache: "no-store", headers: { Accept: "application/json" } });
-      if (!res.ok) return;
-      body = await res.json();
-    } catch (_) {
-      return; // offline: app.js says so; the next change reloads
-    }
+    const r = await api("GET", `/clips?${q}`).catch(() => null);
+    // Offline (app.js says so) or refused: the next change reloads.
+    if (!r || !r.ok || !r.body) return;
+    const body = r.body;
     if (ticket !== state.loading) return; // a newer load is on its way
     if (!more) el.list.replaceChildren();
     for (const c of body.clips || []) el.list.append(card(c));
@@ -125,11 +121,11 @@
     }
     disarm();
     el.del.disabled = true;
-    const res = await fetch(`/clips/${encodeURIComponent(c.id)}`, { method: "DELETE" }).catch(() => null);
+    const r = await api("DELETE", `/clips/${encodeURIComponent(c.id)}`).catch(() => null);
     el.del.disabled = false;
-    if (!res || !res.ok) {
-      const body = res ? await res.json().catch(() => ({})) : {};
-      el.meta.textContent = `Cannot delete ${c.id}: ${body.error || (res ? `HTTP ${res.status}` : "offline")}`;
+    if (!r || !r.ok) {
+      const why = r ? (r.body && r.body.error) || `HTTP ${r.status}` : "offline";
+      el.meta.textContent = `Cannot delete ${c.id}: ${why}`;
       return;
     }
     el.video.removeAttribute("src");

@@ -16,13 +16,8 @@
   let busy = false; // a Record all is in flight
   let admin = true;
 
-  const { fmtElapsed: fmtClock, setText } = window.VR;
-
-  async function post(path) {
-    const res = await fetch(path, { method: "POST", headers: { Accept: "application/json" } });
-    const body = await res.json().catch(() => ({}));
-    return { ok: res.ok, status: res.status, body };
-  }
+  const { api, fmtElapsed: fmtClock, setText } = window.VR;
+  const post = (path) => api("POST", path);
 
   const camPath = (id, what) => `/cameras/${encodeURIComponent(id)}/${what}`;
 
