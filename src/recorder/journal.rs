@@ -138,6 +138,15 @@ impl ClipWriter {
         Ok(())
     }
 
+    /// Clip time from the first sample to the last journaled one: a lower
+    /// bound on what recovery would give back after a crash now.
+    pub fn durable_ticks(&self) -> u64 {
+        match (self.samples.first(), self.journaled.checked_sub(1)) {
+            (Some(first), Some(last)) => self.samples[last].pts.saturating_sub(first.pts),
+            _ => 0,
+        }
+    }
+
     /// Makes every sample written so far durable: fsync the data, then journal it.
     pub fn make_durable(&mut self) -> Result<(), String> {
         self.restore_if_deleted()?;
@@ -383,9 +392,11 @@ mod tests {
         w.write_sample(&[2; 20], 3000, false).unwrap();
         let t = parse(&std::fs::read_to_string(&paths.journal).unwrap()).unwrap();
         assert_eq!(t.samples.len(), 1);
+        assert_eq!(w.durable_ticks(), 0, "the second sample is not durable yet");
         w.make_durable().unwrap();
         let t = parse(&std::fs::read_to_string(&paths.journal).unwrap()).unwrap();
         assert_eq!(t.samples.len(), 2);
+        assert_eq!(w.durable_ticks(), 3000);
         assert_eq!(
             std::fs::metadata(&paths.part).unwrap().len(),
             mux::data_start() + 30

@@ -61,6 +61,8 @@ pub struct ActiveInfo {
     pub frames: u64,
     pub fps: f64,
     pub dropped_frames: u64,
+    /// Seconds of the clip fsynced and journaled: what a crash keeps.
+    pub durable_sec: f64,
     pub max_duration_sec: Option<f64>,
 }
 
@@ -139,6 +141,8 @@ impl Running {
             },
             dropped_frames: self.dropped.load(Ordering::Relaxed)
                 + self.control.skipped.load(Ordering::Relaxed),
+            durable_sec: self.control.durable_ticks.load(Ordering::Relaxed) as f64
+                / f64::from(mux::TIMESCALE),
             max_duration_sec: self.max.map(|d| d.as_secs_f64()),
         }
     }

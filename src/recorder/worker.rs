@@ -39,6 +39,8 @@ pub struct Control {
     pub skipped: AtomicU64,
     /// Capture time (ns) of the first frame in the clip; 0 until then.
     pub first_capture_ns: AtomicU64,
+    /// Clip time (in `TIMESCALE` ticks) up to the last durable sample.
+    pub durable_ticks: AtomicU64,
 }
 
 pub struct Job {
@@ -130,6 +132,8 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             if let Err(e) = job.writer.make_durable() {
                 return fail(job, p, e);
             }
+            let durable = job.writer.durable_ticks();
+            job.control.durable_ticks.store(durable, Ordering::Relaxed);
             // Stop while the index still fits, rather than at ENOSPC.
             if let Some(why) = job.clips.out_of_room(Some(&job.id)) {
                 log::error!("recording {} stopped: {why}", job.id);
