@@ -1,10 +1,10 @@
 //! A captured frame: what a camera compressed, shared (`Arc<Frame>`) by the
 //! hub, the pre-roll ring, viewers and the recorder. The payload says what
-//! kind of picture it is, so the same hub carries a USB camera's JPEGs and,
-//! later, a network camera's H.264 access units. How a frame goes out on a
-//! connection (multipart parts for `/video`) belongs to the live module.
+//! kind of picture it is, so the same hub carries a USB camera's JPEGs or a
+//! network camera's H.264/H.265 access units. How a frame goes out on a
+//! connection (multipart parts, fMP4 fragments) belongs to the live module.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// What a frame holds, as the camera made it (never re-encoded on the way).
@@ -12,6 +12,52 @@ use std::time::{Duration, SystemTime};
 pub enum Payload {
     /// One whole JPEG: every frame stands alone (a keyframe).
     Jpeg(Vec<u8>),
+    /// One H.264/H.265 access unit from a network camera.
+    Video(Video),
+}
+
+/// An access unit as the camera sent it: NAL units with 4-byte lengths
+/// (AVCC/HVCC, what MP4 samples hold), parameter sets out of band.
+#[derive(Debug)]
+pub struct Video {
+    pub data: Vec<u8>,
+    /// A random access point (IDR/IRAP): decoding, clips and live views start here.
+    pub key: bool,
+    /// The stream's parameters when this frame was sent; shared by the frames
+    /// that use them, replaced (a new `Arc`) when the camera changes them.
+    pub params: Arc<VideoParams>,
+}
+
+/// The codec of a video stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    H265,
+}
+
+/// What a decoder (and an MP4 sample entry) needs to know about a stream.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VideoParams {
+    pub codec: Codec,
+    /// RFC 6381 codec string for MSE (`avc1.42C01F`, `hvc1.1.6.L93.B0`).
+    pub rfc6381: String,
+    pub width: u32,
+    pub height: u32,
+    /// The rate the stream declares (frames, seconds), if it does.
+    pub frame_rate: Option<(u32, u32)>,
+    /// Parameter sets as raw NAL units: SPS, PPS (H.264); VPS, SPS, PPS (H.265).
+    pub sets: Vec<Vec<u8>>,
+    /// The complete MP4 sample entry box (`avc1` with `avcC`, `hvc1` with `hvcC`).
+    pub sample_entry: Vec<u8>,
+}
+
+impl VideoParams {
+    pub fn fps(&self) -> Option<f64> {
+        // retina gives (seconds numerator, frames denominator): 1/30 is 30 fps.
+        self.frame_rate
+            .filter(|&(n, d)| n > 0 && d > 0)
+            .map(|(n, d)| f64::from(d) / f64::from(n))
+    }
 }
 
 impl Payload {
@@ -19,6 +65,15 @@ impl Payload {
     pub fn jpeg(&self) -> Option<&[u8]> {
         match self {
             Payload::Jpeg(b) => Some(b),
+            Payload::Video(_) => None,
+        }
+    }
+
+    /// The access unit, if this is video.
+    pub fn video(&self) -> Option<&Video> {
+        match self {
+            Payload::Video(v) => Some(v),
+            Payload::Jpeg(_) => None,
         }
     }
 
@@ -26,6 +81,15 @@ impl Payload {
     pub fn is_key(&self) -> bool {
         match self {
             Payload::Jpeg(_) => true,
+            Payload::Video(v) => v.key,
+        }
+    }
+
+    /// Bytes held (the pre-roll ring is bounded by them too).
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Jpeg(b) => b.len(),
+            Payload::Video(v) => v.data.len(),
         }
     }
 }

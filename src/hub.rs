@@ -20,6 +20,8 @@ pub enum SourceState {
     Test,
     /// The source failed; viewers get NO SIGNAL frames while it is reopened.
     Down,
+    /// A network camera being connected to (again).
+    Connecting,
     #[default]
     Starting,
 }
@@ -30,6 +32,7 @@ impl SourceState {
             SourceState::Live => "live",
             SourceState::Test => "test",
             SourceState::Down => "down",
+            SourceState::Connecting => "connecting",
             SourceState::Starting => "starting",
         }
     }
@@ -115,6 +118,9 @@ pub struct Hub {
     cond: Condvar,
     preroll: Mutex<VecDeque<Arc<Frame>>>,
     preroll_window: Duration,
+    /// Video frames since the latest keyframe: where a live fMP4 viewer
+    /// starts, and what a viewer a few frames behind still finds.
+    gop: Mutex<VecDeque<Arc<Frame>>>,
     taps: Mutex<Vec<Tap>>,
     /// Capture times of recent real frames, for the measured rate.
     recent: Mutex<VecDeque<Duration>>,
@@ -122,8 +128,11 @@ pub struct Hub {
     pub counters: CaptureCounters,
 }
 
-/// Upper bound on frames kept for pre-roll whatever the window says (memory).
+/// Upper bounds on what is kept for pre-roll whatever the window says (memory).
 const PREROLL_MAX_FRAMES: usize = 30 * 60;
+const PREROLL_MAX_BYTES: usize = 64 << 20;
+/// A camera that never sends a keyframe must not grow the live ring for good.
+const GOP_MAX_FRAMES: usize = 600;
 
 impl Hub {
     pub fn new(preroll_window: Duration, status: SourceStatus) -> Hub {
@@ -135,6 +144,7 @@ impl Hub {
             cond: Condvar::new(),
             preroll: Mutex::new(VecDeque::new()),
             preroll_window,
+            gop: Mutex::new(VecDeque::new()),
             taps: Mutex::new(Vec::new()),
             recent: Mutex::new(VecDeque::new()),
             status: Mutex::new(status),
@@ -156,14 +166,15 @@ impl Hub {
             }
         }
         if !self.preroll_window.is_zero() {
-            let mut ring = lock(&self.preroll);
-            ring.push_back(frame.clone());
-            while ring.len() > PREROLL_MAX_FRAMES
-                || ring
-                    .front()
-                    .is_some_and(|f| frame.capture.saturating_sub(f.capture) > self.preroll_window)
-            {
-                ring.pop_front();
+            self.keep_for_preroll(&frame);
+        }
+        if frame.payload.video().is_some() {
+            let mut gop = lock(&self.gop);
+            if frame.payload.is_key() || gop.len() >= GOP_MAX_FRAMES {
+                gop.clear();
+            }
+            if !gop.is_empty() || frame.payload.is_key() {
+                gop.push_back(frame.clone());
             }
         }
         {
@@ -183,6 +194,60 @@ impl Hub {
         slot.latest = Some(frame);
         drop(slot);
         self.cond.notify_all();
+    }
+
+    /// Adds a frame to the pre-roll ring and drops what no pre-roll needs:
+    /// frames before the newest keyframe that is already `window` old (so
+    /// a pre-roll of video starts on a keyframe at least that far back).
+    fn keep_for_preroll(&self, frame: &Arc<Frame>) {
+        let mut ring = lock(&self.preroll);
+        ring.push_back(frame.clone());
+        let old = |f: &Arc<Frame>| frame.capture.saturating_sub(f.capture) >= self.preroll_window;
+        if let Some(k) = ring
+            .iter()
+            .skip(1)
+            .rposition(|f| f.payload.is_key() && old(f))
+        {
+            // `k` counts from the second frame: keep from that keyframe on.
+            ring.drain(..=k);
+        }
+        let mut bytes: usize = ring.iter().map(|f| f.payload.len()).sum();
+        while ring.len() > PREROLL_MAX_FRAMES || (bytes > PREROLL_MAX_BYTES && ring.len() > 1) {
+            if let Some(f) = ring.pop_front() {
+                bytes -= f.payload.len();
+            }
+        }
+        // What is left must still start where a decoder can.
+        while ring.len() > 1 && ring.front().is_some_and(|f| !f.payload.is_key()) {
+            ring.pop_front();
+        }
+    }
+
+    /// The frame after `after` for a viewer that needs every frame (fMP4):
+    /// the next one while it is still in the live ring, else the latest
+    /// keyframe (`true`: frames were skipped). `after = None` starts at the
+    /// latest keyframe. `None` on timeout or shutdown.
+    pub fn next_video(&self, after: Option<u64>, timeout: Duration) -> Option<(Arc<Frame>, bool)> {
+        let deadline = crate::clock::monotonic_now() + timeout;
+        let mut seen = after.unwrap_or(0);
+        loop {
+            let left = deadline.saturating_sub(crate::clock::monotonic_now());
+            let newest = self.wait_newer(seen, left)?;
+            let gop = lock(&self.gop);
+            let found = match (after, gop.front()) {
+                (_, None) => None,
+                (None, Some(k)) => Some((k.clone(), false)),
+                (Some(a), Some(k)) if a < k.seq => Some((k.clone(), a + 1 != k.seq)),
+                (Some(a), Some(k)) => gop
+                    .get(usize::try_from(a + 1 - k.seq).unwrap_or(usize::MAX))
+                    .map(|f| (f.clone(), false)),
+            };
+            drop(gop);
+            if found.is_some() {
+                return found;
+            }
+            seen = newest.seq;
+        }
     }
 
     pub fn latest(&self) -> Option<Arc<Frame>> {
@@ -216,6 +281,7 @@ impl Hub {
     }
 
     /// Subscribes a recorder: frames from now on, through a queue of `capacity`.
+    #[cfg(test)]
     pub fn tap(&self, capacity: usize) -> TapReceiver {
         let (tap, rx) = Tap::new(capacity);
         lock(&self.taps).push(tap);
@@ -234,14 +300,23 @@ impl Hub {
         let ring = lock(&self.preroll);
         let newest = ring.back().map(|f| f.capture);
         let pre: Vec<Arc<Frame>> = match newest {
-            // A clip must begin where a decoder can (every JPEG can).
-            Some(newest) if !window.is_zero() => ring
-                .iter()
-                .filter(|f| newest.saturating_sub(f.capture) < window)
-                .skip_while(|f| !f.payload.is_key())
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
+            Some(newest) if !window.is_zero() => {
+                let age = |f: &Arc<Frame>| newest.saturating_sub(f.capture);
+                // A clip must begin where a decoder can: every JPEG can, so a
+                // JPEG pre-roll is the window; video starts on the newest
+                // keyframe at least `window` back (or the oldest one kept).
+                let start = if ring.back().is_some_and(|f| f.payload.video().is_some()) {
+                    ring.iter()
+                        .rposition(|f| f.payload.is_key() && age(f) >= window)
+                        .or_else(|| ring.iter().position(|f| f.payload.is_key()))
+                } else {
+                    ring.iter().position(|f| age(f) < window)
+                };
+                start.map_or_else(Vec::new, |i| ring.iter().skip(i).cloned().collect())
+            }
+            // No pre-roll asked: video still starts where a decoder can,
+            // on the keyframe the live view is showing.
+            _ => lock(&self.gop).iter().cloned().collect(),
         };
         drop(ring);
         let (tap, rx) = Tap::new(capacity);

@@ -5,6 +5,7 @@ mod capture;
 mod clips;
 mod clock;
 mod config;
+mod fmp4;
 mod frame;
 mod http;
 mod hub;

@@ -14,6 +14,7 @@ use crate::clips::Clips;
 use crate::config::CameraSettings;
 use crate::hub::{Hub, SourceState, SourceStatus};
 use crate::recorder::{ClipInfo, Recorder, RecorderSettings};
+use crate::source::rtsp::{self, RtspSettings};
 use crate::source::{Format, SourceSpec};
 
 pub struct Camera {
@@ -22,6 +23,8 @@ pub struct Camera {
     pub recorder: Recorder,
     viewers: Arc<AtomicUsize>,
     capture: Mutex<Option<JoinHandle<()>>>,
+    /// An RTSP camera: H.264/H.265 frames, not JPEGs.
+    video: bool,
 }
 
 /// A viewer of one camera, counted while it lives.
@@ -50,19 +53,34 @@ impl Camera {
                 ..Default::default()
             },
         ));
-        let capture = capture::spawn(
-            &id,
-            hub.clone(),
-            CaptureSettings {
-                spec,
-                want: Format {
-                    width: settings.width,
-                    height: settings.height,
-                    fps: settings.fps,
+        let stall_timeout = Duration::from_secs_f64(settings.stall_timeout_sec);
+        let video = matches!(spec, SourceSpec::Rtsp(_));
+        let capture = match spec {
+            SourceSpec::Rtsp(url) => rtsp::spawn(
+                &id,
+                hub.clone(),
+                RtspSettings {
+                    url,
+                    transport: rtsp::Transport::parse(&settings.rtsp_transport)
+                        .map_err(|e| format!("camera {id}: rtsp_transport {e}"))?,
+                    stall_timeout,
+                    nominal_fps: settings.fps,
                 },
-                stall_timeout: Duration::from_secs_f64(settings.stall_timeout_sec),
-            },
-        )
+            ),
+            spec => capture::spawn(
+                &id,
+                hub.clone(),
+                CaptureSettings {
+                    spec,
+                    want: Format {
+                        width: settings.width,
+                        height: settings.height,
+                        fps: settings.fps,
+                    },
+                    stall_timeout,
+                },
+            ),
+        }
         .map_err(|e| format!("camera {id}: cannot start its capture thread: {e}"))?;
         let recorder = Recorder::new(
             hub.clone(),
@@ -81,6 +99,7 @@ impl Camera {
             recorder,
             viewers: Arc::default(),
             capture: Mutex::new(Some(capture)),
+            video,
         })
     }
 
@@ -88,6 +107,17 @@ impl Camera {
     pub fn watch(&self) -> Watching {
         self.viewers.fetch_add(1, Ordering::AcqRel);
         Watching(self.viewers.clone())
+    }
+
+    /// Whether frames are H.264/H.265 (`live.mp4`) rather than JPEGs.
+    pub fn sends_video(&self) -> bool {
+        self.video
+    }
+
+    /// The RFC 6381 codec of a video camera's stream (`avc1.64001F`), once known.
+    pub fn codec(&self) -> Option<String> {
+        let latest = self.hub.latest()?;
+        Some(latest.payload.video()?.params.rfc6381.clone())
     }
 
     pub fn viewers(&self) -> usize {

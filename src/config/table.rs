@@ -316,7 +316,7 @@ settings! {
             } else { Ok(()) };
     }
     camera {
-        source: String = "auto", "SRC", "auto | test | /dev/videoN | FILE.mjpeg | http://…",
+        source: String = "auto", "SRC", "auto | test | /dev/videoN | FILE.mjpeg | http://… | rtsp://…",
             |v: &String| { not_empty(v)?; crate::source::SourceSpec::parse(v).map(|_| ()) };
         width: u32 = 1280u32, "W", "frame width asked of the source",
             even(16, 7680, "must be an even number from 16 to 7680");
@@ -331,6 +331,12 @@ settings! {
             |v: &u32| if *v == 0 || (100..=50_000).contains(v) { Ok(()) } else { Err("must be 0 (automatic) or 100 to 50000".into()) };
         stall_timeout_sec: f64 = 3.0, "S", "no frame this long: the source is down",
             within(0.5, 600.0, "must be from 0.5 to 600 seconds");
+        rtsp_transport: String = "tcp", "T", "RTSP cameras: tcp (interleaved) or udp",
+            |v: &String| crate::source::rtsp::Transport::parse(v).map(|_| ());
+        preview_fps: u32 = 5u32, "N", "RTSP cameras: rate of the MJPEG view decoded on demand",
+            within(1, 30, "must be from 1 to 30");
+        preview_width: u32 = 640u32, "W", "RTSP cameras: widest MJPEG view and snapshot",
+            even(16, 7680, "must be an even number from 16 to 7680");
     }
 }
 

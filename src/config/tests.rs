@@ -202,8 +202,15 @@ fn camera_section_errors_name_the_key() {
         (e.key.as_str(), e.origin.as_str()),
         ("source", "flag --source")
     );
-    let e = err("rtsp", "source = \"rtsp://cam/x\"\n", "");
+    let e = err("rtsps", "source = \"rtsps://cam/x\"\n", "");
     assert_eq!(e.key, "source");
+    assert!(e.message.contains("TLS"), "{}", e.message);
+    let e = err(
+        "transport",
+        "source = \"rtsp://cam/x\"\nrtsp_transport = \"http\"\n",
+        "",
+    );
+    assert_eq!(e.key, "rtsp_transport");
     let e = err("notarray", "camera = 3\n", "");
     assert_eq!(e.key, "camera");
 }

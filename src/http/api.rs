@@ -57,6 +57,8 @@ pub fn camera_status(app: &App, cam: &Camera) -> Value {
             "fps": round2(fps),
             "message": src.message,
             "pixel_format": src.pixel_format,
+            // RFC 6381, for MSE: what a browser must decode (`avc1.42C01F`).
+            "codec": cam.codec(),
             "requested": {
                 "width": src.requested.0,
                 "height": src.requested.1,
@@ -86,6 +88,9 @@ pub fn camera_summary(cam: &Camera) -> Value {
         "width": src.width,
         "height": src.height,
         "fps": round2(cam.hub.measured_fps()),
+        "codec": cam.codec(),
+        "reconnects": cam.hub.counters.reopens.load(std::sync::atomic::Ordering::Relaxed),
+        "live_mp4": cam.sends_video().then(|| format!("/cameras/{}/live.mp4", cam.id)),
         "viewers": cam.viewers(),
         "recording": active.is_some(),
         "elapsed_sec": active.as_ref().map_or(0.0, |a| a.elapsed_sec),

@@ -199,6 +199,10 @@ fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Princi
             Ok(camera) => view::live(app, req, camera),
             Err(e) => answer(req, Err(e)),
         },
+        Route::LiveMp4(cam) => match app.camera(&cam) {
+            Ok(camera) => view::live_mp4(app, req, camera),
+            Err(e) => answer(req, Err(e)),
+        },
         Route::Snapshot(cam) => {
             let r = app.camera(&cam).and_then(view::snapshot);
             answer(req, r)

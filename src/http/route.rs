@@ -32,6 +32,8 @@ pub enum Route {
     LoginSubmit,
     Logout,
     Video(Cam),
+    /// A network camera's own H.264/H.265 as fragmented MP4 (MSE).
+    LiveMp4(Cam),
     Snapshot(Cam),
     /// `/status` (the first camera, plus the whole process) or a camera's.
     Status(Cam),
@@ -183,6 +185,13 @@ pub const ROUTES: &[Row] = &[
         Viewer,
         "live MJPEG of a camera",
         |p| Route::Video(cam(p))
+    ),
+    row!(
+        "GET",
+        "/cameras/{camera}/live.mp4",
+        Viewer,
+        "live fragmented MP4 of an RTSP camera, its H.264/H.265 untouched (for MSE)",
+        |p| Route::LiveMp4(cam(p))
     ),
     row!(
         "GET",

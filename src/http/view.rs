@@ -1,5 +1,6 @@
 //! Live pictures of a camera: `/video` (one thread per viewer, the camera's
-//! JPEGs untouched) and `/snapshot.jpg`.
+//! JPEGs untouched), `live.mp4` (a network camera's H.264/H.265 untouched)
+//! and `/snapshot.jpg`.
 
 use std::io::Write;
 
@@ -28,6 +29,38 @@ pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
 /// A viewer of `camera`: a seat under the process's caps, then a thread of
 /// its own for as long as it watches.
 pub fn live(app: &App, req: Request, camera: &Camera) {
+    watch(app, req, camera, crate::live::response_head, |hub, out| {
+        crate::live::stream(hub, out, &security_headers())
+    });
+}
+
+/// The fMP4 live view; only a camera that sends H.264/H.265 has one.
+pub fn live_mp4(app: &App, req: Request, camera: &Camera) {
+    if !camera.sends_video() {
+        let e = ApiError::new(
+            Kind::NotFound,
+            format!(
+                "camera {} sends JPEGs: its live view is /cameras/{}/video",
+                camera.id, camera.id
+            ),
+        );
+        return respond(req, e.reply());
+    }
+    watch(
+        app,
+        req,
+        camera,
+        crate::live::mp4::response_head,
+        |hub, out| crate::live::mp4::stream(hub, out, &security_headers()),
+    );
+}
+
+type Head = fn(&[(&str, &str)]) -> String;
+
+fn watch<F>(app: &App, req: Request, camera: &Camera, head: Head, stream: F)
+where
+    F: FnOnce(&crate::hub::Hub, &mut dyn Write) -> std::io::Result<u64> + Send + 'static,
+{
     let ip = app.client(&req);
     let seat = match app.viewers.try_seat(ip) {
         Ok(seat) => seat,
@@ -41,7 +74,7 @@ pub fn live(app: &App, req: Request, camera: &Camera) {
         drop(seat);
         let mut out = req.into_writer();
         let _ = out
-            .write_all(crate::live::response_head(&security_headers()).as_bytes())
+            .write_all(head(&security_headers()).as_bytes())
             .and_then(|()| out.flush());
         return;
     }
@@ -49,7 +82,7 @@ pub fn live(app: &App, req: Request, camera: &Camera) {
     spawn_with("viewer", req, move |req| {
         let _seat = (seat, watching);
         let mut out = req.into_writer();
-        match crate::live::stream(&hub, &mut out, &security_headers()) {
+        match stream(&hub, &mut out) {
             Ok(n) => log::debug!("viewer done after {n} frames"),
             Err(e) => log::debug!("viewer gone: {e}"),
         }

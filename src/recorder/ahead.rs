@@ -129,6 +129,8 @@ impl Drop for DecodeAhead {
 fn decode_frame(dec: &mut Decoder, frame: &Frame, pic: &mut Yuv420) -> Result<(), String> {
     match &frame.payload {
         Payload::Jpeg(jpeg) => decode(dec, jpeg, pic),
+        // Copied by the worker, never handed to this decoder.
+        Payload::Video(_) => Err("a video frame is copied, not transcoded".into()),
     }
 }
 

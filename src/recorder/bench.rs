@@ -49,6 +49,7 @@ fn recording_cost_720p() {
                     height: pic.height as u16,
                     sps: e.sps.clone().unwrap(),
                     pps: e.pps.clone().unwrap(),
+                    entry: None,
                     timescale: mux::TIMESCALE,
                     created_unix: 0,
                 });

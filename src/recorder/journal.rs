@@ -232,8 +232,13 @@ impl ClipWriter {
 }
 
 fn header(info: &TrackInfo) -> String {
+    let entry = info
+        .entry
+        .as_ref()
+        .map(|e| format!("entry {}\n", hex(e)))
+        .unwrap_or_default();
     format!(
-        "{MAGIC}\ntimescale {}\nsize {} {}\ncreated {}\nsps {}\npps {}\ndata {}\n",
+        "{MAGIC}\ntimescale {}\nsize {} {}\ncreated {}\nsps {}\npps {}\n{entry}data {}\n",
         info.timescale,
         info.width,
         info.height,
@@ -271,6 +276,7 @@ pub fn parse(text: &str) -> Option<SampleTable> {
     }
     let (mut ts, mut size, mut created, mut sps, mut pps, mut data) =
         (None, None, None, None, None, None);
+    let mut entry = None;
     let mut samples: Vec<SampleEntry> = Vec::new();
     for line in lines {
         let mut f = line.split(' ');
@@ -282,6 +288,7 @@ pub fn parse(text: &str) -> Option<SampleTable> {
             ("created", [v]) => v.parse().ok().map(|v| created = Some(v)),
             ("sps", [v]) => unhex(v).map(|v| sps = Some(v)),
             ("pps", [v]) => unhex(v).map(|v| pps = Some(v)),
+            ("entry", [v]) => unhex(v).map(|v| entry = Some(v)),
             ("data", [v]) => v.parse().ok().map(|v| data = Some(v)),
             ("s", [n, pts, k]) => parse_sample(n, pts, k, samples.last()).map(|s| samples.push(s)),
             _ => None,
@@ -305,6 +312,7 @@ pub fn parse(text: &str) -> Option<SampleTable> {
             height,
             sps: sps?,
             pps: pps?,
+            entry,
             timescale,
             created_unix: created.unwrap_or(0),
         },
@@ -339,6 +347,7 @@ mod tests {
             height: 48,
             sps: vec![0x67, 66, 0xC0, 30],
             pps: vec![0x68, 0xCE],
+            entry: None,
             timescale: 90_000,
             created_unix: 1_700_000_000,
         }

@@ -79,6 +79,10 @@ pub struct ClipInfo {
     pub started_at: String,
     pub ended_at: String,
     pub dropped_frames: u64,
+    /// The clip before this one in the same recording: a network camera
+    /// that changed its stream (size, codec) splits the recording there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continued_from: Option<String>,
     /// Why the recording ended before it was asked to (disk full, write
     /// error); absent when it ended as asked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +134,8 @@ impl Running {
             .saturating_sub(Duration::from_nanos(first))
             .as_secs_f64();
         ActiveInfo {
-            id: self.id.clone(),
+            // The clip being written now (a split recording moves on).
+            id: lock(&self.control.clip).clone(),
             started_at: crate::clock::rfc3339(self.requested_wall),
             elapsed_sec: now.saturating_sub(self.requested).as_secs_f64(),
             frames,
@@ -228,16 +233,13 @@ impl Recorder {
         let pre_roll = self.settings.pre_roll;
         // Room for the pre-roll backlog plus ~2 s of slack, bounded for memory.
         let capacity = ((pre_roll.as_secs_f64() + 2.0) * fps).clamp(16.0, 300.0) as usize;
-        let (pre, tap) = if pre_roll.is_zero() {
-            (Vec::new(), self.hub.tap(capacity))
-        } else {
-            self.hub.tap_with_preroll(capacity, pre_roll)
-        };
+        let (pre, tap) = self.hub.tap_with_preroll(capacity, pre_roll);
         let max = opts
             .max_duration
             .or(self.settings.default_max_duration)
             .filter(|d| !d.is_zero());
         let control = Arc::new(worker::Control::default());
+        *lock(&control.clip) = id.clone();
         let dropped = tap.dropped.clone();
         let tap_until = tap.until.clone();
         if let Some(m) = max {
@@ -245,6 +247,8 @@ impl Recorder {
         }
         let job = worker::Job {
             id: id.clone(),
+            camera: self.settings.camera.clone(),
+            continued_from: None,
             writer,
             pre,
             tap,

@@ -56,6 +56,9 @@ pub struct TrackInfo {
     pub height: u16,
     pub sps: Vec<u8>,
     pub pps: Vec<u8>,
+    /// The camera's own sample entry (`hvc1`), put in place of the `avc1`
+    /// built from `sps`/`pps`; `None` for H.264.
+    pub entry: Option<Vec<u8>>,
     pub timescale: u32,
     /// Wall clock of the first sample, Unix seconds (for `creation_time`).
     pub created_unix: u64,
@@ -110,7 +113,7 @@ impl SampleTable {
             return Err("clip does not start with a keyframe".into());
         }
         let info = &self.info;
-        if info.sps.len() < 4 || info.pps.is_empty() {
+        if info.entry.is_none() && (info.sps.len() < 4 || info.pps.is_empty()) {
             return Err("missing H.264 SPS/PPS".into());
         }
         let ts = u64::from(info.timescale);
@@ -166,9 +169,9 @@ impl SampleTable {
             avc1.height = info.height;
             let avcc = &mut avc1.avcc;
             avcc.configuration_version = 1;
-            avcc.avc_profile_indication = info.sps[1];
-            avcc.profile_compatibility = info.sps[2];
-            avcc.avc_level_indication = info.sps[3];
+            avcc.avc_profile_indication = info.sps.get(1).copied().unwrap_or(0);
+            avcc.profile_compatibility = info.sps.get(2).copied().unwrap_or(0);
+            avcc.avc_level_indication = info.sps.get(3).copied().unwrap_or(0);
             avcc.length_size_minus_one = 0xFF; // 4-byte lengths (reserved bits set)
             avcc.sequence_parameter_sets = vec![From::from(info.sps.as_slice())];
             avcc.picture_parameter_sets = vec![From::from(info.pps.as_slice())];
@@ -260,6 +263,10 @@ impl SampleTable {
         let mut out = Vec::new();
         moov.write_box(&mut out)
             .map_err(|e| format!("building moov: {e}"))?;
+        if let Some(entry) = &info.entry {
+            // The crate knows `avc1` only: put the camera's entry in its place.
+            out = crate::fmp4::replace_sample_entry(&out, entry)?;
+        }
         if let Some(jpeg) = &self.thumbnail {
             // The crate cannot build `udta` boxes: append ours and grow
             // `moov`'s size to hold it.
@@ -310,6 +317,7 @@ mod tests {
                 height: 240,
                 sps: vec![0x67, 66, 0xC0, 30, 1, 2],
                 pps: vec![0x68, 1],
+                entry: None,
                 timescale: TIMESCALE,
                 created_unix: 1_700_000_000,
             },

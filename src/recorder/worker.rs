@@ -12,7 +12,7 @@ use super::encode::H264;
 use super::journal::ClipWriter;
 use super::mux::{TIMESCALE, TrackInfo};
 use crate::clips::Clips;
-use crate::frame::Frame;
+use crate::frame::{Codec, Frame, Video, VideoParams};
 use crate::hub::TapReceiver;
 use crate::sync::lock;
 
@@ -41,10 +41,15 @@ pub struct Control {
     pub first_capture_ns: AtomicU64,
     /// Clip time (in `TIMESCALE` ticks) up to the last durable sample.
     pub durable_ticks: AtomicU64,
+    /// The id of the clip being written (a split recording moves on).
+    pub clip: Mutex<String>,
 }
 
 pub struct Job {
     pub id: String,
+    pub camera: String,
+    /// The clip this one continues (after a split), for its `ClipInfo`.
+    pub continued_from: Option<String>,
     pub writer: ClipWriter,
     pub pre: Vec<Arc<Frame>>,
     pub tap: TapReceiver,
@@ -70,6 +75,28 @@ struct Pipeline {
     last_pts: Option<u64>,
     last_sync_pts: Option<u64>,
     resized: u64,
+    /// Stream copy: the parameters the clip was started with.
+    copying: Option<Arc<VideoParams>>,
+    /// A keyframe with new parameters: the clip ends before it and the
+    /// recording goes on in a new clip that starts with it.
+    split: Option<Arc<Frame>>,
+}
+
+impl Pipeline {
+    fn new(id: &str) -> Pipeline {
+        Pipeline {
+            ahead: DecodeAhead::new(id),
+            last_accepted: None,
+            scaled: None,
+            enc: None,
+            base: None,
+            last_pts: None,
+            last_sync_pts: None,
+            resized: 0,
+            copying: None,
+            split: None,
+        }
+    }
 }
 
 fn ticks(d: Duration) -> u64 {
@@ -77,16 +104,7 @@ fn ticks(d: Duration) -> u64 {
 }
 
 pub fn run(mut job: Job) -> Result<ClipInfo, String> {
-    let mut p = Pipeline {
-        ahead: DecodeAhead::new(&job.id),
-        last_accepted: None,
-        scaled: None,
-        enc: None,
-        base: None,
-        last_pts: None,
-        last_sync_pts: None,
-        resized: 0,
-    };
+    let mut p = Pipeline::new(&job.id);
     let mut pre = std::mem::take(&mut job.pre).into_iter();
     let now = crate::clock::monotonic_now();
     let (mut next_durable, mut next_enforce) = (now + DURABLE_EVERY, now + ENFORCE_EVERY);
@@ -98,10 +116,12 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             job.writer.abandon();
             return Err("aborted (test)".into());
         }
-        let frame = match pre.next() {
-            Some(f) => Some(f),
-            None if lock(&job.control.end).is_some() => job.tap.rx.try_recv().ok(),
-            None => job.tap.rx.recv_timeout(POLL).ok(),
+        // Pre-roll frames were chosen by the hub (from a keyframe); only
+        // live ones are held to `begin`.
+        let (frame, live) = match pre.next() {
+            Some(f) => (Some(f), false),
+            None if lock(&job.control.end).is_some() => (job.tap.rx.try_recv().ok(), true),
+            None => (job.tap.rx.recv_timeout(POLL).ok(), true),
         };
         // Read after the frame: a stop that came while we waited must apply to it.
         let stop = *lock(&job.control.end);
@@ -113,9 +133,15 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             (Some(f), _) if job.max_end.is_some_and(|m| f.capture >= m) => {
                 break job.max_end.unwrap_or(f.capture);
             }
-            (Some(f), _) if f.capture < job.begin => {}
+            // (A video pre-roll starts on the keyframe before the window.)
+            (Some(f), _) if (live || f.payload.video().is_none()) && f.capture < job.begin => {}
             (Some(f), _) => {
                 if let Err(e) = p.process(&f, &mut job) {
+                    return fail(job, p, e);
+                }
+                if let Some(k) = p.split.take()
+                    && let Err(e) = split(&mut job, &mut p, &k)
+                {
                     return fail(job, p, e);
                 }
             }
@@ -178,8 +204,12 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
 }
 
 impl Pipeline {
-    /// Hands a frame to the decoder and encodes the one decoded before it.
+    /// Hands a frame to the decoder and encodes the one decoded before it;
+    /// a network camera's access unit goes into the clip as it came.
     fn process(&mut self, f: &Arc<Frame>, job: &mut Job) -> Result<(), String> {
+        if let Some(v) = f.payload.video() {
+            return self.copy(f, v, job);
+        }
         // Presentation times must increase: a capture time that went back or
         // stood still is not one we can use (checked before paying for a decode).
         if self.last_accepted.is_some_and(|l| f.capture <= l) {
@@ -191,6 +221,54 @@ impl Pipeline {
             Some(d) => self.encode(d, job),
             None => Ok(()),
         }
+    }
+
+    /// Stream copy: no decode, no encode. A clip starts on a keyframe; new
+    /// parameters (the camera rebooted at another size) split the recording.
+    fn copy(&mut self, f: &Arc<Frame>, v: &Video, job: &mut Job) -> Result<(), String> {
+        if self.last_accepted.is_some_and(|l| f.capture <= l) {
+            job.control.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        match &self.copying {
+            // Before the first keyframe: not part of the clip yet.
+            None if !v.key => return Ok(()),
+            None => {
+                job.writer.info = Some(track_info(&v.params, f.wall));
+                self.copying = Some(v.params.clone());
+            }
+            Some(p) if !Arc::ptr_eq(p, &v.params) && **p != *v.params => {
+                // New parameters take effect at a keyframe; until it comes,
+                // nothing decodable with the clip's parameters is left.
+                if v.key {
+                    self.split = Some(f.clone());
+                } else {
+                    job.control.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        self.last_accepted = Some(f.capture);
+        let (base, _) = *self.base.get_or_insert((f.capture, f.wall));
+        let pts = ticks(f.capture - base);
+        if self.last_pts.is_some_and(|l| pts <= l) {
+            job.control.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        job.writer.write_sample(&v.data, pts, v.key)?;
+        self.last_pts = Some(pts);
+        job.control.frames.fetch_add(1, Ordering::Relaxed);
+        job.control
+            .first_capture_ns
+            .compare_exchange(
+                0,
+                base.as_nanos().max(1) as u64,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .ok();
+        Ok(())
     }
 
     /// Encodes every frame still with the decoder.
@@ -298,6 +376,7 @@ impl Pipeline {
                 height: enc.height as u16,
                 sps,
                 pps,
+                entry: None,
                 timescale: TIMESCALE,
                 created_unix: f
                     .wall
@@ -323,6 +402,53 @@ impl Pipeline {
             .ok();
         Ok(())
     }
+}
+
+/// How a copied stream is described: the camera's own sample entry
+/// (`avc1`/`avcC` or `hvc1`/`hvcC`), its SPS and PPS kept for the journal.
+fn track_info(params: &VideoParams, wall: SystemTime) -> TrackInfo {
+    let set = |i: usize| params.sets.get(i).cloned().unwrap_or_default();
+    let (sps, pps) = match params.codec {
+        Codec::H264 => (set(0), set(1)),
+        Codec::H265 => (set(1), set(2)),
+    };
+    TrackInfo {
+        width: params.width.min(u32::from(u16::MAX)) as u16,
+        height: params.height.min(u32::from(u16::MAX)) as u16,
+        sps,
+        pps,
+        entry: Some(params.sample_entry.clone()),
+        timescale: TIMESCALE,
+        created_unix: wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    }
+}
+
+/// Finishes the clip before keyframe `k` (new parameters) and starts the
+/// next clip of the same recording with it.
+fn split(job: &mut Job, p: &mut Pipeline, k: &Arc<Frame>) -> Result<(), String> {
+    let Some((first_capture, _)) = p.base else {
+        return Ok(());
+    };
+    let next = ClipWriter::create(job.clips.allocate(&job.camera, k.wall)?)?;
+    let next_id = next.paths.id.clone();
+    let writer = std::mem::replace(&mut job.writer, next);
+    let id = std::mem::replace(&mut job.id, next_id.clone());
+    job.continued_from = Some(id.clone());
+    *lock(&job.control.clip) = next_id.clone();
+    job.control.durable_ticks.store(0, Ordering::Relaxed);
+    *p = Pipeline::new(&next_id);
+    let end = ticks(k.capture.saturating_sub(first_capture));
+    let (size, table) = writer.finish(end)?;
+    log::info!(
+        "recording {id}: the camera changed its stream; clip saved ({} frames, {size} bytes), \
+         recording goes on in {next_id}",
+        table.samples.len()
+    );
+    job.clips.enforce(Some(&next_id));
+    p.process(k, job)
 }
 
 /// A write error (disk full, card gone): finish what is on disk as a clip
@@ -377,6 +503,7 @@ fn finish(
         started_at: crate::clock::rfc3339(first_wall),
         ended_at: crate::clock::rfc3339(first_wall + Duration::from_secs_f64(duration)),
         dropped_frames: dropped,
+        continued_from: job.continued_from.clone(),
         stopped_early: None,
     };
     log::info!(

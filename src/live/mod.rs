@@ -1,7 +1,10 @@
 //! Live view: one thread per viewer writing the camera's JPEGs untouched as
 //! `multipart/x-mixed-replace`. Each part's headers are built once per frame
 //! (kept in the frame), shared by every viewer; a slow viewer skips to the
-//! newest frame. The multipart framing is this module's alone.
+//! newest frame. The multipart framing is this module's alone; `mp4` is
+//! the fMP4 view of network cameras' H.264/H.265.
+
+pub mod mp4;
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Write};
@@ -145,7 +148,11 @@ pub fn response_head(extra: &[(&str, &str)]) -> String {
 /// patch 9), so on plain HTTP the JPEG goes from the shared frame to the
 /// kernel in one `writev`, never copied in user space; under TLS rustls
 /// encrypts all three in one pass.
-pub fn stream<W: Write>(hub: &Hub, out: &mut W, extra: &[(&str, &str)]) -> io::Result<u64> {
+pub fn stream<W: Write + ?Sized>(
+    hub: &Hub,
+    out: &mut W,
+    extra: &[(&str, &str)],
+) -> io::Result<u64> {
     out.write_all(stream_head(extra).as_bytes())?;
     out.flush()?;
     let mut last = 0;

@@ -1,0 +1,136 @@
+//! Live fMP4 (`/cameras/<id>/live.mp4`): a network camera's own H.264/H.265
+//! to browsers through Media Source Extensions, never transcoded. One init
+//! segment, then one `moof`+`mdat` per frame. A frame goes out when the
+//! next one arrives (its duration is then the camera's, not a guess), and
+//! its fragment head is built once and kept in the frame for every viewer.
+//! A viewer that falls behind skips to the latest keyframe; new stream
+//! parameters end the response (the page reconnects for a new init segment).
+
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{WAIT, write_all_vectored};
+use crate::fmp4;
+use crate::frame::{Frame, VideoParams};
+use crate::hub::Hub;
+
+/// 90 kHz, the RTP video clock: capture times keep their precision.
+const TIMESCALE: u32 = 90_000;
+/// The longest a frame is said to last (a gap while the camera was away).
+const MAX_DURATION: u32 = TIMESCALE;
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos() * u128::from(TIMESCALE) / 1_000_000_000) as u64
+}
+
+/// The status line and headers of the stream (all a HEAD request gets).
+pub fn response_head(extra: &[(&str, &str)]) -> String {
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\n\
+         Content-Type: video/mp4\r\n\
+         Cache-Control: no-store, no-cache, must-revalidate, max-age=0\r\n\
+         Connection: close\r\n",
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// The fragment head of `frame` lasting `duration` ticks. Decode times are
+/// the capture clock's, shared by every viewer (the page seeks to where its
+/// buffer starts).
+fn head(frame: &Frame, duration: u32, size: usize) -> Vec<u8> {
+    let key = frame.payload.is_key();
+    fmp4::fragment_head(
+        frame.seq as u32,
+        ticks(frame.capture),
+        duration.clamp(1, MAX_DURATION),
+        u32::try_from(size).unwrap_or(u32::MAX - 8),
+        key,
+    )
+}
+
+fn send<W: Write + ?Sized>(
+    out: &mut W,
+    frame: &Frame,
+    next: Option<&Frame>,
+    fallback: u32,
+) -> io::Result<()> {
+    let Some(v) = frame.payload.video() else {
+        return Ok(());
+    };
+    let built;
+    let h: &[u8] = match next {
+        // The usual case: the duration is known, so every viewer's bytes agree.
+        Some(n) => frame.live_head.get_or_init(|| {
+            let d = ticks(n.capture.saturating_sub(frame.capture));
+            head(
+                frame,
+                u32::try_from(d).unwrap_or(MAX_DURATION),
+                v.data.len(),
+            )
+        }),
+        None => {
+            built = head(frame, fallback, v.data.len());
+            &built
+        }
+    };
+    write_all_vectored(out, &mut [IoSlice::new(h), IoSlice::new(&v.data)])
+}
+
+/// Streams a video camera to one viewer until it goes away, the stream's
+/// parameters change, or the hub closes. Returns the frames delivered.
+pub fn stream<W: Write + ?Sized>(
+    hub: &Hub,
+    out: &mut W,
+    extra: &[(&str, &str)],
+) -> io::Result<u64> {
+    out.write_all(response_head(extra).as_bytes())?;
+    out.flush()?;
+    let fallback = (f64::from(TIMESCALE) / hub.status().nominal_fps.clamp(1.0, 120.0)) as u32;
+    let mut params: Option<Arc<VideoParams>> = None;
+    let mut pending: Option<Arc<Frame>> = None;
+    let mut after = None;
+    let mut sent = 0;
+    loop {
+        let Some((frame, skipped)) = hub.next_video(after, WAIT) else {
+            if hub.is_closed() {
+                return Ok(sent);
+            }
+            continue;
+        };
+        after = Some(frame.seq);
+        let Some(v) = frame.payload.video() else {
+            continue;
+        };
+        match &params {
+            None => {
+                let p = &v.params;
+                let init = fmp4::init_segment(
+                    &p.sample_entry,
+                    p.width.min(65535) as u16,
+                    p.height.min(65535) as u16,
+                    TIMESCALE,
+                );
+                out.write_all(&init)?;
+                params = Some(p.clone());
+            }
+            Some(p) if !Arc::ptr_eq(p, &v.params) && **p != *v.params => {
+                if let Some(prev) = pending.take() {
+                    send(out, &prev, None, fallback)?;
+                }
+                out.flush()?;
+                return Ok(sent + 1);
+            }
+            Some(_) => {}
+        }
+        if let Some(prev) = pending.take() {
+            send(out, &prev, (!skipped).then_some(&*frame), fallback)?;
+            sent += 1;
+        }
+        pending = Some(frame);
+    }
+}

@@ -1,0 +1,125 @@
+//! An RTSP network camera (H.264/H.265), received with `retina` (Moonfire
+//! NVR's RTSP client) on a current-thread tokio runtime that lives on the
+//! camera's own capture thread, so the rest of the binary stays synchronous.
+//! Access units are published as they came (AVCC, parameter sets out of
+//! band); nothing is decoded here. A camera that drops is reconnected with a
+//! backoff capped at one second, so it is live again soon after it is back.
+
+mod session;
+mod timeline;
+mod url;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::hub::{Hub, SourceState};
+
+pub use url::RtspUrl;
+
+/// RTP over the RTSP connection (interleaved, the default) or over UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Result<Transport, String> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            _ => Err(format!("must be tcp or udp, not {s:?}")),
+        }
+    }
+}
+
+pub struct RtspSettings {
+    pub url: RtspUrl,
+    pub transport: Transport,
+    /// No frame this long and the camera counts as down (and is reconnected).
+    pub stall_timeout: Duration,
+    /// The rate the configuration names, until the camera's own is known.
+    pub nominal_fps: u32,
+}
+
+/// Connecting, DESCRIBE, SETUP and PLAY each must answer within this.
+const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnect delays: doubled from the first to the cap, reset once live.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Longest wait between checks for shutdown.
+const SLICE: Duration = Duration::from_millis(250);
+
+/// Starts the capture thread of an RTSP camera (`cap-<camera>` in `top -H`).
+pub fn spawn(
+    camera: &str,
+    hub: Arc<Hub>,
+    settings: RtspSettings,
+) -> std::io::Result<JoinHandle<()>> {
+    let name = format!("cap-{camera}");
+    let camera = camera.to_string();
+    std::thread::Builder::new().name(name).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                log::error!("camera {camera}: cannot start the RTSP runtime: {e}");
+                hub.set_status(|s| {
+                    s.state = SourceState::Down;
+                    s.message = Some(format!("cannot start the RTSP runtime: {e}"));
+                });
+                return;
+            }
+        };
+        run(&rt, &camera, &hub, &settings);
+    })
+}
+
+fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSettings) {
+    let mut backoff = BACKOFF_MIN;
+    let mut seq = 0u64;
+    let mut last_error: Option<String> = None;
+    let mut attempts = 0u64;
+    while !hub.is_closed() {
+        hub.set_status(|s| {
+            if s.state != SourceState::Down {
+                s.state = SourceState::Connecting;
+            }
+        });
+        let outcome = rt.block_on(session::run(hub, settings, &mut seq));
+        if hub.is_closed() {
+            break;
+        }
+        attempts += 1;
+        if attempts > 1 {
+            hub.counters
+                .reopens
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if outcome.was_live {
+            backoff = BACKOFF_MIN;
+        }
+        // Each change of error is logged once; retries of the same are not.
+        if last_error.as_deref() != Some(outcome.error.as_str()) {
+            log::warn!(
+                "camera {camera}: {} is down: {}; reconnecting",
+                settings.url.shown(),
+                outcome.error
+            );
+            last_error = Some(outcome.error.clone());
+        }
+        hub.set_status(|s| {
+            s.state = SourceState::Down;
+            s.message = Some(outcome.error);
+        });
+        let until = crate::clock::monotonic_now() + backoff;
+        while !hub.is_closed() && crate::clock::monotonic_now() < until {
+            std::thread::sleep(SLICE.min(backoff));
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}

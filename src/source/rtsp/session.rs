@@ -1,0 +1,240 @@
+//! One RTSP session: DESCRIBE, SETUP of the first H.264/H.265 track, PLAY,
+//! then access units into the hub until the camera fails, stalls or the
+//! process stops. Every failure comes back in words, never with secrets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
+
+use super::timeline::Timeline;
+use super::{RtspSettings, SLICE, STEP_TIMEOUT, Transport};
+use crate::frame::{Codec, Frame, Payload, Video, VideoParams};
+use crate::hub::{Hub, SourceState};
+
+pub struct Outcome {
+    /// Why the session ended, for `/status` and the log.
+    pub error: String,
+    /// Frames flowed: the next reconnect starts from the shortest delay.
+    pub was_live: bool,
+}
+
+pub async fn run(hub: &Hub, settings: &RtspSettings, seq: &mut u64) -> Outcome {
+    let mut was_live = false;
+    let error = match stream(hub, settings, seq, &mut was_live).await {
+        Ok(()) => "stopped".to_string(),
+        Err(e) => settings.url.scrub(&e),
+    };
+    Outcome { error, was_live }
+}
+
+/// Runs a step with the step deadline, naming the step when it passes.
+async fn step<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, retina::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(STEP_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(words(&e)),
+        Err(_) => Err(format!(
+            "unreachable: no answer to {what} within {} s",
+            STEP_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// A retina error in words a person can act on.
+fn words(e: &retina::Error) -> String {
+    match e.status_code() {
+        Some(401) => return "authentication failed (the camera answered 401)".into(),
+        Some(403) => return "access refused (the camera answered 403)".into(),
+        Some(404) => return "no such stream on the camera (404)".into(),
+        Some(c) => return format!("the camera answered {c}"),
+        None => {}
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    let lower = first.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        "connection refused (nothing listens on that port)".into()
+    } else if lower.contains("unable to connect") {
+        format!(
+            "unreachable: {}",
+            first.trim_start_matches("Unable to connect to RTSP server: ")
+        )
+    } else {
+        first.chars().take(300).collect()
+    }
+}
+
+fn params_of(p: &retina::codec::VideoParameters) -> Result<VideoParams, String> {
+    let (codec, sets) = match p.codec_params() {
+        VideoParametersCodec::H264 { sps, pps } => (Codec::H264, vec![sps.to_vec(), pps.to_vec()]),
+        VideoParametersCodec::H265 { vps, sps, pps } => {
+            (Codec::H265, vec![vps.to_vec(), sps.to_vec(), pps.to_vec()])
+        }
+        _ => return Err("the camera's video is not H.264 or H.265".into()),
+    };
+    let (width, height) = p.pixel_dimensions();
+    let sample_entry = p
+        .mp4_sample_entry()
+        .build()
+        .map_err(|e| format!("unusable parameter sets: {e}"))?;
+    Ok(VideoParams {
+        codec,
+        rfc6381: p.rfc6381_codec().to_string(),
+        width,
+        height,
+        frame_rate: p.frame_rate(),
+        sets,
+        sample_entry,
+    })
+}
+
+async fn stream(
+    hub: &Hub,
+    settings: &RtspSettings,
+    seq: &mut u64,
+    was_live: &mut bool,
+) -> Result<(), String> {
+    let opts = SessionOptions::default()
+        .creds(settings.url.credentials())
+        .user_agent(format!("video-recorder/{}", env!("CARGO_PKG_VERSION")));
+    let mut session = step(
+        "DESCRIBE",
+        Session::describe(settings.url.clean().clone(), opts),
+    )
+    .await?;
+    let offered: Vec<String> = session
+        .streams()
+        .iter()
+        .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+        .collect();
+    let Some(track) = session
+        .streams()
+        .iter()
+        .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+    else {
+        return Err(format!(
+            "no H.264/H.265 track (the camera offers: {})",
+            if offered.is_empty() {
+                "nothing".into()
+            } else {
+                offered.join(", ")
+            }
+        ));
+    };
+    let clock_rate = session.streams()[track].clock_rate_hz();
+    let transport = match settings.transport {
+        Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
+        Transport::Udp => retina::client::Transport::Udp(Default::default()),
+    };
+    let setup = SetupOptions::default()
+        .transport(transport)
+        .frame_format(FrameFormat::MP4);
+    step("SETUP", session.setup(track, setup)).await?;
+    let playing = step("PLAY", session.play(PlayOptions::default())).await?;
+    let demuxed = playing.demuxed().map_err(|e| words(&e))?;
+    let mut demuxed = std::pin::pin!(demuxed);
+    let mut params: Option<Arc<VideoParams>> = None;
+    let mut timeline = Timeline::new(clock_rate);
+    // A new session's first frames may not be decodable: wait for a keyframe.
+    let mut keyed = false;
+    let mut quiet = Duration::ZERO;
+    loop {
+        if hub.is_closed() {
+            return Ok(());
+        }
+        let item = match tokio::time::timeout(SLICE, demuxed.next()).await {
+            Err(_) => {
+                quiet += SLICE;
+                if quiet >= settings.stall_timeout {
+                    return Err(format!(
+                        "no frame for {:.1} s (stalled)",
+                        settings.stall_timeout.as_secs_f64()
+                    ));
+                }
+                continue;
+            }
+            Ok(None) => return Err("the camera ended the stream".into()),
+            Ok(Some(Err(e))) => return Err(words(&e)),
+            Ok(Some(Ok(item))) => item,
+        };
+        let CodecItem::VideoFrame(f) = item else {
+            continue;
+        };
+        quiet = Duration::ZERO;
+        if f.stream_id() != track {
+            continue;
+        }
+        if params.is_none() || f.has_new_parameters() {
+            let Some(ParametersRef::Video(p)) = demuxed.streams()[track].parameters() else {
+                return Err("the camera sent video without parameter sets".into());
+            };
+            let p = params_of(p)?;
+            if params.as_deref() != Some(&p) {
+                if params.is_some() {
+                    log::info!(
+                        "camera {}: new stream parameters ({} {}x{})",
+                        hub.status().name,
+                        p.rfc6381,
+                        p.width,
+                        p.height
+                    );
+                }
+                params = Some(Arc::new(p));
+            }
+        }
+        let Some(p) = params.clone() else { continue };
+        let key = f.is_random_access_point();
+        keyed |= key;
+        if !keyed {
+            continue;
+        }
+        let now = crate::clock::monotonic_now();
+        let (capture, warning) = timeline.place(f.timestamp().elapsed(), now);
+        if let Some(w) = warning {
+            log::warn!("camera {}: {w}", hub.status().name);
+        }
+        if !*was_live {
+            *was_live = true;
+            let fps = p.fps().unwrap_or(f64::from(settings.nominal_fps));
+            let (width, height) = (p.width, p.height);
+            let pixel_format = match p.codec {
+                Codec::H264 => "H264",
+                Codec::H265 => "H265",
+            };
+            hub.set_status(|s| {
+                if s.state == SourceState::Down {
+                    log::info!("camera {}: {} is back", s.name, settings.url.shown());
+                }
+                s.state = SourceState::Live;
+                s.message = None;
+                s.width = width;
+                s.height = height;
+                s.nominal_fps = fps;
+                s.pixel_format = pixel_format;
+            });
+        } else if hub.status().width != p.width || hub.status().height != p.height {
+            hub.set_status(|s| (s.width, s.height) = (p.width, p.height));
+        }
+        *seq += 1;
+        let (width, height) = (p.width, p.height);
+        let payload = Payload::Video(Video {
+            data: f.into_data(),
+            key,
+            params: p,
+        });
+        let wall = crate::source::wall_at(capture);
+        hub.publish(Frame::new(
+            *seq,
+            payload,
+            capture,
+            wall,
+            (width, height),
+            false,
+        ));
+    }
+}

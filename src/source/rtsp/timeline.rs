@@ -1,0 +1,120 @@
+//! Capture times for RTP frames: the camera's own 90 kHz timeline, anchored
+//! to CLOCK_MONOTONIC. Durations in a clip are the camera's (RTP deltas);
+//! the anchor follows the earliest arrival seen (network delay only makes
+//! frames late, never early), and a camera clock that falls more than
+//! `MAX_LAG` behind ours (a jump, a reboot, a slow clock) is re-anchored
+//! with a warning. Moonfire NVR's `design/time.md` discusses the trade-offs.
+
+use std::time::Duration;
+
+/// How far the camera's timeline may trail the local clock before it is
+/// re-anchored at the frame's arrival.
+pub const MAX_LAG: Duration = Duration::from_secs(1);
+
+pub struct Timeline {
+    clock_rate: u32,
+    /// RTP time (elapsed ticks) and the monotonic time it maps to.
+    anchor: Option<(i64, Duration)>,
+    last: Option<Duration>,
+    pub reanchored: u64,
+}
+
+impl Timeline {
+    pub fn new(clock_rate: u32) -> Timeline {
+        Timeline {
+            clock_rate: clock_rate.max(1),
+            anchor: None,
+            last: None,
+            reanchored: 0,
+        }
+    }
+
+    /// The capture time of a frame with RTP time `rtp` that arrived at `now`;
+    /// strictly increasing. `Err` carries a warning when it had to re-anchor.
+    pub fn place(&mut self, rtp: i64, now: Duration) -> (Duration, Option<String>) {
+        let mut warning = None;
+        let (a_rtp, a_mono) = *self.anchor.get_or_insert((rtp, now));
+        let ticks = rtp - a_rtp;
+        let offset = Duration::from_nanos(
+            (u128::from(ticks.unsigned_abs()) * 1_000_000_000 / u128::from(self.clock_rate))
+                .try_into()
+                .unwrap_or(u64::MAX),
+        );
+        let at = if ticks >= 0 {
+            a_mono.checked_add(offset)
+        } else {
+            a_mono.checked_sub(offset)
+        };
+        let at = match at {
+            // Early against the anchor: the anchor was a late arrival; follow.
+            Some(t) if t > now => {
+                self.anchor = Some((rtp, now));
+                now
+            }
+            Some(t) if now - t <= MAX_LAG => t,
+            _ => {
+                let lag = at.map_or(f64::INFINITY, |t| (now - t).as_secs_f64());
+                warning = Some(format!(
+                    "the camera's clock is {lag:.2} s behind (a jump or a reboot); re-anchored"
+                ));
+                self.reanchored += 1;
+                self.anchor = Some((rtp, now));
+                now
+            }
+        };
+        // Never the same or an earlier time than the frame before.
+        let at = match self.last {
+            Some(l) if at <= l => l + Duration::from_micros(100),
+            _ => at,
+        };
+        self.last = Some(at);
+        (at, warning)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn durations_are_the_cameras_and_late_arrivals_do_not_shift_them() {
+        let mut t = Timeline::new(90_000);
+        let base = Duration::from_secs(100);
+        // 30 fps: 3000 ticks apart; arrivals jitter up to 40 ms late.
+        let (t0, _) = t.place(0, base + 10 * MS);
+        let (t1, _) = t.place(3000, base + 10 * MS + 33 * MS + 40 * MS);
+        let (t2, w) = t.place(6000, base + 10 * MS + 67 * MS + 5 * MS);
+        assert!(w.is_none());
+        assert_eq!(t1 - t0, Duration::from_nanos(33_333_333));
+        assert_eq!(t2 - t0, Duration::from_nanos(66_666_666));
+    }
+
+    #[test]
+    fn an_early_arrival_moves_the_anchor_back() {
+        let mut t = Timeline::new(90_000);
+        let base = Duration::from_secs(100);
+        // The first frame came 50 ms late; the second is on time.
+        let (t0, _) = t.place(0, base + 50 * MS);
+        let (t1, _) = t.place(9000, base + 100 * MS);
+        assert_eq!(t1, base + 100 * MS, "never later than its arrival");
+        assert!(t1 > t0);
+    }
+
+    #[test]
+    fn a_jump_is_reanchored_with_a_warning_and_time_never_goes_back() {
+        let mut t = Timeline::new(90_000);
+        let base = Duration::from_secs(100);
+        let (t0, _) = t.place(1_000_000, base);
+        // The camera's clock jumped back 10 s.
+        let (t1, w) = t.place(100_000, base + 33 * MS);
+        assert!(w.unwrap().contains("behind"));
+        assert_eq!(t1, base + 33 * MS);
+        assert!(t1 > t0);
+        // A repeated timestamp still gets a later time.
+        let (t2, _) = t.place(100_000, base + 33 * MS);
+        assert!(t2 > t1);
+        assert_eq!(t.reanchored, 1);
+    }
+}
