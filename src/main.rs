@@ -10,6 +10,7 @@ mod frame;
 mod http;
 mod hub;
 mod live;
+mod picture;
 mod recorder;
 mod source;
 mod sync;

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub mod preview;
+
 use crate::capture::{self, CaptureSettings};
 use crate::clips::Clips;
 use crate::config::CameraSettings;
@@ -25,6 +27,8 @@ pub struct Camera {
     capture: Mutex<Option<JoinHandle<()>>>,
     /// An RTSP camera: H.264/H.265 frames, not JPEGs.
     video: bool,
+    /// Its MJPEG view, decoded on demand (video cameras only).
+    pub preview: Option<preview::Preview>,
 }
 
 /// A viewer of one camera, counted while it lives.
@@ -95,11 +99,14 @@ impl Camera {
         );
         Ok(Camera {
             id,
-            hub,
             recorder,
             viewers: Arc::default(),
             capture: Mutex::new(Some(capture)),
             video,
+            preview: video.then(|| {
+                preview::Preview::new(hub.clone(), settings.preview_fps, settings.preview_width)
+            }),
+            hub,
         })
     }
 
@@ -128,6 +135,9 @@ impl Camera {
     /// after the recording is finished).
     fn close(&self) {
         self.hub.close();
+        if let Some(p) = &self.preview {
+            p.close();
+        }
         let handle = self
             .capture
             .lock()

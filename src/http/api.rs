@@ -59,6 +59,9 @@ pub fn camera_status(app: &App, cam: &Camera) -> Value {
             "pixel_format": src.pixel_format,
             // RFC 6381, for MSE: what a browser must decode (`avc1.42C01F`).
             "codec": cam.codec(),
+            // Frames decoded for the MJPEG view of a video camera: only
+            // while someone watches it or asks for a snapshot.
+            "decoded_frames": cam.preview.as_ref().map_or(0, |p| p.decoded.load(Relaxed)),
             "requested": {
                 "width": src.requested.0,
                 "height": src.requested.1,

@@ -10,9 +10,21 @@ use super::errors::{ApiError, Kind};
 use super::server::spawn_with;
 use super::{App, Reply, bytes, error, header, respond, security_headers};
 use crate::camera::Camera;
+use crate::hub::Hub;
+use std::sync::Arc;
 
 pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
-    let latest = cam.hub.latest();
+    let latest = match &cam.preview {
+        // A picture decoded now (or within one preview period), not a stale one.
+        Some(p) => {
+            p.decodable()
+                .map_err(|e| ApiError::new(Kind::Unavailable, e))?;
+            let _use = p.watch();
+            let asked = crate::clock::monotonic_now();
+            p.picture_since(asked, SNAPSHOT_WAIT)
+        }
+        None => cam.hub.latest(),
+    };
     let (frame, jpeg) = latest
         .as_ref()
         .and_then(|f| f.payload.jpeg().map(|j| (f, j)))
@@ -29,7 +41,18 @@ pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
 /// A viewer of `camera`: a seat under the process's caps, then a thread of
 /// its own for as long as it watches.
 pub fn live(app: &App, req: Request, camera: &Camera) {
-    watch(app, req, camera, crate::live::response_head, |hub, out| {
+    let Some(p) = &camera.preview else {
+        return watch(app, req, camera.hub.clone(), camera, |hub, out| {
+            crate::live::stream(hub, out, &security_headers())
+        });
+    };
+    // A video camera's MJPEG view: pictures decoded while this viewer watches.
+    if let Err(e) = p.decodable() {
+        return respond(req, ApiError::new(Kind::Unavailable, e).reply());
+    }
+    let using = p.watch();
+    watch(app, req, p.hub.clone(), camera, move |hub, out| {
+        let _using = using;
         crate::live::stream(hub, out, &security_headers())
     });
 }
@@ -46,20 +69,19 @@ pub fn live_mp4(app: &App, req: Request, camera: &Camera) {
         );
         return respond(req, e.reply());
     }
-    watch(
-        app,
-        req,
-        camera,
-        crate::live::mp4::response_head,
-        |hub, out| crate::live::mp4::stream(hub, out, &security_headers()),
-    );
+    watch(app, req, camera.hub.clone(), camera, |hub, out| {
+        crate::live::mp4::stream(hub, out, &security_headers())
+    });
 }
 
-type Head = fn(&[(&str, &str)]) -> String;
+/// How long a snapshot of a video camera waits for its decoder.
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn watch<F>(app: &App, req: Request, camera: &Camera, head: Head, stream: F)
+/// A viewer of `hub` (a camera's, or its preview's): a seat under the
+/// process's caps, then a thread of its own for as long as it watches.
+fn watch<F>(app: &App, req: Request, hub: Arc<Hub>, camera: &Camera, stream: F)
 where
-    F: FnOnce(&crate::hub::Hub, &mut dyn Write) -> std::io::Result<u64> + Send + 'static,
+    F: FnOnce(&Hub, &mut dyn Write) -> std::io::Result<u64> + Send + 'static,
 {
     let ip = app.client(&req);
     let seat = match app.viewers.try_seat(ip) {
@@ -72,13 +94,16 @@ where
     if *req.method() == Method::Head {
         // The stream's status and headers, no body, no seat kept.
         drop(seat);
+        let head = if camera.sends_video() && req.url().ends_with("live.mp4") {
+            crate::live::mp4::response_head(&security_headers())
+        } else {
+            crate::live::response_head(&security_headers())
+        };
         let mut out = req.into_writer();
-        let _ = out
-            .write_all(head(&security_headers()).as_bytes())
-            .and_then(|()| out.flush());
+        let _ = out.write_all(head.as_bytes()).and_then(|()| out.flush());
         return;
     }
-    let (hub, watching) = (camera.hub.clone(), camera.watch());
+    let watching = camera.watch();
     spawn_with("viewer", req, move |req| {
         let _seat = (seat, watching);
         let mut out = req.into_writer();

@@ -24,6 +24,8 @@ const ENFORCE_EVERY: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 /// Largest JPEG kept as a clip's thumbnail (a network camera may send 8 MiB).
 const MAX_THUMBNAIL: usize = 1 << 20;
+/// Widest thumbnail decoded from a copied stream.
+const THUMBNAIL_WIDTH: u32 = 640;
 /// A stop before any frame arrived waits this long for one.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
 
@@ -80,9 +82,17 @@ struct Pipeline {
     /// A keyframe with new parameters: the clip ends before it and the
     /// recording goes on in a new clip that starts with it.
     split: Option<Arc<Frame>>,
+    /// Stream copy: the clip's first keyframe, decoded once for its thumbnail.
+    first_key: Option<Arc<Frame>>,
 }
 
 impl Pipeline {
+    /// A copied clip's thumbnail: its first keyframe, decoded now (H.264).
+    fn thumbnail(&self) -> Option<Vec<u8>> {
+        let v = self.first_key.as_ref()?.payload.video()?;
+        crate::picture::keyframe_jpeg(v, THUMBNAIL_WIDTH)
+    }
+
     fn new(id: &str) -> Pipeline {
         Pipeline {
             ahead: DecodeAhead::new(id),
@@ -95,6 +105,7 @@ impl Pipeline {
             resized: 0,
             copying: None,
             split: None,
+            first_key: None,
         }
     }
 }
@@ -236,6 +247,7 @@ impl Pipeline {
             None => {
                 job.writer.info = Some(track_info(&v.params, f.wall));
                 self.copying = Some(v.params.clone());
+                self.first_key = Some(f.clone());
             }
             Some(p) if !Arc::ptr_eq(p, &v.params) && **p != *v.params => {
                 // New parameters take effect at a keyframe; until it comes,
@@ -439,8 +451,10 @@ fn split(job: &mut Job, p: &mut Pipeline, k: &Arc<Frame>) -> Result<(), String> 
     job.continued_from = Some(id.clone());
     *lock(&job.control.clip) = next_id.clone();
     job.control.durable_ticks.store(0, Ordering::Relaxed);
-    *p = Pipeline::new(&next_id);
+    let old = std::mem::replace(p, Pipeline::new(&next_id));
     let end = ticks(k.capture.saturating_sub(first_capture));
+    let mut writer = writer;
+    writer.thumbnail = old.thumbnail();
     let (size, table) = writer.finish(end)?;
     log::info!(
         "recording {id}: the camera changed its stream; clip saved ({} frames, {size} bytes), \
@@ -468,11 +482,14 @@ fn fail(job: Job, p: Pipeline, e: String) -> Result<ClipInfo, String> {
 }
 
 fn finish(
-    job: Job,
+    mut job: Job,
     p: Pipeline,
     end_ticks: u64,
     first_wall: SystemTime,
 ) -> Result<ClipInfo, String> {
+    if job.writer.thumbnail.is_none() {
+        job.writer.thumbnail = p.thumbnail();
+    }
     let written = job.writer.samples.len() as u64;
     let path = job.writer.paths.fin.display().to_string();
     let (size_bytes, table) = job.writer.finish(end_ticks)?;
