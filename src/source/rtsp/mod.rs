@@ -90,15 +90,16 @@ fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSet
                 s.state = SourceState::Connecting;
             }
         });
-        let outcome = rt.block_on(session::run(hub, settings, &mut seq));
-        if hub.is_closed() {
-            break;
-        }
-        attempts += 1;
-        if attempts > 1 {
+        // Every attempt after the first is a reconnect.
+        if attempts > 0 {
             hub.counters
                 .reopens
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        attempts += 1;
+        let outcome = rt.block_on(session::run(hub, settings, &mut seq));
+        if hub.is_closed() {
+            break;
         }
         if outcome.was_live {
             backoff = BACKOFF_MIN;

@@ -1,15 +1,20 @@
 //! Capture times for RTP frames: the camera's own 90 kHz timeline, anchored
-//! to CLOCK_MONOTONIC. Durations in a clip are the camera's (RTP deltas);
-//! the anchor follows the earliest arrival seen (network delay only makes
-//! frames late, never early), and a camera clock that falls more than
-//! `MAX_LAG` behind ours (a jump, a reboot, a slow clock) is re-anchored
-//! with a warning. Moonfire NVR's `design/time.md` discusses the trade-offs.
+//! to CLOCK_MONOTONIC at the first frame. Durations in a clip are the
+//! camera's (RTP deltas). A frame may seem up to `MAX_LEAD` early (the
+//! first one came late: network delay only ever adds); beyond that the
+//! anchor slews back by the excess only, so a camera clock a little fast
+//! shortens frames by microseconds, never by a jump. A camera clock that
+//! falls more than `MAX_LAG` behind ours (a jump, a reboot, a slow clock) is
+//! re-anchored with a warning. Moonfire NVR's `design/time.md` discusses
+//! the trade-offs.
 
 use std::time::Duration;
 
 /// How far the camera's timeline may trail the local clock before it is
 /// re-anchored at the frame's arrival.
 pub const MAX_LAG: Duration = Duration::from_secs(1);
+/// How far ahead of its arrival a frame's camera time may be.
+pub const MAX_LEAD: Duration = Duration::from_millis(50);
 
 pub struct Timeline {
     clock_rate: u32,
@@ -46,12 +51,13 @@ impl Timeline {
             a_mono.checked_sub(offset)
         };
         let at = match at {
-            // Early against the anchor: the anchor was a late arrival; follow.
+            Some(t) if t <= now + MAX_LEAD && t + MAX_LAG >= now => t,
+            // Early beyond the lead: move the anchor back by the excess.
             Some(t) if t > now => {
-                self.anchor = Some((rtp, now));
-                now
+                let excess = t - (now + MAX_LEAD);
+                self.anchor = Some((a_rtp, a_mono.saturating_sub(excess)));
+                now + MAX_LEAD
             }
-            Some(t) if now - t <= MAX_LAG => t,
             _ => {
                 let lag = at.map_or(f64::INFINITY, |t| (now - t).as_secs_f64());
                 warning = Some(format!(
@@ -92,14 +98,19 @@ mod tests {
     }
 
     #[test]
-    fn an_early_arrival_moves_the_anchor_back() {
+    fn an_early_arrival_keeps_the_grid_within_the_lead_and_slews_beyond() {
         let mut t = Timeline::new(90_000);
         let base = Duration::from_secs(100);
-        // The first frame came 50 ms late; the second is on time.
-        let (t0, _) = t.place(0, base + 50 * MS);
+        // The first frame came 30 ms late; the next on time: still the grid.
+        let (t0, _) = t.place(0, base + 30 * MS);
         let (t1, _) = t.place(9000, base + 100 * MS);
-        assert_eq!(t1, base + 100 * MS, "never later than its arrival");
-        assert!(t1 > t0);
+        assert_eq!(t1 - t0, 100 * MS);
+        // 80 ms early: 30 ms beyond the lead, taken off this frame only.
+        let (t2, w) = t.place(18000, base + 150 * MS);
+        assert!(w.is_none());
+        assert_eq!(t2, base + 200 * MS);
+        let (t3, _) = t.place(27000, base + 300 * MS);
+        assert_eq!(t3 - t2, 100 * MS, "the grid again, from the new anchor");
     }
 
     #[test]

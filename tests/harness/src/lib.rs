@@ -13,6 +13,7 @@ pub mod media;
 pub mod mjpeg_server;
 pub mod preload;
 pub mod process;
+pub mod rtsp;
 pub mod server;
 
 pub use client::*;

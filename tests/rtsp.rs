@@ -1,0 +1,432 @@
+//! RTSP cameras against a real RTSP server (GStreamer's, `tests/harness/
+//! rtsp_camera.py`): clips by stream copy (the camera's own parameter sets,
+//! its own 90 kHz timeline, nothing decoded), drops and restarts, a new
+//! resolution, refused and silent servers, credentials, pre-roll on a
+//! keyframe, H.265, and the fMP4 live view read by ffprobe.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::rtsp::{RtspCamera, RtspOptions};
+use common::{RunWithin, Server, ffprobe, own_probe};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn camera(opts: RtspOptions) -> Option<RtspCamera> {
+    RtspCamera::start(opts)
+}
+
+fn server(tmp: &Path, source: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--source", source, "--clips-min-free-mb", "0"];
+    args.extend_from_slice(extra);
+    Server::start_in(&tmp.join("clips"), &args)
+}
+
+fn wait_state(s: &Server, state: &str) -> Value {
+    s.wait_status(WAIT, state, |st| st["source"]["state"] == state)
+}
+
+/// The parameter sets in a clip's `avcC` (SPS, PPS), read from its bytes.
+fn avcc_sets(mp4: &[u8]) -> Vec<Vec<u8>> {
+    let at = common::find(mp4, b"avcC").expect("an avcC box") + 4;
+    let b = &mp4[at..];
+    let mut sets = Vec::new();
+    let mut i = 5;
+    let sps = usize::from(b[i] & 0x1f);
+    i += 1;
+    for n in 0..=sps {
+        if n == sps {
+            let pps = usize::from(b[i]);
+            i += 1;
+            for _ in 0..pps {
+                let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+                sets.push(b[i + 2..i + 2 + len].to_vec());
+                i += 2 + len;
+            }
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+        sets.push(b[i + 2..i + 2 + len].to_vec());
+        i += 2 + len;
+    }
+    sets
+}
+
+/// Packet times and keyframe flags as ffprobe reads them.
+fn packets(path: &Path) -> Vec<(f64, bool)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(path)
+        .output_within(common::CHILD_TIMEOUT)
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, f) = l.split_once(',')?;
+            Some((t.parse().ok()?, f.starts_with('K')))
+        })
+        .collect()
+}
+
+fn record(s: &Server, secs: f64) -> Value {
+    let start = s.post("/start", "");
+    assert_eq!(start.status, 200, "{}", start.text());
+    s.wait_status(WAIT, "recording", |st| {
+        st["recorder"]["elapsed_sec"].as_f64() >= Some(secs)
+    });
+    let stop = s.post("/stop", "");
+    assert_eq!(stop.status, 200, "{}", stop.text());
+    stop.json()
+}
+
+#[test]
+fn clips_are_the_cameras_own_stream_copied() {
+    let Some(cam) = camera(RtspOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    let st = wait_state(&s, "live");
+    assert_eq!(st["source"]["kind"], "rtsp");
+    assert_eq!(
+        (
+            st["source"]["width"].as_u64(),
+            st["source"]["height"].as_u64()
+        ),
+        (Some(640), Some(360))
+    );
+    assert!(
+        st["source"]["codec"].as_str().unwrap().starts_with("avc1."),
+        "{st}"
+    );
+    let clip = record(&s, 3.0);
+    let path = Path::new(clip["path"].as_str().unwrap());
+    let bytes = std::fs::read(path).unwrap();
+    // The camera's own SPS and PPS, byte for byte: nothing was re-encoded.
+    assert_eq!(avcc_sets(&bytes), cam.parameter_sets());
+    let probe = ffprobe(path);
+    let v = &probe["streams"][0];
+    assert_eq!(
+        (v["codec_name"].as_str(), v["width"].as_u64()),
+        (Some("h264"), Some(640))
+    );
+    let frames = clip["frames"].as_u64().unwrap();
+    assert_eq!(v["nb_read_frames"], frames.to_string().as_str());
+    assert_eq!(own_probe(path)["frames"], frames);
+    // The camera's timeline: every frame 1/30 s after the one before it
+    // (arrival times would jitter), the first a keyframe, one every second.
+    let p = packets(path);
+    assert_eq!(p.len() as u64, frames);
+    assert!(p[0].1, "the clip starts on a keyframe");
+    for w in p.windows(2) {
+        let d = w[1].0 - w[0].0;
+        assert!((d - 1.0 / 30.0).abs() < 0.0005, "frame interval {d}: {p:?}");
+    }
+    let keys = p.iter().filter(|k| k.1).count() as u64;
+    assert!(keys >= frames / 30, "{keys} keyframes in {frames} frames");
+    let d = clip["duration_sec"].as_f64().unwrap();
+    assert!(
+        (d - frames as f64 / 30.0).abs() <= 1.0 / 30.0 + 0.001,
+        "{d} s for {frames} frames"
+    );
+    // Nothing was decoded for it, and the clip's thumbnail is a picture.
+    let st = s.get("/cameras/cam/status").json();
+    assert_eq!(st["source"]["decoded_frames"], 0, "{st}");
+    let thumb = s.get(&format!("/clips/{}.jpg", clip["id"].as_str().unwrap()));
+    assert_eq!(thumb.status, 200);
+    assert_eq!(&thumb.body[..2], &[0xFF, 0xD8]);
+}
+
+#[test]
+fn a_camera_that_drops_is_live_again_within_2_s_and_the_clip_plays_across() {
+    let Some(mut cam) = camera(RtspOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    wait_state(&s, "live");
+    let started = Instant::now();
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(WAIT, "1 s recorded", |st| {
+        st["recorder"]["frames"].as_u64() >= Some(30)
+    });
+    cam.stop();
+    let down = wait_state(&s, "down");
+    assert!(down["source"]["message"].as_str().is_some(), "{down}");
+    let opts = RtspOptions::default();
+    cam.restart(opts);
+    let back = Instant::now();
+    let live = wait_state(&s, "live");
+    let took = back.elapsed();
+    assert!(took <= Duration::from_secs(2), "live again after {took:?}");
+    assert!(live["source"]["reopens"].as_u64() >= Some(1), "{live}");
+    let before = live["recorder"]["frames"].as_u64().unwrap();
+    s.wait_status(WAIT, "recording again", |st| {
+        st["recorder"]["frames"].as_u64() >= Some(before + 30)
+    });
+    let clip = s.post("/stop", "").json();
+    let wall = started.elapsed().as_secs_f64();
+    let path = Path::new(clip["path"].as_str().unwrap());
+    // One clip across the outage: the gap is a still frame, the end is the
+    // stop; it starts on the keyframe before /start (at most 1 s before).
+    let d = clip["duration_sec"].as_f64().unwrap();
+    assert!(d > 2.0 && d <= wall + 1.05, "{d} s of {wall} s");
+    let probe = ffprobe(path);
+    assert_eq!(
+        probe["streams"][0]["nb_read_frames"],
+        clip["frames"].as_u64().unwrap().to_string().as_str()
+    );
+}
+
+#[test]
+fn a_new_resolution_finishes_the_clip_and_the_recording_goes_on_in_the_next() {
+    let Some(mut cam) = camera(RtspOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    wait_state(&s, "live");
+    let first = s.post("/start", "").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_status(WAIT, "1 s recorded", |st| {
+        st["recorder"]["frames"].as_u64() >= Some(30)
+    });
+    cam.stop();
+    wait_state(&s, "down");
+    cam.restart(RtspOptions {
+        width: 320,
+        height: 180,
+        ..RtspOptions::default()
+    });
+    s.wait_status(WAIT, "the new size", |st| {
+        st["source"]["width"] == 320 && st["recording_id"].as_str().is_some_and(|id| id != first)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let last = s.post("/stop", "").json();
+    assert_eq!(last["continued_from"], first.as_str(), "{last}");
+    let clips = s.get("/clips").json();
+    let ids: Vec<&str> = clips["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&first.as_str()) && ids.contains(&last["id"].as_str().unwrap()),
+        "{ids:?}"
+    );
+    let dir = tmp.path().join("clips");
+    for (id, w) in [(first.as_str(), 640), (last["id"].as_str().unwrap(), 320)] {
+        let p = ffprobe(&dir.join(format!("{id}.mp4")));
+        assert_eq!(p["streams"][0]["width"], w, "{id}: {p}");
+    }
+}
+
+#[test]
+fn refused_and_silent_servers_are_down_with_a_reason_and_nothing_hangs() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing listens on a port just freed.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = server(tmp.path(), &format!("rtsp://127.0.0.1:{port}/cam"), &[]);
+    let st = wait_state(&s, "down");
+    assert!(
+        st["source"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{st}"
+    );
+    let asked = Instant::now();
+    assert_eq!(s.get("/healthz").status, 200);
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        s.post("/start", "").status,
+        200,
+        "recording waits for frames"
+    );
+    let stop = s.post("/stop", "");
+    assert_ne!(stop.status, 200, "no frame, no clip: {}", stop.text());
+    // A server that accepts and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "rtsp://127.0.0.1:{}/cam",
+        silent.local_addr().unwrap().port()
+    );
+    let tmp2 = tempfile::tempdir().unwrap();
+    let s2 = server(tmp2.path(), &url, &[]);
+    assert_eq!(s2.get("/status").json()["source"]["state"], "connecting");
+    let st = wait_state(&s2, "down");
+    assert!(
+        st["source"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer to DESCRIBE"),
+        "{st}"
+    );
+    drop(silent);
+}
+
+#[test]
+fn wrong_credentials_say_so_and_the_password_shows_nowhere() {
+    let opts = RtspOptions {
+        user: Some("admin".into()),
+        password: Some("Kx7-right".into()),
+        ..RtspOptions::default()
+    };
+    let Some(cam) = camera(opts) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let wrong = cam.url_with("admin", "Qz9-wrong");
+    let s = server(tmp.path(), &wrong, &[]);
+    let st = wait_state(&s, "down");
+    assert!(
+        st["source"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed"),
+        "{st}"
+    );
+    let seen = [
+        s.get("/status").text(),
+        s.get("/cameras").text(),
+        s.get("/openapi.json").text(),
+        s.get("/").text(),
+        s.log(),
+    ];
+    for text in &seen {
+        assert!(!text.contains("Qz9-wrong"), "password shown: {text}");
+    }
+    let tmp2 = tempfile::tempdir().unwrap();
+    let s2 = server(tmp2.path(), &cam.url_with("admin", "Kx7-right"), &[]);
+    let st = wait_state(&s2, "live");
+    assert_eq!(st["source"]["name"], cam.url().as_str());
+    assert!(!s2.log().contains("Kx7-right"));
+}
+
+#[test]
+fn pre_roll_starts_on_a_keyframe_before_the_window() {
+    let Some(cam) = camera(RtspOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &["--pre-roll-sec", "1.5"]);
+    wait_state(&s, "live");
+    s.wait_status(WAIT, "frames for the pre-roll", |st| {
+        st["source"]["frames"].as_u64() >= Some(90)
+    });
+    let clip = record(&s, 1.0);
+    let path = Path::new(clip["path"].as_str().unwrap());
+    let p = packets(path);
+    assert!(p[0].1, "the clip starts on a keyframe");
+    // Keyframes every second: the one at least 1.5 s back is within 2.5 s.
+    let d = clip["duration_sec"].as_f64().unwrap();
+    assert!(
+        (2.5..3.6).contains(&d),
+        "{d} s with 1.5 s of pre-roll and 1 s asked"
+    );
+}
+
+#[test]
+fn h265_cameras_are_copied_as_hvc1() {
+    let opts = RtspOptions {
+        codec: "h265",
+        ..RtspOptions::default()
+    };
+    let Some(cam) = camera(opts) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    let st = wait_state(&s, "live");
+    assert!(
+        st["source"]["codec"].as_str().unwrap().starts_with("hvc1."),
+        "{st}"
+    );
+    let clip = record(&s, 2.0);
+    let path = Path::new(clip["path"].as_str().unwrap());
+    let p = ffprobe(path);
+    let v = &p["streams"][0];
+    assert_eq!(
+        (v["codec_name"].as_str(), v["codec_tag_string"].as_str()),
+        (Some("hevc"), Some("hvc1")),
+        "{p}"
+    );
+    assert_eq!(
+        v["nb_read_frames"],
+        clip["frames"].as_u64().unwrap().to_string().as_str()
+    );
+    // No H.265 decoder here: the MJPEG view says so rather than hang.
+    let snap = s.get("/snapshot.jpg");
+    assert_eq!(snap.status, 503);
+    assert!(snap.text().contains("H.265"), "{}", snap.text());
+}
+
+#[test]
+fn the_live_fmp4_is_the_cameras_stream_and_mjpeg_is_decoded_only_while_watched() {
+    let Some(cam) = camera(RtspOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    wait_state(&s, "live");
+    // Two seconds of live.mp4, as a browser would fetch it, read by ffprobe.
+    let out = tmp.path().join("live.mp4");
+    let url = format!("http://{}/cameras/cam/live.mp4", s.addr);
+    let got = Command::new("curl")
+        .args(["-s", "--max-time", "2", "-o"])
+        .arg(&out)
+        .arg(&url)
+        .output_within(common::CHILD_TIMEOUT)
+        .unwrap();
+    assert!(
+        std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 1000,
+        "{got:?}"
+    );
+    let p = ffprobe(&out);
+    let v = &p["streams"][0];
+    assert_eq!(
+        (v["codec_name"].as_str(), v["width"].as_u64()),
+        (Some("h264"), Some(640)),
+        "{p}"
+    );
+    let n: u64 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(n >= 30, "{n} frames in 2 s");
+    assert!(packets(&out)[0].1, "starts on a keyframe");
+    assert_eq!(
+        s.get("/cameras/cam/status").json()["source"]["decoded_frames"],
+        0
+    );
+    // The MJPEG view and snapshots decode, at the preview rate, then stop.
+    let snap = s.get("/cameras/cam/snapshot.jpg");
+    assert_eq!(snap.status, 200);
+    assert_eq!(&snap.body[..2], &[0xFF, 0xD8]);
+    let mut c = common::MjpegClient::connect(s.addr, "/video").unwrap();
+    for _ in 0..5 {
+        c.next_part().unwrap();
+    }
+    drop(c);
+    let decoded = s.get("/cameras/cam/status").json()["source"]["decoded_frames"]
+        .as_u64()
+        .unwrap();
+    assert!(decoded > 0);
+    // Three seconds after the last viewer the decoder stops.
+    let st = s.wait_status(WAIT, "the decoder idle", |st| {
+        let a = st["source"]["decoded_frames"].as_u64();
+        std::thread::sleep(Duration::from_millis(500));
+        a == s.get("/cameras/cam/status").json()["source"]["decoded_frames"].as_u64()
+    });
+    assert!(st["source"]["decoded_frames"].as_u64() >= Some(decoded));
+}
