@@ -34,6 +34,7 @@ import time
 import urllib.request
 
 import cameras as many_cameras
+import rtsp as rtsp_bench
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -528,6 +529,8 @@ def tables(res, a):
         md.append("")
     if res.get("cameras"):
         md += many_cameras.table(res["cameras"], a, fmt, median)
+    if res.get("rtsp"):
+        md += rtsp_bench.table(res["rtsp"], a, fmt, median)
     if res.get("pi_bin_bytes"):
         md.append(f"**aarch64 binary** (stripped, `make pi`): {res['pi_bin_bytes']} bytes "
                   f"({res['pi_bin_bytes'] / 2**20:.2f} MiB).\n")
@@ -554,7 +557,7 @@ def main():
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--presets", default="ultrafast,veryfast")
     ap.add_argument("--only", default="idle,viewers,recording,size",
-                    help="any of idle,viewers,recording,size,ustreamer,cameras")
+                    help="any of idle,viewers,recording,size,ustreamer,cameras,rtsp")
     ap.add_argument("--cameras", default="1,2,4", help="camera counts of the cameras run")
     ap.add_argument("--cam-viewers", default="1,100,500,1000",
                     help="viewer counts of the ustreamer comparison")
@@ -591,6 +594,8 @@ def main():
     if "cameras" in only:
         res["cameras"] = many_cameras.run_cameras(a, log, Server, make_input, cpu_seconds,
                                                   memory_kib, median)
+    if "rtsp" in only:
+        res["rtsp"] = rtsp_bench.run_rtsp(a, log, Server, cpu_seconds, memory_kib, median)
     if "size" in only and a.pi_bin and os.path.exists(a.pi_bin):
         res["pi_bin_bytes"] = os.path.getsize(a.pi_bin)
     with open(os.path.join(a.out, "results.json"), "w") as f:
