@@ -8,9 +8,11 @@ Prints exactly one line `READY <port>` on stdout once it is listening
 or SIGINT (exit 0). Exit 3: the port could not be bound (busy).
 
 On stderr, at most once a second and only when it changed: `SENT <n>`,
-the frames handed to the payloader (pay0) so far, over every media the
-server built (the pipeline only runs while it has clients: it is built at
-a client's DESCRIBE and torn down after the last one leaves).
+the frames that reached the payloader (pay0) while at least one client was
+playing (each counted once, however many clients got it).
+
+The one pipeline is built and prerolled before READY and shared by every
+client; it never stops while the server runs (exit 5 if it fails to start).
 
 With --user and --password, only that user may DESCRIBE/PLAY; --auth picks
 what the server asks for in its 401: digest (default), basic, or both.
@@ -27,9 +29,15 @@ gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
+# One slice a frame: zerolatency's sliced threads cut each frame in as many
+# slices as there are cores, and rtph264pay (config-interval=-1) then puts
+# SPS/PPS before each IDR slice, which splits a keyframe in two access units
+# for a depacketizer (ffmpeg: two packets of one timestamp). One thread, so
+# no frame of encoder delay either.
 ENCODERS = {
     "h264": (
         "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={k} bitrate={b} "
+        "sliced-threads=false threads=1 "
         "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1"
     ),
     "h265": (
@@ -122,12 +130,18 @@ def main():
 
     sent = [0]
 
-    def count(_pad, _info):
-        sent[0] += 1
-        return Gst.PadProbeReturn.OK
-
     def configured(_factory, media):
         print("media configured", file=sys.stderr, flush=True)
+
+        # A frame is sent when some client is playing: its stream has a
+        # transport from PLAY until TEARDOWN or the connection's end. (Once
+        # a client has played, the shared pipeline runs on without any.)
+        def count(_pad, _info):
+            stream = media.get_stream(0)
+            if stream is not None and stream.transport_filter(None):
+                sent[0] += 1
+            return Gst.PadProbeReturn.OK
+
         pay = media.get_element().get_by_name("pay0")
         pay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count)
 

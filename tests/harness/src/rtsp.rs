@@ -316,10 +316,9 @@ impl RtspCamera {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
-    /// Frames the current launch handed to its payloader so far (to every
-    /// client of the shared media; while it has none, it makes none), as
-    /// last reported: the script says so once a second, so up to a second
-    /// behind.
+    /// Frames the current launch has sent while at least one client was
+    /// playing (each frame once, however many clients got it), as last
+    /// reported: the script says so once a second, so up to a second behind.
     pub fn frames_sent(&self) -> u64 {
         let log = std::fs::read(self.log.path()).unwrap_or_default();
         let start = (self.log_start as usize).min(log.len());
@@ -717,6 +716,54 @@ mod tests {
         assert_eq!(h264_types(&cam.parameter_sets()), [7, 8]);
         let _ = ffmpeg.kill();
         let _ = ffmpeg.wait();
+    }
+
+    /// What a client gets is a camera's stream: timestamps that only go
+    /// forward, one packet a frame (a keyframe is not split in two), even
+    /// when a second client joins the shared pipeline (ffmpeg's PLAY asks
+    /// for `Range: npt=0.000-`, which must not rewind it for everyone).
+    #[test]
+    fn second_client_does_not_rewind_the_first() {
+        if !crate::have_tool("ffprobe") {
+            return;
+        }
+        for codec in ["h264", "h265"] {
+            let Some(cam) = RtspCamera::start(RtspOptions {
+                codec,
+                ..Default::default()
+            }) else {
+                return;
+            };
+            let url = cam.url();
+            let first = std::thread::spawn(move || {
+                Command::new("ffprobe")
+                    .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v"])
+                    .args(["-show_packets", "-show_entries", "packet=pts,flags", "-of", "json"])
+                    .args(["-read_intervals", "%+3"])
+                    .arg(&url)
+                    .output_within(Duration::from_secs(60))
+                    .unwrap()
+            });
+            std::thread::sleep(Duration::from_millis(1500));
+            let second = Command::new("ffprobe")
+                .args(["-v", "error", "-rtsp_transport", "tcp", "-show_streams"])
+                .arg(cam.url())
+                .output_within(Duration::from_secs(60))
+                .unwrap();
+            assert!(second.status.success(), "{codec}: second client failed");
+            let out = first.join().unwrap();
+            assert!(out.status.success(), "{codec}: {}", String::from_utf8_lossy(&out.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let pts: Vec<i64> = v["packets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["pts"].as_i64())
+                .collect();
+            assert!(pts.len() >= 60, "{codec}: {} packets in 3 s", pts.len());
+            let back: Vec<_> = pts.windows(2).filter(|w| w[1] <= w[0]).collect();
+            assert!(back.is_empty(), "{codec}: timestamps not increasing: {back:?}");
+        }
     }
 
     /// ffmpeg plays it (with Digest credentials), and the camera counts
