@@ -737,8 +737,21 @@ mod tests {
             let url = cam.url();
             let first = std::thread::spawn(move || {
                 Command::new("ffprobe")
-                    .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v"])
-                    .args(["-show_packets", "-show_entries", "packet=pts,flags", "-of", "json"])
+                    .args([
+                        "-v",
+                        "error",
+                        "-rtsp_transport",
+                        "tcp",
+                        "-select_streams",
+                        "v",
+                    ])
+                    .args([
+                        "-show_packets",
+                        "-show_entries",
+                        "packet=pts,flags",
+                        "-of",
+                        "json",
+                    ])
                     .args(["-read_intervals", "%+3"])
                     .arg(&url)
                     .output_within(Duration::from_secs(60))
@@ -752,7 +765,11 @@ mod tests {
                 .unwrap();
             assert!(second.status.success(), "{codec}: second client failed");
             let out = first.join().unwrap();
-            assert!(out.status.success(), "{codec}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{codec}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let pts: Vec<i64> = v["packets"]
                 .as_array()
@@ -762,7 +779,10 @@ mod tests {
                 .collect();
             assert!(pts.len() >= 60, "{codec}: {} packets in 3 s", pts.len());
             let back: Vec<_> = pts.windows(2).filter(|w| w[1] <= w[0]).collect();
-            assert!(back.is_empty(), "{codec}: timestamps not increasing: {back:?}");
+            assert!(
+                back.is_empty(),
+                "{codec}: timestamps not increasing: {back:?}"
+            );
         }
     }
 
