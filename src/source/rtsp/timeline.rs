@@ -1,9 +1,10 @@
 //! Capture times for RTP frames: the camera's own 90 kHz timeline, anchored
 //! to CLOCK_MONOTONIC at the first frame. Durations in a clip are the
 //! camera's (RTP deltas). A frame may seem up to `MAX_LEAD` early (the
-//! first one came late: network delay only ever adds); beyond that the
-//! anchor slews back by the excess only, so a camera clock a little fast
-//! shortens frames by microseconds, never by a jump. A camera clock that
+//! first one came late: network delay only ever adds); while it leads, the
+//! anchor slews back by at most `SLEW` a frame (invisible in a frame's
+//! duration), and beyond the lead by the excess, so a camera clock a little
+//! fast shortens frames by microseconds, never by a jump. A camera clock that
 //! falls more than `MAX_LAG` behind ours (a jump, a reboot, a slow clock) is
 //! re-anchored with a warning. Moonfire NVR's `design/time.md` discusses
 //! the trade-offs.
@@ -15,6 +16,9 @@ use std::time::Duration;
 pub const MAX_LAG: Duration = Duration::from_secs(1);
 /// How far ahead of its arrival a frame's camera time may be.
 pub const MAX_LEAD: Duration = Duration::from_millis(50);
+/// How much earlier each frame may be moved while it leads its arrival:
+/// 3 ms a second at 30 fps, so a 50 ms lead is gone in about 17 s.
+pub const SLEW: Duration = Duration::from_micros(100);
 
 pub struct Timeline {
     clock_rate: u32,
@@ -51,7 +55,11 @@ impl Timeline {
             a_mono.checked_sub(offset)
         };
         let at = match at {
-            Some(t) if t <= now + MAX_LEAD && t + MAX_LAG >= now => t,
+            Some(t) if t <= now + MAX_LEAD && t + MAX_LAG >= now => {
+                let step = t.saturating_sub(now).min(SLEW);
+                self.anchor = Some((a_rtp, a_mono.saturating_sub(step)));
+                t - step
+            }
             // Early beyond the lead: move the anchor back by the excess.
             Some(t) if t > now => {
                 let excess = t - (now + MAX_LEAD);
@@ -104,13 +112,31 @@ mod tests {
         // The first frame came 30 ms late; the next on time: still the grid.
         let (t0, _) = t.place(0, base + 30 * MS);
         let (t1, _) = t.place(9000, base + 100 * MS);
-        assert_eq!(t1 - t0, 100 * MS);
+        assert_eq!(t1 - t0, 100 * MS - SLEW, "leading: slewed by SLEW only");
         // 80 ms early: 30 ms beyond the lead, taken off this frame only.
         let (t2, w) = t.place(18000, base + 150 * MS);
         assert!(w.is_none());
         assert_eq!(t2, base + 200 * MS);
         let (t3, _) = t.place(27000, base + 300 * MS);
         assert_eq!(t3 - t2, 100 * MS, "the grid again, from the new anchor");
+        // Leading by 20 ms for a while: slewed away 0.1 ms a frame.
+        let mut t = Timeline::new(90_000);
+        let (mut last, _) = t.place(0, base + 20 * MS);
+        for i in 1..=300u64 {
+            let (c, _) = t.place(i as i64 * 3000, base + Duration::from_nanos(i * 33_333_333));
+            let d = c - last;
+            assert!(
+                d >= Duration::from_nanos(33_333_333) - SLEW && d <= 34 * MS,
+                "{d:?}"
+            );
+            last = c;
+        }
+        let now = base + Duration::from_nanos(300 * 33_333_333);
+        assert!(
+            last <= now + MS,
+            "the lead is gone: {:?}",
+            last.saturating_sub(now)
+        );
     }
 
     #[test]
