@@ -64,6 +64,7 @@ impl Camera {
                 &id,
                 hub.clone(),
                 RtspSettings {
+                    camera: id.clone(),
                     url,
                     transport: rtsp::Transport::parse(&settings.rtsp_transport)
                         .map_err(|e| format!("camera {id}: rtsp_transport {e}"))?,

@@ -4,7 +4,10 @@
 //! next one arrives (its duration is then the camera's, not a guess), and
 //! its fragment head is built once and kept in the frame for every viewer.
 //! A viewer that falls behind skips to the latest keyframe; new stream
-//! parameters end the response (the page reconnects for a new init segment).
+//! parameters (the camera came back at another size) get a new init
+//! segment in the same response, which MSE accepts before a keyframe.
+//! (Ending the response would not close the connection: tiny_http keeps it
+//! open for a next request until the idle timeout.)
 
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
@@ -81,8 +84,8 @@ fn send<W: Write + ?Sized>(
     write_all_vectored(out, &mut [IoSlice::new(h), IoSlice::new(&v.data)])
 }
 
-/// Streams a video camera to one viewer until it goes away, the stream's
-/// parameters change, or the hub closes. Returns the frames delivered.
+/// Streams a video camera to one viewer until it goes away or the hub
+/// closes. Returns the frames delivered.
 pub fn stream<W: Write + ?Sized>(
     hub: &Hub,
     out: &mut W,
@@ -106,26 +109,25 @@ pub fn stream<W: Write + ?Sized>(
         let Some(v) = frame.payload.video() else {
             continue;
         };
-        match &params {
-            None => {
-                let p = &v.params;
-                let init = fmp4::init_segment(
-                    &p.sample_entry,
-                    p.width.min(65535) as u16,
-                    p.height.min(65535) as u16,
-                    TIMESCALE,
-                );
-                out.write_all(&init)?;
-                params = Some(p.clone());
+        let changed = match &params {
+            None => true,
+            Some(p) => !Arc::ptr_eq(p, &v.params) && **p != *v.params,
+        };
+        if changed {
+            // What was before goes out first, with the duration it had.
+            if let Some(prev) = pending.take() {
+                send(out, &prev, None, fallback)?;
+                sent += 1;
             }
-            Some(p) if !Arc::ptr_eq(p, &v.params) && **p != *v.params => {
-                if let Some(prev) = pending.take() {
-                    send(out, &prev, None, fallback)?;
-                }
-                out.flush()?;
-                return Ok(sent + 1);
-            }
-            Some(_) => {}
+            let p = &v.params;
+            let init = fmp4::init_segment(
+                &p.sample_entry,
+                p.width.min(65535) as u16,
+                p.height.min(65535) as u16,
+                TIMESCALE,
+            );
+            out.write_all(&init)?;
+            params = Some(p.clone());
         }
         if let Some(prev) = pending.take() {
             send(out, &prev, (!skipped).then_some(&*frame), fallback)?;

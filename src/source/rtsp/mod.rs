@@ -35,6 +35,8 @@ impl Transport {
 }
 
 pub struct RtspSettings {
+    /// The camera's id, for the log.
+    pub camera: String,
     pub url: RtspUrl,
     pub transport: Transport,
     /// No frame this long and the camera counts as down (and is reconnected).

@@ -69,6 +69,21 @@ fn words(e: &retina::Error) -> String {
     }
 }
 
+/// Whether an H.265 access unit holds an IRAP picture (BLA, IDR or CRA:
+/// NAL types 16 to 23): decoding can start there. Encoders with open GOPs
+/// send a CRA, not an IDR, at each keyframe after the first.
+fn irap(avcc: &[u8]) -> bool {
+    let mut rest = avcc;
+    while rest.len() > 4 {
+        let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if (16..=23).contains(&((rest[4] >> 1) & 0x3f)) {
+            return true;
+        }
+        rest = rest.get(4 + n..).unwrap_or(&[]);
+    }
+    false
+}
+
 fn params_of(p: &retina::codec::VideoParameters) -> Result<VideoParams, String> {
     let (codec, sets) = match p.codec_params() {
         VideoParametersCodec::H264 { sps, pps } => (Codec::H264, vec![sps.to_vec(), pps.to_vec()]),
@@ -178,7 +193,7 @@ async fn stream(
                 if params.is_some() {
                     log::info!(
                         "camera {}: new stream parameters ({} {}x{})",
-                        hub.status().name,
+                        settings.camera,
                         p.rfc6381,
                         p.width,
                         p.height
@@ -188,7 +203,7 @@ async fn stream(
             }
         }
         let Some(p) = params.clone() else { continue };
-        let key = f.is_random_access_point();
+        let key = f.is_random_access_point() || (p.codec == Codec::H265 && irap(f.data()));
         keyed |= key;
         if !keyed {
             continue;
@@ -196,7 +211,7 @@ async fn stream(
         let now = crate::clock::monotonic_now();
         let (capture, warning) = timeline.place(f.timestamp().elapsed(), now);
         if let Some(w) = warning {
-            log::warn!("camera {}: {w}", hub.status().name);
+            log::warn!("camera {}: {w}", settings.camera);
         }
         if !*was_live {
             *was_live = true;
@@ -208,7 +223,11 @@ async fn stream(
             };
             hub.set_status(|s| {
                 if s.state == SourceState::Down {
-                    log::info!("camera {}: {} is back", s.name, settings.url.shown());
+                    log::info!(
+                        "camera {}: {} is back",
+                        settings.camera,
+                        settings.url.shown()
+                    );
                 }
                 s.state = SourceState::Live;
                 s.message = None;
@@ -236,5 +255,23 @@ async fn stream(
             (width, height),
             false,
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::irap;
+
+    #[test]
+    fn h265_keyframes_are_any_irap_picture() {
+        // A 4-byte length, then a NAL header: type in bits 1..7 of byte 0.
+        let nal = |t: u8| [vec![0, 0, 0, 3], vec![t << 1, 1, 0xAA]].concat();
+        let au = |types: &[u8]| types.iter().flat_map(|&t| nal(t)).collect::<Vec<u8>>();
+        assert!(irap(&au(&[35, 39, 19])), "IDR_W_RADL after an AUD and SEI");
+        assert!(irap(&au(&[21])), "CRA");
+        assert!(irap(&au(&[16])), "BLA");
+        assert!(!irap(&au(&[35, 1])), "TRAIL_R");
+        assert!(!irap(&au(&[0, 9])), "TRAIL_N, RASL_R");
+        assert!(!irap(&[0, 0, 0, 9, 2]), "cut short");
     }
 }
