@@ -6,6 +6,7 @@
 //! Debian's Firefox ESR, driven by puppeteer-core, runs `firefox.mjs` (the
 //! live preview, and a recorded clip playing). `cameras.mjs` (two cameras
 //! recording at once from their tiles, the clip library) runs in both.
+//! `rtsp.mjs` (an RTSP camera's H.264 through MSE) runs in Chromium.
 //!
 //! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
 //! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
@@ -271,4 +272,27 @@ fn two_cameras_and_the_library_in_headless_firefox() {
     };
     let server = two_cameras();
     run_script_with(&dir, "cameras.mjs", &server, &[], &[("BROWSER", "firefox")]);
+}
+
+/// An RTSP camera (H.264) in the large view: its live.mp4 through MSE in a
+/// <video>, playing at the camera's size near the live edge (`rtsp.mjs`);
+/// and the server decoded nothing for it (no MJPEG view, no snapshot).
+#[test]
+fn rtsp_camera_live_through_mse_in_headless_chromium() {
+    let Some((_guard, dir)) = setup() else {
+        return;
+    };
+    let Some(cam) = common::rtsp::RtspCamera::start(common::rtsp::RtspOptions::default()) else {
+        return;
+    };
+    let url = cam.url();
+    let server = Server::start(&["--source", &url]);
+    run_script(&dir, "rtsp.mjs", &server, &[]);
+    let st = server.get("/status").json();
+    assert_eq!(
+        st["source"]["decoded_frames"],
+        0,
+        "the page had the server decode: {st:#}\nserver log:\n{}",
+        server.log()
+    );
 }

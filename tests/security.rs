@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/", false),
     ("GET", "/app.js", false),
     ("GET", "/tiles.js", false),
+    ("GET", "/live.js", false),
     ("GET", "/library.js", false),
     ("GET", "/app.css", true),
     ("GET", "/login.css", true),
@@ -43,6 +44,7 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/clips", false),
     ("GET", "/cameras", false),
     ("GET", "/cameras/cam/video", false),
+    ("GET", "/cameras/cam/live.mp4", false),
     ("GET", "/cameras/cam/snapshot.jpg", false),
     ("GET", "/cameras/cam/status", false),
     ("POST", "/cameras/cam/start", false),
@@ -141,6 +143,8 @@ fn admin_status(method: &str, path: &str) -> u16 {
         // No form in the body.
         ("POST", "/login") => 400,
         ("POST", "/logout") => 303,
+        // Past authentication: the test camera sends JPEGs, no fMP4 view.
+        ("GET", "/cameras/cam/live.mp4") => 404,
         _ => 200,
     }
 }

@@ -18,6 +18,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/tiles.js"),
     ),
     (
+        "/live.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/live.js"),
+    ),
+    (
         "/library.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/library.js"),

@@ -99,6 +99,13 @@ pub const ROUTES: &[Row] = &[
     ),
     row!(
         "GET",
+        "/live.js",
+        Viewer,
+        "the page's live video (MSE) of an RTSP camera",
+        |_| Route::Asset("/live.js")
+    ),
+    row!(
+        "GET",
         "/library.js",
         Viewer,
         "the page's clip library",

@@ -1,6 +1,7 @@
 // Video Recorder web page: the large view of one camera (the first, or
 // the one picked from the tiles). Polls /status, drives Start and Stop,
-// keeps the MJPEG preview connected and shows the camera's last clip. It
+// keeps the MJPEG preview connected (a camera that sends H.264/H.265 plays
+// through live.js instead) and shows the camera's last clip. It
 // tells the tiles (tiles.js) and the library (library.js) what /status said
 // with a `vr:status` event, and follows their `vr:select`. Plain script, no
 // framework, no inline handlers (the page runs under a strict
@@ -71,6 +72,7 @@
     // The camera in the large view: null for the first (the original
     // routes, /video, /start…), else its id (/cameras/<id>/…).
     camera: null,
+    live: false, // its picture is live.js's (a video camera), not #preview
   };
 
   /// A route of the camera in view.
@@ -109,8 +111,9 @@
     if (node.textContent !== text) node.textContent = text;
   }
 
-  // Shared with tiles.js and library.js (loaded after this script).
-  window.VR = { api, fmtElapsed, fmtBytes, fmtDuration, setText };
+  // Shared with tiles.js and library.js (loaded after this script); live.js
+  // (loaded before) has put its part in already.
+  window.VR = Object.assign(window.VR || {}, { api, fmtElapsed, fmtBytes, fmtDuration, setText });
 
   // ---------- HTTP ----------
 
@@ -164,8 +167,11 @@
         if (c.ok && c.body) s = Object.assign({}, s, c.body);
       }
       applyStatus(s, asked);
-      // The server came back (restart, network): the old stream is dead.
-      if (wasOffline) restartStream(true);
+      // The server came back (restart, network): the old streams are dead.
+      if (wasOffline) {
+        restartStream(true);
+        if (window.VR.live) window.VR.live.restart();
+      }
     } catch (_) {
       state.online = false;
       renderConnection();
@@ -192,6 +198,7 @@
     }
     const many = Array.isArray(s.cameras) && s.cameras.length > 1;
     setText(el.cameraName, many ? s.camera || "" : "");
+    showPicture(false);
     render();
   }
 
@@ -394,6 +401,41 @@
     return state.stream.attempt === 0 ? url : `${url}?r=${state.stream.attempt}`;
   }
 
+  /// The camera in view as /status → cameras lists it (undefined from a
+  /// server that lists none: a JPEG camera, as it always was).
+  function viewed() {
+    const cams = (state.status && state.status.cameras) || [];
+    return state.camera ? cams.find((c) => c.id === state.camera) : cams[0];
+  }
+
+  /// The large view's picture, once /status has said what the camera
+  /// sends: video (`live_mp4`) plays through live.js, JPEGs stream into
+  /// #preview (`fresh`: on a new connection).
+  function showPicture(fresh) {
+    if (!state.status) return;
+    const cam = viewed();
+    const live = window.VR.live;
+    if (cam && cam.live_mp4 && live) {
+      if (!state.live) {
+        state.live = true;
+        stopStream();
+        state.stream.failed = false;
+        el.preview.hidden = true;
+        renderConnection();
+      }
+      live.attach(el.screen, cam, { className: "preview" });
+      return;
+    }
+    if (state.live) {
+      state.live = false;
+      live.detach(el.screen);
+      fresh = true;
+    }
+    el.preview.hidden = false;
+    if (document.hidden) return; // a hidden tab holds no stream
+    if (fresh || !el.preview.getAttribute("src")) startStream();
+  }
+
   /// Shows another camera large (from a tile): its picture, controls and
   /// last clip.
   function selectCamera(id) {
@@ -405,12 +447,13 @@
     hideClip();
     showError("");
     state.stream.attempt = Math.max(1, state.stream.attempt);
-    startStream();
+    showPicture(true);
     poll();
   }
 
   function startStream() {
     clearTimeout(state.stream.timer);
+    if (state.live) return; // a reconnect timer set before the view switched
     el.preview.src = streamUrl();
     state.stream.attempt++;
   }
@@ -492,7 +535,7 @@
       stopStream();
     } else {
       state.stream.attempt = Math.max(1, state.stream.attempt);
-      startStream();
+      showPicture(true);
       poll();
     }
   });
@@ -511,15 +554,10 @@
     checkStall();
     setTimeout(stallTick, STALL_CHECK_MIN_MS + Math.random() * STALL_CHECK_SPREAD_MS);
   })();
-  // The page's own src="/video" is already loading (it also works without
-  // this script); take over from there.
-  state.stream.attempt = 1;
-  if (el.preview.complete && el.preview.naturalWidth === 0) {
-    state.stream.failed = true; // failed before we were listening
-    restartStream(false);
-  } else if (el.preview.naturalWidth > 0) {
-    state.stream.connected = true;
-  }
+  // The picture starts with the first /status, which says whether the
+  // camera sends JPEGs (#preview on /video) or video (live.js): an <img> on
+  // /video of a video camera would have the server decode for nothing. (The
+  // page's <noscript> copy of #preview streams /video without this script.)
   render();
   poll();
 })();

@@ -2,7 +2,8 @@
 // (name, state, REC with elapsed time, fps) with its own Start/Stop, and
 // "Record all". A tile's picture opens that camera in the large view
 // (app.js, through a `vr:select` event); that camera's tile then shows a
-// still instead of a second stream of the same camera.
+// still instead of a second stream of the same camera. A camera that sends
+// H.264/H.265 plays through live.js (`live_mp4`) instead of the <img>.
 "use strict";
 
 (function () {
@@ -10,7 +11,7 @@
   const section = $("tiles-section");
   const list = $("tiles");
   const all = $("record-all");
-  const tiles = new Map(); // id -> {li, img, name, state, fps, rec, time, btn, anchor}
+  const tiles = new Map(); // id -> {li, screen, img, name, state, fps, rec, time, btn, anchor, cam}
   let cameras = [];
   let selected = null; // id of the camera in the large view
   let busy = false; // a Record all is in flight
@@ -54,7 +55,7 @@
     btn.className = "btn-secondary tile-btn";
     bar.append(name, state, fps, btn);
     li.append(screen, bar);
-    const t = { li, img, name, state, fps, rec, time, btn, anchor: null, recording: false };
+    const t = { li, screen, img, name, state, fps, rec, time, btn, anchor: null, recording: false, cam: c };
     screen.addEventListener("click", () => {
       document.dispatchEvent(new CustomEvent("vr:select", { detail: { id: c.id } }));
       selected = c.id;
@@ -67,6 +68,17 @@
 
   /// The tile's picture: a live stream, or a still for the camera shown large.
   function picture(id, t) {
+    const player = window.VR.live;
+    if (t.cam.live_mp4 && player) {
+      // Shown large, its tile stays dark: a still of a video camera would
+      // cost the server a decode.
+      t.img.hidden = true;
+      t.li.classList.toggle("selected", id === selected);
+      if (id === selected) player.detach(t.screen);
+      else player.attach(t.screen, t.cam, { className: "tile-img" });
+      return;
+    }
+    t.img.hidden = false;
     const want = id === selected ? `${camPath(id, "snapshot.jpg")}?t=${Date.now()}` : camPath(id, "video");
     const live = id !== selected;
     if (t.live === live && t.img.getAttribute("src")) return;
@@ -124,6 +136,7 @@
         tiles.set(c.id, t);
         list.append(t.li);
       }
+      t.cam = c;
       t.anchor = c.recording ? { elapsed: Number(c.elapsed_sec) || 0, at: performance.now() } : null;
       t.recording = !!c.recording;
       setText(t.name, c.id);
