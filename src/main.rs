@@ -15,6 +15,7 @@ mod recorder;
 mod source;
 mod sync;
 mod system;
+mod upload;
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -238,6 +239,7 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;
 
+    let uploader = upload::setup::start(&cfg, &clips).map_err(|(key, e)| format!("{key}: {e}"))?;
     let cameras = camera::Cameras::start(&cfg.cameras, &clips)?;
     for c in cameras.iter() {
         log::info!("camera {}: {}", c.id, c.hub.status().name);
@@ -260,6 +262,7 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         tls,
         cameras,
         clips,
+        uploader,
         started: std::time::Instant::now(),
         idle_timeout: Duration::from_secs_f64(cfg.idle_timeout_sec),
         proxies: http::client::Proxies::parse(&cfg.trusted_proxies)?,
@@ -285,6 +288,10 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         log::info!("saved {} ({:.1} s)", clip.path, clip.duration_sec);
     }
     app.stop();
+    if let Some(u) = &app.uploader {
+        // The request in flight ends; what is left resumes at the next start.
+        u.stop();
+    }
     let _ = http.join();
     log::info!("bye");
     Ok(())

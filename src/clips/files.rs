@@ -76,6 +76,10 @@ impl Clips {
         if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
             return Err(OpenError::Io(std::io::Error::last_os_error().to_string()));
         }
+        // Its upload record, if any, goes with it.
+        let record = c_name(&format!("{}.upload", clip.id));
+        // SAFETY: as above; a missing record is fine.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), record.as_ptr(), 0) };
         Ok(())
     }
 }

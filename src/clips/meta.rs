@@ -15,6 +15,8 @@ use crate::sync::lock;
 #[derive(Debug, Clone)]
 pub struct ClipMeta {
     pub started_at: String,
+    /// The same, as a time (whole seconds, as MP4 keeps it).
+    pub started: std::time::SystemTime,
     pub duration_sec: f64,
     pub frames: u32,
     pub thumbnail: bool,
@@ -45,6 +47,7 @@ fn read(file: std::fs::File) -> Option<ClipMeta> {
         .map_or(0, |t| t.mdia.minf.stbl.stsz.sample_count);
     Some(ClipMeta {
         started_at: crate::clock::rfc3339(started),
+        started,
         duration_sec: mvhd.duration as f64 / f64::from(mvhd.timescale.max(1)),
         frames,
         thumbnail: r.metadata().poster().is_some(),

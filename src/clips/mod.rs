@@ -18,11 +18,12 @@
 mod files;
 mod lock;
 mod meta;
-mod names;
+pub(crate) mod names;
 mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use crate::sync::lock;
@@ -112,7 +113,15 @@ pub struct Clips {
     /// The directory's lock, and each camera directory's (a second process
     /// pointed at `clips/front` must not finish this one's recordings).
     _locks: Vec<lock::DirLock>,
+    /// Whether a clip is still waiting for upload: retention keeps it
+    /// unless the disk is about to fill (set by the uploader).
+    hold: OnceLock<Hold>,
+    /// Told when retention deleted a clip that was still waiting.
+    lost: OnceLock<Lost>,
 }
+
+pub type Hold = Box<dyn Fn(&str) -> bool + Send + Sync>;
+pub type Lost = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Reads free and total bytes for a directory.
 pub type Space = Box<dyn Fn(&Path) -> Option<(u64, u64)> + Send + Sync>;
@@ -158,6 +167,8 @@ impl Clips {
             meta: Mutex::default(),
             space: Box::new(fs_bytes),
             _locks: held,
+            hold: OnceLock::new(),
+            lost: OnceLock::new(),
         };
         for d in clips.dirs() {
             let camera = clips.camera_of_dir(&d);
@@ -283,6 +294,25 @@ impl Clips {
             .rev()
             .find(|c| c.camera == camera)
             .cloned()
+    }
+
+    /// Every finished clip, oldest first (from the index).
+    pub fn all(&self) -> Vec<ClipEntry> {
+        self.index().clips.clone()
+    }
+
+    /// Keeps the clips `hold` names from retention (uploads waiting).
+    pub fn hold_with(&self, hold: Hold) {
+        let _ = self.hold.set(hold);
+    }
+
+    /// Calls `lost` for a held clip retention had to delete anyway.
+    pub fn on_lost(&self, lost: Lost) {
+        let _ = self.lost.set(lost);
+    }
+
+    fn held(&self, id: &str) -> bool {
+        self.hold.get().is_some_and(|h| h(id))
     }
 
     /// A finished clip by id (from the index; the id is validated).

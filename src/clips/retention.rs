@@ -18,6 +18,9 @@ fn newest_of_each_camera(clips: &[ClipEntry]) -> Vec<&str> {
 /// Free space below which recording stops by itself (or does not start),
 /// so a clip's index always fits: 16 MiB, or a quarter of a tiny disk.
 const HARD_FLOOR: u64 = 16 * 1024 * 1024;
+/// Free space under which even clips waiting for upload are deleted
+/// (oldest first, loudly): the disk is about to fill.
+const NEARLY_FULL: u64 = 4 * HARD_FLOOR;
 
 impl Clips {
     pub(super) fn free(&self) -> Option<u64> {
@@ -97,11 +100,23 @@ impl Clips {
             .into_iter()
             .map(String::from)
             .collect();
-        let deletable = clips
+        // Clips waiting for upload go last, and only when the disk is about
+        // to fill.
+        let (held, free_to_go): (Vec<&ClipEntry>, Vec<&ClipEntry>) = clips
             .iter()
-            .filter(|c| Some(c.id.as_str()) != protect && !newest.contains(&c.id));
-        for c in deletable {
-            let reason = if s.max_bytes > 0 && total > s.max_bytes {
+            .filter(|c| Some(c.id.as_str()) != protect && !newest.contains(&c.id))
+            .partition(|c| self.held(&c.id));
+        for c in free_to_go.into_iter().chain(held) {
+            let waiting = self.held(&c.id);
+            let nearly_full = free.is_some_and(|f| f < NEARLY_FULL);
+            let reason = if waiting && !nearly_full {
+                break;
+            } else if waiting {
+                format!(
+                    "the disk is about to fill ({} bytes free) and it was still waiting for upload",
+                    free.unwrap_or(0)
+                )
+            } else if s.max_bytes > 0 && total > s.max_bytes {
                 format!("clips use {total} bytes, budget {}", s.max_bytes)
             } else if let Some(f) = free.filter(|&f| s.min_free_bytes > 0 && f < s.min_free_bytes) {
                 format!("{f} bytes free, want {}", s.min_free_bytes)
@@ -109,6 +124,12 @@ impl Clips {
                 *warned = false;
                 return;
             };
+            if waiting {
+                log::error!("deleting clip {} before it was uploaded: {reason}", c.id);
+                if let Some(lost) = self.lost.get() {
+                    lost(&c.id);
+                }
+            }
             match self.unlink(c) {
                 Ok(()) => {
                     self.index().clips.retain(|x| x.id != c.id);

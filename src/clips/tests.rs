@@ -38,6 +38,8 @@ fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
         meta: Mutex::default(),
         space: Box::new(fs_bytes),
         _locks: Vec::new(),
+        hold: Default::default(),
+        lost: Default::default(),
     }
 }
 

@@ -314,6 +314,26 @@ settings! {
             |v: &String| if v.split(',').map(str::trim).any(|n| n.contains(|c: char| c.is_whitespace() || "/@?#".contains(c) || c.is_control())) {
                 Err("must be host names (or host:port), comma-separated".into())
             } else { Ok(()) };
+        s3_bucket: String = "", "NAME", "S3 bucket finished clips are uploaded to (empty: no uploads)",
+            |v: &String| if v.is_empty() || (v.len() >= 3 && v.len() <= 63 && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')) {
+                Ok(())
+            } else { Err("must be a bucket name: 3 to 63 of a-z, 0-9, '-' and '.'".into()) };
+        s3_region: String = "us-east-1", "R", "the bucket's region", not_empty;
+        s3_endpoint_url: String = "", "URL", "S3 API endpoint (MinIO, R2, B2, Wasabi; empty: AWS)",
+            |v: &String| if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+                Ok(())
+            } else { Err("must be an http:// or https:// URL, or empty for AWS".into()) };
+        s3_path_style: bool = false, "", "path-style requests (MinIO, most self-hosted servers)", any;
+        s3_prefix: String = "{device}/{camera}/{date}/{id}.mp4", "T", "object key template",
+            |v: &String| crate::upload::check_template(v);
+        s3_device: String = "", "NAME", "{device} in keys (empty: the host name)", any;
+        s3_delete_after_upload: bool = false, "", "delete the local clip once the bucket holds it (checked)", any;
+        s3_max_kbps: u64 = 0u64, "N", "upload rate cap in kbit/s (0: none)", any;
+        s3_storage_class: String = "", "C", "x-amz-storage-class of uploads (empty: the bucket's default)",
+            |v: &String| if v.chars().all(|c| c.is_ascii_uppercase() || c == '_') { Ok(()) } else { Err("must be like STANDARD_IA".into()) };
+        s3_credentials_file: PathBuf = "", "FILE", "AWS credentials file (else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", any;
+        s3_part_mb: f64 = 16.0, "N", "clips up to this size go in one PUT, larger ones in parts this size (S3 wants 5 or more)",
+            within(0.05, 5000.0, "must be from 0.05 to 5000 MiB");
     }
     camera {
         source: String = "auto", "SRC", "auto | test | /dev/videoN | FILE.mjpeg | http://… | rtsp://…",

@@ -116,6 +116,7 @@ pub fn status(app: &App, caller: Option<Principal>) -> Value {
         "max_viewers": app.viewers.max(),
         "cameras": app.cameras.iter().map(camera_summary).collect::<Vec<_>>(),
         "system": crate::system::status(),
+        "uploads": app.uploader.as_ref().map_or_else(crate::upload::disabled_status, |u| u.status()),
         "session": caller.map(|c| json!({
             "auth_required": app.auth.required(),
             "role": match c.role { Role::Admin => "admin", Role::Viewer => "viewer" },

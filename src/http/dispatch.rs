@@ -230,5 +230,6 @@ fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Princi
         Route::DeleteClip(id) => {
             off_thread(app, "delete", req, move |app, _| library::delete(app, &id))
         }
+        Route::RetryUpload(id) => answer(req, library::retry_upload(app, &id)),
     }
 }

@@ -88,6 +88,8 @@ fn entry(app: &App, c: &ClipEntry) -> Value {
             .as_ref()
             .filter(|m| m.thumbnail)
             .map(|_| format!("/clips/{}.jpg", c.id)),
+        // null when uploads are off (no s3_bucket)
+        "upload": app.uploader.as_ref().and_then(|u| u.clip_state(&c.id)),
     })
 }
 
@@ -134,6 +136,19 @@ pub fn serve(
         range,
         download.then(|| format!("{}.mp4", c.id)).as_deref(),
     ))
+}
+
+/// `POST /clips/<id>/upload`: a failed (or waiting) upload is tried now.
+pub fn retry_upload(app: &App, id: &str) -> Result<Reply, ApiError> {
+    let up = app
+        .uploader
+        .as_ref()
+        .ok_or_else(|| ApiError::new(Kind::Busy, "uploads are off: no s3_bucket is set"))?;
+    app.clips
+        .get(id)
+        .ok_or_else(|| ApiError::not_found("clip"))?;
+    let state = up.retry(id).map_err(|e| ApiError::new(Kind::Busy, e))?;
+    Ok(super::json(202, &json!({ "id": id, "upload": state })))
 }
 
 /// `DELETE /clips/<id>` (or the clip's own URL, `<id>.mp4`).

@@ -47,6 +47,8 @@ use route::Cam;
 pub struct App {
     pub cameras: Cameras,
     pub clips: Arc<Clips>,
+    /// Uploads to S3, when a bucket is set.
+    pub uploader: Option<Arc<crate::upload::Uploader>>,
     /// Live viewers of all cameras, against the process's caps.
     pub viewers: Arc<Viewers>,
     pub started: Instant,

@@ -46,6 +46,8 @@ pub enum Route {
     /// `/clips/<id>.mp4` or `/clips/<id>.jpg` (the file name as asked).
     ClipFile(String),
     DeleteClip(String),
+    /// `POST /clips/<id>/upload`: try a clip's upload again now.
+    RetryUpload(String),
     OpenApi,
     Healthz,
 }
@@ -255,6 +257,13 @@ pub const ROUTES: &[Row] = &[
         Admin,
         "deletes a finished clip (never one being recorded)",
         |mut p| Route::DeleteClip(p.pop().unwrap_or_default())
+    ),
+    row!(
+        "POST",
+        "/clips/{name}/upload",
+        Admin,
+        "tries a clip's upload to the bucket again now (after a failure)",
+        |mut p| Route::RetryUpload(p.pop().unwrap_or_default())
     ),
     row!("GET", "/openapi.json", Viewer, "this document", |_| {
         Route::OpenApi
