@@ -243,3 +243,4 @@ while :; do
 done
 
 say "==> open $scheme://${PI#*@}:$port/ (user $admin)"
+say "    uploads to S3: set s3_bucket (and the lines around it, commented) in $DESTDIR/etc/video-recorder/video-recorder.toml"
