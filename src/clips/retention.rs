@@ -21,6 +21,8 @@ const HARD_FLOOR: u64 = 16 * 1024 * 1024;
 /// Free space under which even clips waiting for upload are deleted
 /// (oldest first, loudly): the disk is about to fill.
 const NEARLY_FULL: u64 = 4 * HARD_FLOOR;
+#[cfg(test)]
+pub(super) const NEARLY_FULL_FOR_TESTS: u64 = NEARLY_FULL;
 
 impl Clips {
     pub(super) fn free(&self) -> Option<u64> {

@@ -1,6 +1,8 @@
 use super::*;
 use std::time::Duration;
 
+use super::retention::NEARLY_FULL_FOR_TESTS;
+
 fn cam() -> Vec<Home> {
     vec![Home {
         camera: "cam".into(),
@@ -477,4 +479,43 @@ fn cameras_have_homes_and_retention_spans_them_keeping_each_newest() {
     assert!(c.get("door-20261201-103000").is_none());
     assert_eq!(c.delete("door-20261201-103000"), Err(OpenError::NotFound));
     assert_eq!(c.delete("../x"), Err(OpenError::NotFound));
+}
+
+#[test]
+fn clips_waiting_for_upload_are_kept_until_the_disk_is_about_to_fill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for s in 0..4 {
+        put(d, &format!("20240101-00000{s}.mp4"), 1000);
+    }
+    put(d, "20240101-000000.upload", 10);
+    let mut c = raw(d, 1500, 0);
+    let lost = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = lost.clone();
+    // 000000 and 000001 wait for upload; 000002 went up already.
+    c.hold_with(Box::new(|id| id < "20240101-000002"));
+    c.on_lost(Box::new(move |id| {
+        seen.lock().unwrap().push(id.to_string())
+    }));
+    c.enforce(None);
+    // Over budget, but what waits stays: only the uploaded one went.
+    assert_eq!(
+        names(d),
+        vec![
+            "20240101-000000.mp4",
+            "20240101-000000.upload",
+            "20240101-000001.mp4",
+            "20240101-000003.mp4",
+        ]
+    );
+    assert!(lost.lock().unwrap().is_empty());
+    // About to fill (a 64 MiB disk with little free): waiting ones go too,
+    // oldest first, each reported, its upload record with it.
+    c.space = small_disk(NEARLY_FULL_FOR_TESTS);
+    c.enforce(None);
+    assert_eq!(names(d), vec!["20240101-000003.mp4"]);
+    assert_eq!(
+        *lost.lock().unwrap(),
+        vec!["20240101-000000", "20240101-000001"]
+    );
 }

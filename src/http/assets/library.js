@@ -35,6 +35,23 @@
     return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
   }
 
+  /// Where a clip's upload to the bucket is (only when uploads are on).
+  function uploadBadge(c) {
+    const u = c.upload;
+    const badge = document.createElement("small");
+    badge.className = `lib-upload lib-upload-${u.state}`;
+    badge.dataset.upload = u.state;
+    const pct = u.size_bytes ? Math.floor((100 * (u.sent_bytes || 0)) / u.size_bytes) : 0;
+    badge.textContent = {
+      pending: "↑ waiting for upload",
+      uploading: `↑ uploading ${pct} %`,
+      uploaded: "✓ in the bucket",
+      failed: `↑ upload failed: ${u.error}; next try in ${Math.round(u.next_try_sec || 0)} s`,
+    }[u.state] || u.state;
+    if (u.key) badge.title = u.key;
+    return badge;
+  }
+
   function card(c) {
     const li = document.createElement("li");
     li.className = "lib-item";
@@ -65,6 +82,7 @@
     const size = document.createElement("small");
     size.textContent = fmtBytes(c.size_bytes);
     info.append(cam, when, size);
+    if (c.upload) info.append(uploadBadge(c));
     b.append(thumb, info);
     b.addEventListener("click", () => play(c));
     li.append(b);
