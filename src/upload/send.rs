@@ -200,6 +200,7 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
         }
         Err(e) => return Err(e.message),
     };
+    let mut kept = 0;
     let mut md5s = Vec::with_capacity(count as usize);
     let mut etags = Vec::with_capacity(count as usize);
     for n in 1..=count {
@@ -238,10 +239,17 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
             }
             job.save(record)?;
         } else {
+            kept += 1;
             up.sent.store(offset + len, Ordering::Relaxed);
         }
         md5s.extend_from_slice(&d.raw);
         etags.push(d.hex);
+    }
+    if kept > 0 {
+        log::info!(
+            "upload of {}: resumed; {kept} of {count} parts were on the server already",
+            job.id
+        );
     }
     match up.s3.complete(&job.key, &mp.upload_id, &etags) {
         Ok(()) => {}
