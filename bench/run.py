@@ -35,6 +35,7 @@ import urllib.request
 
 import cameras as many_cameras
 import rtsp as rtsp_bench
+import s3 as s3_bench
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -90,8 +91,10 @@ def stop_process(p):
 class Server:
     """The real binary on a free loopback port, stderr in a log file."""
 
-    def __init__(self, binary, args, workdir, env_extra=None):
+    def __init__(self, binary, args, workdir, env_extra=None, before_start=None):
         self.workdir = tempfile.mkdtemp(dir=workdir)
+        # What the caller puts in the clips directory before the start.
+        self.prepared = before_start and before_start(os.path.join(self.workdir, "clips"))
         self.log_path = os.path.join(self.workdir, "server.log")
         self.log = open(self.log_path, "w")
         cmd = [binary, "--host", "127.0.0.1", "--port", "0",
@@ -531,6 +534,8 @@ def tables(res, a):
         md += many_cameras.table(res["cameras"], a, fmt, median)
     if res.get("rtsp"):
         md += rtsp_bench.table(res["rtsp"], a, fmt, median)
+    if res.get("s3"):
+        md += s3_bench.table(res["s3"], a, fmt, median)
     if res.get("pi_bin_bytes"):
         md.append(f"**aarch64 binary** (stripped, `make pi`): {res['pi_bin_bytes']} bytes "
                   f"({res['pi_bin_bytes'] / 2**20:.2f} MiB).\n")
@@ -557,7 +562,8 @@ def main():
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--presets", default="ultrafast,veryfast")
     ap.add_argument("--only", default="idle,viewers,recording,size",
-                    help="any of idle,viewers,recording,size,ustreamer,cameras,rtsp")
+                    help="any of idle,viewers,recording,size,ustreamer,cameras,rtsp,s3")
+    ap.add_argument("--moto", default=s3_bench.VENV_MOTO, help="moto_server, for --only s3")
     ap.add_argument("--cameras", default="1,2,4", help="camera counts of the cameras run")
     ap.add_argument("--cam-viewers", default="1,100,500,1000",
                     help="viewer counts of the ustreamer comparison")
@@ -596,6 +602,8 @@ def main():
                                                   memory_kib, median)
     if "rtsp" in only:
         res["rtsp"] = rtsp_bench.run_rtsp(a, log, Server, cpu_seconds, memory_kib, median)
+    if "s3" in only:
+        res["s3"] = s3_bench.run_s3(a, log, Server, cpu_seconds, median)
     if "size" in only and a.pi_bin and os.path.exists(a.pi_bin):
         res["pi_bin_bytes"] = os.path.getsize(a.pi_bin)
     with open(os.path.join(a.out, "results.json"), "w") as f:

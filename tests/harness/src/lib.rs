@@ -14,6 +14,7 @@ pub mod mjpeg_server;
 pub mod preload;
 pub mod process;
 pub mod rtsp;
+pub mod s3;
 pub mod server;
 
 pub use client::*;
