@@ -52,6 +52,7 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/cameras/cam/last", false),
     ("GET", "/openapi.json", false),
     ("GET", "/healthz", true),
+    ("POST", "/clips/20260101-000000.mp4/upload", false),
     // Last: the right credentials delete the clip the routes above served.
     ("DELETE", "/clips/20260101-000000.mp4", false),
 ];
@@ -145,6 +146,8 @@ fn admin_status(method: &str, path: &str) -> u16 {
         ("POST", "/logout") => 303,
         // Past authentication: the test camera sends JPEGs, no fMP4 view.
         ("GET", "/cameras/cam/live.mp4") => 404,
+        // Past authentication: uploads are off (no bucket) here.
+        ("POST", p) if p.ends_with("/upload") => 409,
         _ => 200,
     }
 }
@@ -170,8 +173,11 @@ fn right_credentials_open_every_route_and_head_matches_get() {
     let clip = req(&s, "POST", "/stop", &auth);
     assert_eq!(clip.status, 200, "{}", clip.text());
     let clip_path = format!("/clips/{id}.mp4");
+    let upload_path = format!("/clips/{id}/upload");
     for &(method, path, _) in ROUTES {
-        let path = if path.starts_with("/clips/") {
+        let path = if path.ends_with("/upload") {
+            upload_path.as_str()
+        } else if path.starts_with("/clips/") {
             clip_path.as_str()
         } else {
             path

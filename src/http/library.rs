@@ -139,7 +139,8 @@ pub fn serve(
 }
 
 /// `POST /clips/<id>/upload`: a failed (or waiting) upload is tried now.
-pub fn retry_upload(app: &App, id: &str) -> Result<Reply, ApiError> {
+pub fn retry_upload(app: &App, name: &str) -> Result<Reply, ApiError> {
+    let id = name.strip_suffix(".mp4").unwrap_or(name);
     let up = app
         .uploader
         .as_ref()
