@@ -188,9 +188,10 @@ fn password_checks_do_not_hold_up_other_requests() {
         "{done:?}"
     );
     // Checks beyond the queue were turned away at once (503); of those
-    // checked (401), most end after /healthz: checks run two at a time off
+    // checked (401), many end after /healthz: checks run two at a time off
     // the dispatch thread, which does not wait for them. (Inline, /healthz
-    // waited for every check read before it.)
+    // waited for every check read before it: none would end after it.) A
+    // quarter, not half: on a loaded 2-core CI machine 6 of 18 was seen.
     let checked: Vec<_> = done.iter().filter(|(st, _)| *st == 401).collect();
     let later = checked.iter().filter(|(_, t)| *t > answered).count();
     assert!(
@@ -199,7 +200,7 @@ fn password_checks_do_not_hold_up_other_requests() {
         checked.len()
     );
     assert!(
-        later * 2 >= checked.len(),
+        later * 4 >= checked.len(),
         "/healthz was answered after {} of {} password checks",
         checked.len() - later,
         checked.len()
