@@ -265,7 +265,15 @@ impl Uploader {
     /// Records a job for every finished clip that has none yet (or reads
     /// the one a previous run left).
     fn discover(&self) {
-        for clip in self.clips.all() {
+        let all = self.clips.all();
+        {
+            // A clip deleted here (by a person, or retention) is no job.
+            let mut s = lock(&self.shared);
+            let current = s.current.clone();
+            s.entries
+                .retain(|id, _| Some(id) == current.as_ref() || all.iter().any(|c| &c.id == id));
+        }
+        for clip in all {
             if lock(&self.shared).entries.contains_key(&clip.id) {
                 continue;
             }
