@@ -196,7 +196,14 @@ impl Job {
                     .publish(Frame::jpeg(seq, jpeg, f.capture, f.wall, size, false));
             }
         }
-        // Under the thread lock in `watch`, a new user restarts the decoder.
         self.running.store(false, Ordering::Release);
+        // A user who came as this loop decided to stop saw `running` still
+        // set and started nothing: take over for them.
+        if self.users.load(Ordering::Acquire) > 0
+            && !self.out.is_closed()
+            && !self.running.swap(true, Ordering::AcqRel)
+        {
+            self.run();
+        }
     }
 }

@@ -333,7 +333,7 @@ settings! {
             |v: &String| if v.chars().all(|c| c.is_ascii_uppercase() || c == '_') { Ok(()) } else { Err("must be like STANDARD_IA".into()) };
         s3_credentials_file: PathBuf = "", "FILE", "AWS credentials file (else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", any;
         s3_part_mb: f64 = 16.0, "N", "clips up to this size go in one PUT, larger ones in parts this size (S3 wants 5 or more)",
-            within(0.01, 5000.0, "must be from 0.01 to 5000 MiB");
+            within(0.01, 512.0, "must be from 0.01 to 512 MiB (S3 wants 5 or more; each part is read whole)");
     }
     camera {
         source: String = "auto", "SRC", "auto | test | /dev/videoN | FILE.mjpeg | http://… | rtsp://…",

@@ -84,6 +84,11 @@ struct Pipeline {
     split: Option<Arc<Frame>>,
     /// Stream copy: the clip's first keyframe, decoded once for its thumbnail.
     first_key: Option<Arc<Frame>>,
+    /// Stream copy: the last frame taken, and whether one went missing
+    /// since (dropped at a full tap, or out of order): the frames after it
+    /// refer to it, so the clip skips to the next keyframe.
+    last_seq: Option<u64>,
+    broken_chain: bool,
 }
 
 impl Pipeline {
@@ -106,6 +111,8 @@ impl Pipeline {
             copying: None,
             split: None,
             first_key: None,
+            last_seq: None,
+            broken_chain: false,
         }
     }
 }
@@ -237,9 +244,21 @@ impl Pipeline {
     /// Stream copy: no decode, no encode. A clip starts on a keyframe; new
     /// parameters (the camera rebooted at another size) split the recording.
     fn copy(&mut self, f: &Arc<Frame>, v: &Video, job: &mut Job) -> Result<(), String> {
+        if self.last_seq.is_some_and(|s| f.seq != s + 1) {
+            self.broken_chain = true;
+        }
+        self.last_seq = Some(f.seq);
         if self.last_accepted.is_some_and(|l| f.capture <= l) {
             job.control.skipped.fetch_add(1, Ordering::Relaxed);
+            self.broken_chain = true;
             return Ok(());
+        }
+        if self.broken_chain && self.copying.is_some() {
+            if !v.key {
+                job.control.skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            self.broken_chain = false;
         }
         match &self.copying {
             // Before the first keyframe: not part of the clip yet.

@@ -70,6 +70,9 @@ struct Shared {
     deleted_before_upload: u64,
     /// Asked to try a clip now (`POST /clips/<id>/upload`).
     nudged: bool,
+    /// Clips whose job could not be recorded (unreadable, a full disk):
+    /// not tried again before this monotonic time.
+    unrecorded: HashMap<String, Duration>,
 }
 
 pub struct Uploader {
@@ -131,9 +134,10 @@ impl Uploader {
             "uploading finished clips to bucket {} ({})",
             up.settings.bucket,
             if up.settings.endpoint.is_empty() {
-                "AWS"
+                "AWS".to_string()
             } else {
-                &up.settings.endpoint
+                // Never credentials, should the URL hold any.
+                crate::source::http_mjpeg::redact(&up.settings.endpoint)
             }
         );
         Ok(up)
@@ -239,13 +243,12 @@ impl Uploader {
             }
             let next = {
                 let s = lock(&self.shared);
-                let mut due: Vec<(&String, &Entry)> = s
-                    .entries
+                // Oldest first, whichever camera it is from.
+                s.entries
                     .iter()
                     .filter(|(_, e)| e.job.state == State::Pending && e.next_try <= now)
-                    .collect();
-                due.sort_by(|a, b| a.0.cmp(b.0));
-                due.first().map(|(id, _)| (*id).clone())
+                    .min_by_key(|(id, _)| crate::clips::names::age_key(id))
+                    .map(|(id, _)| id.clone())
             };
             let Some(id) = next else {
                 let s = lock(&self.shared);
@@ -268,28 +271,48 @@ impl Uploader {
         let all = self.clips.all();
         {
             // A clip deleted here (by a person, or retention) is no job.
+            let ids: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
             let mut s = lock(&self.shared);
             let current = s.current.clone();
             s.entries
-                .retain(|id, _| Some(id) == current.as_ref() || all.iter().any(|c| &c.id == id));
+                .retain(|id, _| ids.contains(id.as_str()) || Some(id) == current.as_ref());
         }
+        let now = crate::clock::monotonic_now();
         for clip in all {
-            if lock(&self.shared).entries.contains_key(&clip.id) {
-                continue;
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            {
+                let s = lock(&self.shared);
+                if s.entries.contains_key(&clip.id)
+                    || s.unrecorded.get(&clip.id).is_some_and(|&t| now < t)
+                {
+                    continue;
+                }
             }
             let record = job::path_for(&clip.path);
             let job = match Job::load(&record) {
-                Some(j) if j.id == clip.id => j,
-                _ => match self.new_job(&clip) {
-                    Ok(j) => {
-                        if let Err(e) = j.save(&record) {
-                            log::error!("upload of {}: {e}", clip.id);
-                            continue;
-                        }
-                        j
+                // Uploaded, and deleting after upload: a crash came between.
+                Some(j)
+                    if j.id == clip.id
+                        && j.state == State::Uploaded
+                        && self.settings.delete_after_upload =>
+                {
+                    if self.clips.delete(&clip.id).is_ok() {
+                        log::info!("deleted {} here: it is in the bucket", clip.id);
                     }
+                    continue;
+                }
+                Some(j) if j.id == clip.id => j,
+                _ => match self
+                    .new_job(&clip)
+                    .and_then(|j| j.save(&record).map(|()| j))
+                {
+                    Ok(j) => j,
                     Err(e) => {
-                        log::warn!("upload of {}: {e}", clip.id);
+                        log::warn!("upload of {}: {e}; trying again in a minute", clip.id);
+                        let later = now + Duration::from_secs(60);
+                        lock(&self.shared).unrecorded.insert(clip.id.clone(), later);
                         continue;
                     }
                 },
@@ -300,7 +323,9 @@ impl Uploader {
                 next_try: Duration::ZERO,
                 failures: 0,
             };
-            lock(&self.shared).entries.insert(clip.id.clone(), entry);
+            let mut s = lock(&self.shared);
+            s.unrecorded.remove(&clip.id);
+            s.entries.insert(clip.id.clone(), entry);
         }
     }
 
@@ -335,8 +360,11 @@ impl Uploader {
     fn attempt(&self, id: &str) {
         let Some((mut job, record)) = ({
             let mut s = lock(&self.shared);
-            s.current = Some(id.to_string());
-            s.entries.get(id).map(|e| (e.job.clone(), e.record.clone()))
+            let found = s.entries.get(id).map(|e| (e.job.clone(), e.record.clone()));
+            if found.is_some() {
+                s.current = Some(id.to_string());
+            }
+            found
         }) else {
             return;
         };
@@ -373,7 +401,10 @@ impl Uploader {
         let e = s.entries.get_mut(id).expect("still listed");
         e.job = job.clone();
         drop(s);
-        if let Err(err) = job.save(&record) {
+        // A clip deleted meanwhile leaves no record behind.
+        if self.clips.get(id).is_some()
+            && let Err(err) = job.save(&record)
+        {
             log::error!("upload of {id}: {err}");
         }
         if job.state == State::Uploaded {

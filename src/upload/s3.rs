@@ -15,6 +15,12 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 /// How long a signed request stays valid.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
 
+/// How long sending `size` bytes may take: as over a 256 kbit/s link, plus
+/// a minute (ureq counts the time our rate cap spends in the reader).
+fn send_deadline(size: u64) -> Option<Duration> {
+    Some(Duration::from_secs(60 + size * 8 / 256_000))
+}
+
 pub struct S3 {
     bucket: Bucket,
     creds: Credentials,
@@ -30,6 +36,8 @@ pub struct S3Error {
     pub not_found: bool,
     /// `If-None-Match: *` refused the PUT: the object is there already.
     pub exists: bool,
+    /// 403: also what AWS answers for a missing key without s3:ListBucket.
+    pub forbidden: bool,
 }
 
 impl S3Error {
@@ -38,6 +46,7 @@ impl S3Error {
             message: message.into(),
             not_found: false,
             exists: false,
+            forbidden: false,
         }
     }
 }
@@ -73,10 +82,17 @@ fn error_words(status: u16, body: &str) -> S3Error {
         (s, c) if !c.is_empty() => format!("the server answered {s} {c}"),
         (s, _) => format!("the server answered {s}"),
     };
+    // The server's own message says more (an expired or skewed request: a
+    // Pi whose clock is not set yet); it never holds a secret.
+    let words = match tag("Message").filter(|m| !m.is_empty() && status == 403) {
+        Some(m) => format!("{words}: {}", m.chars().take(200).collect::<String>()),
+        None => words,
+    };
     S3Error {
         message: words,
         not_found: status == 404,
         exists: status == 412,
+        forbidden: status == 403,
     }
 }
 
@@ -136,7 +152,6 @@ impl S3 {
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_send_body(Some(Duration::from_secs(120)))
             .timeout_recv_body(Some(Duration::from_secs(60)))
             .build()
             .into();
@@ -221,6 +236,9 @@ impl S3 {
         let mut req = self
             .agent
             .put(url.as_str())
+            .config()
+            .timeout_send_body(send_deadline(size))
+            .build()
             .header("Content-Length", size.to_string())
             .header("Content-MD5", md5)
             .header("Content-Type", content_type);
@@ -272,6 +290,9 @@ impl S3 {
         let req = self
             .agent
             .put(url.as_str())
+            .config()
+            .timeout_send_body(send_deadline(size))
+            .build()
             .header("Content-Length", size.to_string())
             .header("Content-MD5", md5);
         let (status, headers, text) = S3::answer(req.send(ureq::SendBody::from_reader(body)))?;

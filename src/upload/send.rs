@@ -41,6 +41,8 @@ pub fn sha256_of(mut f: File) -> std::io::Result<(u64, String)> {
 /// counting what went out.
 struct Paced<'a> {
     inner: &'a [u8],
+    /// Shutdown: a paced send ends at once rather than hold up the exit.
+    stop: &'a std::sync::atomic::AtomicBool,
     at: usize,
     bytes_per_sec: u64,
     started: Instant,
@@ -50,6 +52,9 @@ struct Paced<'a> {
 
 impl Read for Paced<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("shutting down"));
+        }
         let left = &self.inner[self.at..];
         let n = left.len().min(buf.len()).min(16 * 1024);
         if self.bytes_per_sec > 0 && n > 0 {
@@ -91,9 +96,10 @@ fn read_range(f: &mut File, offset: u64, len: u64) -> Result<Vec<u8>, String> {
 }
 
 impl Uploader {
-    fn paced<'a>(&self, data: &'a [u8], base: u64) -> Paced<'a> {
+    fn paced<'a>(&'a self, data: &'a [u8], base: u64) -> Paced<'a> {
         Paced {
             inner: data,
+            stop: &self.stopping,
             at: 0,
             bytes_per_sec: self.settings.max_kbps * 1000 / 8,
             started: Instant::now(),
@@ -139,7 +145,8 @@ fn single(up: &Uploader, job: &mut Job, file: &mut File) -> Result<(), String> {
     let only_new = match up.s3.head(&job.key) {
         Ok((size, etag)) if size == job.size && etag == d.hex => return Ok(()),
         Ok(_) => false, // a wrong copy (damaged on the way): replace it
-        Err(e) if e.not_found => true,
+        // (AWS says 403 for a missing key to one without s3:ListBucket.)
+        Err(e) if e.not_found || e.forbidden => true,
         Err(e) => return Err(e.message),
     };
     match up.s3.put(
@@ -163,6 +170,17 @@ fn verify(up: &Uploader, job: &mut Job, want_etag: &str) -> Result<(), String> {
     if size == job.size && etag == want_etag {
         return Ok(());
     }
+    // Sent again twice, the right size each time, and still another ETag:
+    // this server's ETags are not MD5s (SSE-KMS, some S3-compatible ones);
+    // its Content-MD5 check at the PUT is what is left.
+    if size == job.size && job.reuploads >= 2 {
+        log::warn!(
+            "upload of {}: the server's ETag is not the MD5 of what was sent (an encrypted \
+             bucket?); counted on its size and the server's Content-MD5 check",
+            job.id
+        );
+        return Ok(());
+    }
     job.reuploads += 1;
     job.multipart = None;
     Err(format!(
@@ -172,11 +190,32 @@ fn verify(up: &Uploader, job: &mut Job, want_etag: &str) -> Result<(), String> {
     ))
 }
 
+/// MD5 of the parts' MD5s (the hex before a multipart ETag's `-N`).
+fn parts_md5(file: &mut File, part: u64, size: u64) -> Result<String, String> {
+    let mut all = Vec::new();
+    let mut offset = 0;
+    while offset < size {
+        let len = part.min(size - offset);
+        all.extend_from_slice(&md5(&read_range(file, offset, len)?).raw);
+        offset += len;
+    }
+    Ok(md5(&all).hex)
+}
+
 fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Result<(), String> {
     let part = up.settings.part_bytes.max(1);
     let count = job.size.div_ceil(part);
     if count > 10_000 {
         return Err("the clip needs more than 10000 parts: raise s3_part_mb".into());
+    }
+    // An earlier try may have completed it and not lived to say so (a power
+    // cut, a failed manifest): the object itself says.
+    let want = format!("{}-{count}", parts_md5(file, part, job.size)?);
+    if let Ok((size, etag)) = up.s3.head(&job.key)
+        && size == job.size
+        && etag == want
+    {
+        return Ok(());
     }
     let mp = match &job.multipart {
         Some(mp) => mp.clone(),
@@ -257,7 +296,7 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
         Err(e) if e.not_found => {}
         Err(e) => return Err(e.message),
     }
-    let want = format!("{}-{count}", md5(&md5s).hex);
+    debug_assert_eq!(want, format!("{}-{count}", md5(&md5s).hex));
     verify(up, job, &want).inspect_err(|_| {
         // The bad object is replaced by a new upload; drop the old one.
         let _ = up.s3.abort(&job.key, &mp.upload_id);
@@ -272,8 +311,10 @@ fn manifest(up: &Uploader, job: &Job, clip: &crate::clips::ClipEntry) -> Result<
         "id": job.id,
         "key": job.key,
         "start": meta.as_ref().map(|m| m.started_at.clone()),
-        "end": meta.as_ref().map(|m| crate::clock::rfc3339(
-            m.started + Duration::from_secs_f64(m.duration_sec.max(0.0)))),
+        "end": meta.as_ref().and_then(|m| {
+            let d = Duration::try_from_secs_f64(m.duration_sec).ok()?;
+            m.started.checked_add(d).map(crate::clock::rfc3339)
+        }),
         "duration_sec": meta.as_ref().map(|m| m.duration_sec),
         "frames": meta.as_ref().map(|m| m.frames),
         "size_bytes": job.size,

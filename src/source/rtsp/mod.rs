@@ -84,6 +84,7 @@ pub fn spawn(
 fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSettings) {
     let mut backoff = BACKOFF_MIN;
     let mut seq = 0u64;
+    let mut last = None;
     let mut last_error: Option<String> = None;
     let mut attempts = 0u64;
     while !hub.is_closed() {
@@ -99,7 +100,7 @@ fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSet
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         attempts += 1;
-        let outcome = rt.block_on(session::run(hub, settings, &mut seq));
+        let outcome = rt.block_on(session::run(hub, settings, &mut seq, &mut last));
         if hub.is_closed() {
             break;
         }

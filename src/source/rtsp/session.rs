@@ -21,9 +21,16 @@ pub struct Outcome {
     pub was_live: bool,
 }
 
-pub async fn run(hub: &Hub, settings: &RtspSettings, seq: &mut u64) -> Outcome {
+/// One session; `seq` and `last` (the last capture time) carry over to the
+/// next, so frame numbers and times only ever go forward.
+pub async fn run(
+    hub: &Hub,
+    settings: &RtspSettings,
+    seq: &mut u64,
+    last: &mut Option<Duration>,
+) -> Outcome {
     let mut was_live = false;
-    let error = match stream(hub, settings, seq, &mut was_live).await {
+    let error = match stream(hub, settings, seq, last, &mut was_live).await {
         Ok(()) => "stopped".to_string(),
         Err(e) => settings.url.scrub(&e),
     };
@@ -112,6 +119,7 @@ async fn stream(
     hub: &Hub,
     settings: &RtspSettings,
     seq: &mut u64,
+    last: &mut Option<Duration>,
     was_live: &mut bool,
 ) -> Result<(), String> {
     let opts = SessionOptions::default()
@@ -154,7 +162,7 @@ async fn stream(
     let demuxed = playing.demuxed().map_err(|e| words(&e))?;
     let mut demuxed = std::pin::pin!(demuxed);
     let mut params: Option<Arc<VideoParams>> = None;
-    let mut timeline = Timeline::new(clock_rate);
+    let mut timeline = Timeline::new(clock_rate, *last);
     // A new session's first frames may not be decodable: wait for a keyframe.
     let mut keyed = false;
     let mut quiet = Duration::ZERO;
@@ -210,6 +218,7 @@ async fn stream(
         }
         let now = crate::clock::monotonic_now();
         let (capture, warning) = timeline.place(f.timestamp().elapsed(), now);
+        *last = Some(capture);
         if let Some(w) = warning {
             log::warn!("camera {}: {w}", settings.camera);
         }

@@ -31,11 +31,13 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    pub fn new(clock_rate: u32) -> Timeline {
+    /// A session's timeline; `floor` is the last capture time the camera's
+    /// previous session gave, which this one never goes back past.
+    pub fn new(clock_rate: u32, floor: Option<Duration>) -> Timeline {
         Timeline {
             clock_rate: clock_rate.max(1),
             anchor: None,
-            last: None,
+            last: floor,
             reanchored: 0,
         }
     }
@@ -96,7 +98,7 @@ mod tests {
 
     #[test]
     fn durations_are_the_cameras_and_late_arrivals_do_not_shift_them() {
-        let mut t = Timeline::new(90_000);
+        let mut t = Timeline::new(90_000, None);
         let base = Duration::from_secs(100);
         // 30 fps: 3000 ticks apart; arrivals jitter up to 40 ms late.
         let (t0, _) = t.place(0, base + 10 * MS);
@@ -109,7 +111,7 @@ mod tests {
 
     #[test]
     fn an_early_arrival_keeps_the_grid_within_the_lead_and_slews_beyond() {
-        let mut t = Timeline::new(90_000);
+        let mut t = Timeline::new(90_000, None);
         let base = Duration::from_secs(100);
         // The first frame came 30 ms late; the next on time: still the grid.
         let (t0, _) = t.place(0, base + 30 * MS);
@@ -126,7 +128,7 @@ mod tests {
             "the grid again, from the new anchor"
         );
         // Leading by 20 ms for a while: slewed away SLEW a frame.
-        let mut t = Timeline::new(90_000);
+        let mut t = Timeline::new(90_000, None);
         let (mut last, _) = t.place(0, base + 20 * MS);
         for i in 1..=300u64 {
             let (c, _) = t.place(i as i64 * 3000, base + Duration::from_nanos(i * 33_333_333));
@@ -147,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_jump_is_reanchored_with_a_warning_and_time_never_goes_back() {
-        let mut t = Timeline::new(90_000);
+        let mut t = Timeline::new(90_000, None);
         let base = Duration::from_secs(100);
         let (t0, _) = t.place(1_000_000, base);
         // The camera's clock jumped back 10 s.
@@ -159,5 +161,9 @@ mod tests {
         let (t2, _) = t.place(100_000, base + 33 * MS);
         assert!(t2 > t1);
         assert_eq!(t.reanchored, 1);
+        // A new session (a reconnect) never goes back past the last one.
+        let mut t2 = Timeline::new(90_000, t.last);
+        let (t3, _) = t2.place(5, base);
+        assert!(t3 > t.last.unwrap(), "{t3:?}");
     }
 }

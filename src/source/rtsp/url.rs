@@ -61,9 +61,10 @@ impl RtspUrl {
         &self.clean
     }
 
-    /// The URL as logs, `/status` and the page show it.
+    /// The URL as logs, `/status` and the page show it: secret-looking
+    /// query parameters (`password=`, `token=`…, as some cameras want) masked.
     pub fn shown(&self) -> String {
-        self.clean.to_string()
+        crate::source::http_mjpeg::redact(self.clean.as_str())
     }
 
     pub fn credentials(&self) -> Option<retina::client::Credentials> {
@@ -109,6 +110,12 @@ mod tests {
         }
         let u = RtspUrl::parse("rtsp://10.0.0.5/live").unwrap();
         assert!(u.credentials().is_none());
+        let q = RtspUrl::parse("rtsp://cam/live?user=admin&password=Kx7q&channel=1").unwrap();
+        assert!(
+            !q.shown().contains("Kx7q") && q.shown().contains("channel=1"),
+            "{}",
+            q.shown()
+        );
         assert_eq!(
             RtspUrl::parse("rtsp://u:secret@h/x").unwrap().shown(),
             "rtsp://h/x"
