@@ -103,6 +103,15 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// The media clock of clips and live.mp4 (90 kHz, RTP video's): capture
+/// times keep sub-millisecond precision and u32 sample deltas last 13 hours.
+pub const TIMESCALE: u32 = 90_000;
+
+/// A duration in `TIMESCALE` ticks.
+pub fn ticks(d: Duration) -> u64 {
+    (d.as_nanos() * u128::from(TIMESCALE) / 1_000_000_000) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

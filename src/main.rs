@@ -15,6 +15,8 @@ mod recorder;
 mod source;
 mod sync;
 mod system;
+#[cfg(test)]
+mod test_tools;
 mod upload;
 
 use std::net::TcpListener;

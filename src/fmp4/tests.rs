@@ -249,18 +249,9 @@ fn replace_sample_entry_fixes_sizes() {
 
 // ---- integration with ffmpeg/ffprobe ----
 
-fn tools_or_skip(test: &str) -> bool {
-    let ok = |tool: &str| {
-        Command::new(tool)
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let have = ok("ffmpeg") && ok("ffprobe");
-    if !have {
-        eprintln!("skipping {test}: ffmpeg/ffprobe not found");
-    }
-    have
+/// ffmpeg and ffprobe both (skipped, or a CI failure, without them).
+fn tools() -> bool {
+    crate::test_tools::have("ffmpeg") && crate::test_tools::have("ffprobe")
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -374,7 +365,7 @@ fn probe(file: &Path) -> String {
 
 #[test]
 fn ffprobe_reads_live_fragments() {
-    if !tools_or_skip("ffprobe_reads_live_fragments") {
+    if !tools() {
         return;
     }
     let dir = scratch_dir("live");
@@ -438,7 +429,7 @@ fn ffprobe_reads_live_fragments() {
 
 #[test]
 fn ffprobe_reads_spliced_mp4() {
-    if !tools_or_skip("ffprobe_reads_spliced_mp4") {
+    if !tools() {
         return;
     }
     // ffmpeg's plain MP4 (moov after mdat, like the mp4 crate), with its avc1 entry

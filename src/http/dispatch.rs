@@ -203,10 +203,14 @@ fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Princi
             Ok(camera) => view::live_mp4(app, req, camera),
             Err(e) => answer(req, Err(e)),
         },
-        Route::Snapshot(cam) => {
-            let r = app.camera(&cam).and_then(view::snapshot);
-            answer(req, r)
-        }
+        Route::Snapshot(cam) => match app.camera(&cam) {
+            // A video camera's snapshot may wait for its decoder: never on
+            // the dispatch thread. A JPEG camera's is its latest frame.
+            Ok(c) if c.preview.is_some() => off_thread(app, "snapshot", req, move |app, _| {
+                view::snapshot(app.camera(&cam)?)
+            }),
+            r => answer(req, r.and_then(view::snapshot)),
+        },
         Route::Start(cam) => off_thread(app, "start", req, move |app, req| {
             api::start(app, app.camera(&cam)?, req)
         }),

@@ -11,21 +11,15 @@
 
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{WAIT, write_all_vectored};
+use crate::clock::{TIMESCALE, ticks};
 use crate::fmp4;
 use crate::frame::{Frame, VideoParams};
 use crate::hub::Hub;
 
-/// 90 kHz, the RTP video clock: capture times keep their precision.
-const TIMESCALE: u32 = 90_000;
 /// The longest a frame is said to last (a gap while the camera was away).
 const MAX_DURATION: u32 = TIMESCALE;
-
-fn ticks(d: Duration) -> u64 {
-    (d.as_nanos() * u128::from(TIMESCALE) / 1_000_000_000) as u64
-}
 
 /// The status line and headers of the stream (all a HEAD request gets).
 pub fn response_head(extra: &[(&str, &str)]) -> String {

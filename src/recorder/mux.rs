@@ -7,9 +7,7 @@
 
 use mp4::{BoxType, FourCC, FtypBox, MoovBox, WriteBox};
 
-/// Media timescale (90 kHz, the usual for video): capture times keep
-/// sub-millisecond precision and u32 sample deltas last 13 hours.
-pub const TIMESCALE: u32 = 90_000;
+pub use crate::clock::TIMESCALE;
 const MOVIE_TIMESCALE: u32 = 1000;
 /// Seconds between 1904-01-01 (MP4 epoch) and 1970-01-01.
 const MP4_EPOCH_OFFSET: u64 = 2_082_844_800;

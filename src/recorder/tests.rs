@@ -10,6 +10,7 @@ use super::*;
 use crate::clips::{Clips, ClipsSettings, Home};
 use crate::frame::Frame;
 use crate::hub::{SourceState, SourceStatus};
+use crate::test_tools::have;
 
 const W: u16 = 320;
 const H: u16 = 240;
@@ -175,18 +176,6 @@ fn assert_decodes_cleanly(path: &Path) {
         out.status.success() && err.trim().is_empty(),
         "ffmpeg: {err}"
     );
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("-version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{tool} is required (CI_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("SKIP: {tool} not installed");
-    }
-    found
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {

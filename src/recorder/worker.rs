@@ -12,6 +12,7 @@ use super::encode::H264;
 use super::journal::ClipWriter;
 use super::mux::{TIMESCALE, TrackInfo};
 use crate::clips::Clips;
+use crate::clock::ticks;
 use crate::frame::{Codec, Frame, Video, VideoParams};
 use crate::hub::TapReceiver;
 use crate::sync::lock;
@@ -45,6 +46,21 @@ pub struct Control {
     pub durable_ticks: AtomicU64,
     /// The id of the clip being written (a split recording moves on).
     pub clip: Mutex<String>,
+}
+
+impl Control {
+    /// One more frame in the clip, whose first was captured at `first`.
+    fn counted(&self, first: Duration) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.first_capture_ns
+            .compare_exchange(
+                0,
+                first.as_nanos().max(1) as u64,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .ok();
+    }
 }
 
 pub struct Job {
@@ -115,10 +131,6 @@ impl Pipeline {
             broken_chain: false,
         }
     }
-}
-
-fn ticks(d: Duration) -> u64 {
-    (d.as_nanos() * u128::from(TIMESCALE) / 1_000_000_000) as u64
 }
 
 pub fn run(mut job: Job) -> Result<ClipInfo, String> {
@@ -289,16 +301,7 @@ impl Pipeline {
         }
         job.writer.write_sample(&v.data, pts, v.key)?;
         self.last_pts = Some(pts);
-        job.control.frames.fetch_add(1, Ordering::Relaxed);
-        job.control
-            .first_capture_ns
-            .compare_exchange(
-                0,
-                base.as_nanos().max(1) as u64,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .ok();
+        job.control.counted(base);
         Ok(())
     }
 
@@ -421,16 +424,7 @@ impl Pipeline {
         if sample.sync {
             self.last_sync_pts = Some(pts);
         }
-        job.control.frames.fetch_add(1, Ordering::Relaxed);
-        job.control
-            .first_capture_ns
-            .compare_exchange(
-                0,
-                base.as_nanos().max(1) as u64,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .ok();
+        job.control.counted(base);
         Ok(())
     }
 }

@@ -198,6 +198,22 @@ impl S3 {
             .to_string()
     }
 
+    /// A PUT of `size` bytes with their MD5, and time to send them.
+    fn put_request(
+        &self,
+        url: &str,
+        size: u64,
+        md5: &str,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .put(url)
+            .config()
+            .timeout_send_body(send_deadline(size))
+            .build()
+            .header("Content-Length", size.to_string())
+            .header("Content-MD5", md5)
+    }
+
     /// Size and ETag of an object, `not_found` when there is none.
     pub fn head(&self, key: &str) -> Result<(u64, String), S3Error> {
         let url = self
@@ -234,13 +250,7 @@ impl S3 {
         }
         let url = action.sign(SIGNED_FOR);
         let mut req = self
-            .agent
-            .put(url.as_str())
-            .config()
-            .timeout_send_body(send_deadline(size))
-            .build()
-            .header("Content-Length", size.to_string())
-            .header("Content-MD5", md5)
+            .put_request(url.as_str(), size, md5)
             .header("Content-Type", content_type);
         if let Some(class) = &self.storage_class {
             req = req.header("x-amz-storage-class", class);
@@ -287,14 +297,7 @@ impl S3 {
     ) -> Result<String, S3Error> {
         let action = UploadPart::new(&self.bucket, Some(&self.creds), key, number, upload_id);
         let url = action.sign(SIGNED_FOR);
-        let req = self
-            .agent
-            .put(url.as_str())
-            .config()
-            .timeout_send_body(send_deadline(size))
-            .build()
-            .header("Content-Length", size.to_string())
-            .header("Content-MD5", md5);
+        let req = self.put_request(url.as_str(), size, md5);
         let (status, headers, text) = S3::answer(req.send(ureq::SendBody::from_reader(body)))?;
         if status != 200 {
             return Err(error_words(status, &text));

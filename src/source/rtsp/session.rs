@@ -166,6 +166,8 @@ async fn stream(
     // A new session's first frames may not be decodable: wait for a keyframe.
     let mut keyed = false;
     let mut quiet = Duration::ZERO;
+    // The size /status shows, kept here so a frame costs no status copy.
+    let mut shown = (0, 0);
     loop {
         if hub.is_closed() {
             return Ok(());
@@ -245,9 +247,10 @@ async fn stream(
                 s.nominal_fps = fps;
                 s.pixel_format = pixel_format;
             });
-        } else if hub.status().width != p.width || hub.status().height != p.height {
+        } else if shown != (p.width, p.height) {
             hub.set_status(|s| (s.width, s.height) = (p.width, p.height));
         }
+        shown = (p.width, p.height);
         *seq += 1;
         let (width, height) = (p.width, p.height);
         let payload = Payload::Video(Video {

@@ -99,3 +99,21 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// How long a server restarted on the same port may find it still busy.
+pub const BIND_RETRY: Duration = Duration::from_secs(10);
+
+/// Calls `launch` until it does not find its port busy (`None`), for at
+/// most [`BIND_RETRY`]; `None` if it still is.
+pub fn while_port_busy<T>(mut launch: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + BIND_RETRY;
+    loop {
+        if let Some(up) = launch() {
+            return Some(up);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -11,11 +11,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 
 use super::RunWithin;
+use super::process::BIND_RETRY;
 
 /// The interpreter with the distribution's GI bindings (not a virtualenv's).
 const PYTHON: &str = "/usr/bin/python3";
@@ -23,9 +24,6 @@ const PYTHON: &str = "/usr/bin/python3";
 /// Longest the script may take to say `READY` (Python, GI and GStreamer
 /// start in about a quarter of a second on an idle machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How long a restart keeps trying a port that is still busy.
-const BIND_RETRY: Duration = Duration::from_secs(10);
 
 /// Longest a DESCRIBE may take (the first builds and prerolls the pipeline).
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -224,22 +222,17 @@ impl RtspCamera {
     pub fn restart(&mut self, opts: RtspOptions) {
         self.stop();
         self.opts = opts;
-        let deadline = Instant::now() + BIND_RETRY;
-        loop {
-            match self.launch(self.port) {
-                Launch::Up(child, _) => {
-                    self.child = Some(child);
-                    return;
-                }
-                Launch::Busy if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                Launch::Busy => panic!(
-                    "port {} still busy after {BIND_RETRY:?}:\n{}",
-                    self.port,
-                    self.log()
-                ),
-            }
+        let port = self.port;
+        let up = super::process::while_port_busy(|| match self.launch(port) {
+            Launch::Up(child, _) => Some(child),
+            Launch::Busy => None,
+        });
+        match up {
+            Some(child) => self.child = Some(child),
+            None => panic!(
+                "port {port} still busy after {BIND_RETRY:?}:\n{}",
+                self.log()
+            ),
         }
     }
 
@@ -583,6 +576,7 @@ fn md5_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn h264_types(sets: &[Vec<u8>]) -> Vec<u8> {
         sets.iter().map(|s| s[0] & 0x1f).collect()

@@ -22,13 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use super::client::{Response, try_request};
+use super::process::BIND_RETRY;
 
 /// Longest moto may take to answer its first request (about 0.6 s on an
 /// idle machine: Python importing moto and Flask).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a restart keeps trying a port that is still busy.
-const BIND_RETRY: Duration = Duration::from_secs(10);
 
 /// The credentials the harness signs with (moto takes any).
 const ACCESS_KEY: &str = "test";
@@ -168,22 +166,17 @@ impl S3Server {
     /// empty: buckets are to be created again.
     pub fn restart(&mut self) {
         self.stop();
-        let deadline = Instant::now() + BIND_RETRY;
-        loop {
-            match self.launch(self.port) {
-                Launch::Up(child) => {
-                    self.child = Some(child);
-                    return;
-                }
-                Launch::Busy if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                Launch::Busy => panic!(
-                    "port {} still busy after {BIND_RETRY:?}:\n{}",
-                    self.port,
-                    self.log()
-                ),
-            }
+        let port = self.port;
+        let up = super::process::while_port_busy(|| match self.launch(port) {
+            Launch::Up(child) => Some(child),
+            Launch::Busy => None,
+        });
+        match up {
+            Some(child) => self.child = Some(child),
+            None => panic!(
+                "port {port} still busy after {BIND_RETRY:?}:\n{}",
+                self.log()
+            ),
         }
     }
 
