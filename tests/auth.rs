@@ -106,6 +106,16 @@ fn login_storm(s: &Server, n: usize, pw: &str) -> Vec<String> {
 fn concurrent_logins_are_bounded_and_memory_stays_flat() {
     let s = locked_server(&[]);
     assert_eq!(req(&s, "GET", "/healthz", &[]).status, 200);
+    // A recording goes on through it all (running before "idle" is read).
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    let r = req(&s, "POST", "/start", &auth);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while req(&s, "GET", "/status", &auth).json()["recorder"]["frames"].as_u64() < Some(3) {
+        assert!(Instant::now() < deadline, "no frames recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let idle = s.rss_kib();
     // Right passwords, 16 at a time, many times over (each a real check:
     // the form has no cache). They are all let in or asked to retry.
@@ -130,6 +140,12 @@ fn concurrent_logins_are_bounded_and_memory_stays_flat() {
     assert_eq!(checked, 5, "{answers:?}");
     assert_eq!(checked + limited + busy + closed, 300, "{answers:?}");
     assert!(limited + busy > 0, "none was answered: {answers:?}");
+    // And 604 more, for 1,000 logins in all: none of them is checked.
+    let answers = login_storm(&s, 604, "wrong-password-2");
+    assert!(
+        !answers.iter().any(|a| a == "/login?failed=1" || a == "/"),
+        "{answers:?}"
+    );
     // Two Argon2 workers with 19 MiB each, and nothing more: before the
     // bound, 16 concurrent logins left ~700 MiB behind (here: 40 MiB more
     // after the logins). Under qemu the emulator keeps state of its own for
@@ -150,6 +166,15 @@ fn concurrent_logins_are_bounded_and_memory_stays_flat() {
     );
     let log = s.log();
     assert_eq!(log.matches("failed login").count(), 5, "{log}");
+    // The recording never stopped, and its clip plays.
+    let st = req(&s, "GET", "/status", &auth).json();
+    assert_eq!(st["recording"], true, "{st}");
+    let r = req(&s, "POST", "/stop", &auth);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let clip = r.json();
+    let path = s.clips.join(format!("{}.mp4", clip["id"].as_str().unwrap()));
+    assert_eq!(common::own_probe(&path)["frames"], clip["frames"], "{clip}");
+    assert!(clip["frames"].as_u64() >= Some(10), "{clip}");
 }
 
 #[test]

@@ -276,7 +276,9 @@ fn two_cameras_and_the_library_in_headless_firefox() {
 
 /// An RTSP camera (H.264) in the large view: its live.mp4 through MSE in a
 /// <video>, playing at the camera's size near the live edge (`rtsp.mjs`);
-/// and the server decoded nothing for it (no MJPEG view, no snapshot).
+/// the camera away and back, the same response plays on (the browser took
+/// the keepalive boxes sent meanwhile); and the server decoded nothing for
+/// it (no MJPEG view, no snapshot).
 #[test]
 fn rtsp_camera_live_through_mse_in_headless_chromium() {
     let Some((_guard, dir)) = setup() else {
@@ -286,8 +288,12 @@ fn rtsp_camera_live_through_mse_in_headless_chromium() {
         return;
     };
     let url = cam.url();
-    let server = Server::start(&["--source", &url]);
-    run_script(&dir, "rtsp.mjs", &server, &[]);
+    let server = Server::start(&["--source", &url, "--stall-timeout-sec", "1"]);
+    let outage = tempfile::tempdir().unwrap();
+    let control = outage_on_request(cam, server.addr, outage.path().to_path_buf());
+    let out = outage.path().to_str().unwrap();
+    run_script_with(&dir, "rtsp.mjs", &server, &[], &[("OUTAGE_DIR", out)]);
+    control.join().expect("the outage thread");
     let st = server.get("/status").json();
     assert_eq!(
         st["source"]["decoded_frames"],
@@ -295,4 +301,36 @@ fn rtsp_camera_live_through_mse_in_headless_chromium() {
         "the page had the server decode: {st:#}\nserver log:\n{}",
         server.log()
     );
+}
+
+/// When `dir/stop` appears: stops the camera, reads the server's live.mp4
+/// until it has sent three keepalive `free` boxes for the camera away,
+/// starts the camera again and writes `dir/back` once it is live.
+fn outage_on_request(
+    mut cam: common::rtsp::RtspCamera,
+    addr: std::net::SocketAddr,
+    dir: PathBuf,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + NODE_TIMEOUT;
+        while !dir.join("stop").exists() {
+            if Instant::now() > deadline {
+                return; // the script failed before; it says why
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut live = common::LiveMp4::open(addr, "/cameras/cam/live.mp4");
+        cam.stop();
+        let mut frees = 0;
+        while frees < 3 {
+            frees += usize::from(live.next_box().expect("live.mp4 during the outage") == "free");
+        }
+        cam.restart(common::rtsp::RtspOptions::default());
+        let back = Instant::now() + Duration::from_secs(30);
+        while common::request(addr, "GET", "/status", &[], b"").json()["source"]["state"] != "live" {
+            assert!(Instant::now() < back, "the camera is not live again");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::write(dir.join("back"), "").unwrap();
+    })
 }

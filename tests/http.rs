@@ -157,6 +157,21 @@ fn viewer_cap_answers_503_and_frees_seats() {
     });
     let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
     c.next_part().unwrap();
+    // HEAD gets the stream's status and headers and keeps no seat: with
+    // both taken, it still answers 503, and once one is free, 200 while
+    // leaving that seat for the next viewer.
+    assert_eq!(s.call("HEAD", "/video").status, 503);
+    drop(b);
+    s.wait_status(Duration::from_secs(20), "a seat to free up", |st| {
+        st["viewers"] == 1
+    });
+    for _ in 0..3 {
+        assert_eq!(s.call("HEAD", "/video").status, 200);
+    }
+    assert_eq!(s.get("/status").json()["viewers"], 1);
+    let mut d = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    d.next_part().unwrap();
+    c.next_part().unwrap();
 }
 
 /// Under HTTPS each part still arrives whole: rustls takes a part's head,

@@ -414,7 +414,7 @@ fn the_live_fmp4_is_the_cameras_stream_and_mjpeg_is_decoded_only_while_watched()
     assert_eq!(snap.status, 200);
     assert_eq!(&snap.body[..2], &[0xFF, 0xD8]);
     let mut c = common::MjpegClient::connect(s.addr, "/video").unwrap();
-    for _ in 0..5 {
+    for _ in 0..20 {
         c.next_part().unwrap();
     }
     drop(c);
@@ -429,4 +429,63 @@ fn the_live_fmp4_is_the_cameras_stream_and_mjpeg_is_decoded_only_while_watched()
         a == s.get("/cameras/cam/status").json()["source"]["decoded_frames"].as_u64()
     });
     assert!(st["source"]["decoded_frames"].as_u64() >= Some(decoded));
+    // Started again, it numbers its pictures on from the last run's: a
+    // snapshot waits for a picture newer than the last one (from 0, it
+    // would wait out those 7 s of pictures and answer 503).
+    let asked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let snap = s.get("/cameras/cam/snapshot.jpg");
+    assert_eq!(snap.status, 200, "{}", snap.text());
+    let taken: f64 = snap.header("X-Timestamp").unwrap().parse().unwrap();
+    assert!(taken >= asked - 0.5, "a picture from {:.1} s before the request", asked - taken);
+}
+
+/// While the camera is away, the live views still write: live.mp4 an empty
+/// `free` box a second, the MJPEG view NO SIGNAL pictures. So viewers who
+/// leave during an outage give their seats back then, not when the camera
+/// returns (a page reconnecting all along would otherwise pile them up).
+#[test]
+fn viewers_who_leave_while_the_camera_is_away_give_their_seats_back() {
+    let Some(mut cam) = camera(RtspOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    wait_state(&s, "live");
+    let mut mp4 = common::LiveMp4::open(s.addr, "/cameras/cam/live.mp4");
+    assert_eq!(mp4.next_box().unwrap(), "ftyp");
+    let mut mjpeg = common::MjpegClient::connect(s.addr, "/video").unwrap();
+    mjpeg.next_part().unwrap();
+    assert_eq!(s.get("/status").json()["viewers"], 2);
+
+    cam.stop();
+    wait_state(&s, "down");
+    let away = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut kinds = Vec::new();
+    while kinds.iter().filter(|k| *k == "free").count() < 2 {
+        kinds.push(mp4.next_box().unwrap());
+        assert!(kinds.len() < 1000, "no keepalive while the camera is away: {kinds:?}");
+    }
+    // Pictures made after the camera was gone: NO SIGNAL, not its frames.
+    let mut late = 0;
+    while late < 2 {
+        let p = mjpeg.next_part().expect("MJPEG parts while the camera is away");
+        assert_eq!(&p.jpeg[..2], &[0xFF, 0xD8]);
+        late += usize::from(p.timestamp > away);
+    }
+    drop((mp4, mjpeg));
+    let st = s.wait_status(WAIT, "both seats given back", |st| st["viewers"] == 0);
+    assert_eq!(st["source"]["state"], "down", "{st}");
+
+    // Back: a new live.mp4 is the camera's stream again.
+    cam.restart(RtspOptions::default());
+    wait_state(&s, "live");
+    let mut mp4 = common::LiveMp4::open(s.addr, "/cameras/cam/live.mp4");
+    let kinds: Vec<String> = (0..4).map(|_| mp4.next_box().unwrap()).collect();
+    assert_eq!(kinds, ["ftyp", "moov", "moof", "mdat"]);
 }

@@ -576,21 +576,10 @@ fn https_with_a_self_signed_certificate() {
 
 #[test]
 fn hash_password_makes_a_working_hash() {
-    let mut child = common::command()
+    let out = common::command()
         .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .fed_output_within(b"another-Secret-9\n", common::CHILD_TIMEOUT)
         .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"another-Secret-9\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",

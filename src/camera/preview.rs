@@ -19,6 +19,11 @@ use crate::sync::lock;
 /// The decoder stays this long after its last user, for the next snapshot.
 const LINGER: Duration = Duration::from_secs(3);
 
+/// While the camera is away, MJPEG viewers get a NO SIGNAL picture this
+/// often, as a JPEG camera's viewers do; writing it is also how a viewer
+/// that left is noticed during the outage (and its seat given back).
+const NO_SIGNAL_EVERY: Duration = Duration::from_millis(500);
+
 pub struct Preview {
     /// JPEG pictures, for the MJPEG view and snapshots.
     pub hub: Arc<Hub>,
@@ -137,6 +142,12 @@ impl Preview {
     }
 }
 
+/// The NO SIGNAL picture, drawn once per size.
+struct NoSignal {
+    size: (u32, u32),
+    jpeg: Vec<u8>,
+}
+
 struct Job {
     source: Arc<Hub>,
     out: Arc<Hub>,
@@ -160,7 +171,9 @@ impl Job {
         let mut after = None;
         let mut idle_since = None;
         let mut last_out: Option<Duration> = None;
-        let mut seq = 0;
+        // Numbers go on from the last run's: viewers wait for a higher one.
+        let mut seq = self.out.latest().map_or(0, |f| f.seq);
+        let mut card: Option<NoSignal> = None;
         loop {
             let now = crate::clock::monotonic_now();
             if self.users.load(Ordering::Acquire) == 0 {
@@ -175,6 +188,13 @@ impl Job {
                 break;
             }
             let Some((f, _)) = self.source.next_video(after, Duration::from_millis(250)) else {
+                let away = self.source.status().state != SourceState::Live;
+                if away && last_out.is_none_or(|t| now >= t + NO_SIGNAL_EVERY) {
+                    seq += 1;
+                    if self.no_signal(&mut card, seq) {
+                        last_out = Some(now);
+                    }
+                }
                 continue;
             };
             after = Some(f.seq);
@@ -205,5 +225,36 @@ impl Job {
         {
             self.run();
         }
+    }
+
+    /// Publishes NO SIGNAL at the size of the last picture (drawn once).
+    fn no_signal(&self, card: &mut Option<NoSignal>, seq: u64) -> bool {
+        let size = self
+            .out
+            .latest()
+            .map_or((640, 360), |f| (f.width.max(16), f.height.max(16)));
+        if card.as_ref().is_none_or(|c| c.size != size) {
+            let name = self.source.status().name;
+            match crate::source::card::no_signal(size.0, size.1, &name, false).encode(80) {
+                Ok(jpeg) => *card = Some(NoSignal { size, jpeg }),
+                Err(e) => {
+                    log::error!("cannot draw the NO SIGNAL picture: {e}");
+                    return false;
+                }
+            }
+        }
+        let Some(c) = card.as_ref() else {
+            return false;
+        };
+        let now = crate::clock::monotonic_now();
+        self.out.publish(Frame::jpeg(
+            seq,
+            c.jpeg.clone(),
+            now,
+            std::time::SystemTime::now(),
+            size,
+            true,
+        ));
+        true
     }
 }

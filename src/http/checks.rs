@@ -4,7 +4,8 @@
 
 use tiny_http::Request;
 
-use super::{Reply, auth, error};
+use super::errors::Kind;
+use super::{Reply, auth};
 
 /// `GET http://host/status` (absolute form, RFC 9112 3.2.2) means `/status`.
 pub(super) fn origin_form(url: &str) -> &str {
@@ -72,19 +73,19 @@ pub(super) fn malformed(req: &Request) -> Option<Reply> {
         .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
         .sum();
     if total > MAX_HEADERS {
-        return Some(error(431, "request headers too large"));
+        return Some(Kind::HeadersTooLarge.reply("request headers too large"));
     }
     // Parsed here as u64: tiny_http parses it as usize, which on 32-bit ARM
     // turns a huge value into "no body" rather than a refusal.
     if let Some(cl) = auth::header(req, "Content-Length") {
         match cl.trim().parse::<u64>() {
-            Err(_) => return Some(error(400, "Content-Length is not a number")),
-            Ok(n) if n > MAX_BODY as u64 => return Some(error(413, "body too large")),
+            Err(_) => return Some(Kind::BadInput.reply("Content-Length is not a number")),
+            Ok(n) if n > MAX_BODY as u64 => return Some(Kind::TooLarge.reply("body too large")),
             Ok(_) => {}
         }
     }
     if req.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Some(error(413, "body too large"));
+        return Some(Kind::TooLarge.reply("body too large"));
     }
     None
 }

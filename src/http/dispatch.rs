@@ -9,11 +9,11 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::checks::{download_flag, host_allowed, malformed, origin_form, range_of};
-use super::errors::ApiError;
+use super::errors::{ApiError, Kind};
 use super::route::{Access, Route, lookup};
 use super::server::spawn_with;
 use super::{
-    App, Reply, api, assets, auth, bytes, error, header, library, login, request, respond, view,
+    App, Reply, api, assets, auth, bytes, header, library, login, request, respond, view,
 };
 
 /// Longest URL we read; longer ones get 414.
@@ -22,10 +22,10 @@ const MAX_URL: usize = 2048;
 fn denied(req: &Request, why: auth::Denied, page: bool) -> Reply {
     use auth::Denied;
     match why {
-        Denied::Malformed(m) => error(400, m),
+        Denied::Malformed(m) => Kind::BadInput.reply(m),
         Denied::Busy => super::replies::sign_ins_busy(),
         Denied::Limited(secs) => {
-            let mut r = error(429, "too many failed logins; try again later");
+            let mut r = Kind::TooManyAttempts.reply("too many failed logins; try again later");
             r.add_header(header("Retry-After", &secs.to_string()));
             r
         }
@@ -42,7 +42,7 @@ fn denied(req: &Request, why: auth::Denied, page: bool) -> Reply {
             } else {
                 "wrong credentials"
             };
-            let mut r = error(401, msg);
+            let mut r = Kind::Unauthorized.reply(msg);
             // No Basic dialog for the page's own scripts: they go to /login instead.
             if !request::from_script(req) {
                 r.add_header(header(
@@ -67,7 +67,7 @@ struct Target {
 pub fn handle(app: &Arc<App>, req: Request) {
     let url = req.url().to_string();
     if url.len() > MAX_URL {
-        return respond(req, error(414, "URL too long"));
+        return respond(req, Kind::UrlTooLong.reply("URL too long"));
     }
     if let Some(reply) = malformed(&req) {
         return respond(req, reply);
@@ -77,9 +77,9 @@ pub fn handle(app: &Arc<App>, req: Request) {
     let method = req.method().clone();
     let (route, access) = match lookup(method.as_str(), path) {
         Ok(found) => found,
-        Err(allowed) if allowed.is_empty() => return respond(req, error(404, "no such route")),
+        Err(allowed) if allowed.is_empty() => return respond(req, Kind::NotFound.reply("no such route")),
         Err(allowed) => {
-            let mut r = error(405, &format!("use {}", allowed.join(" or ")));
+            let mut r = Kind::MethodNotAllowed.reply(&format!("use {}", allowed.join(" or ")));
             let mut allow = allowed.join(", ");
             if allowed.contains(&"GET") {
                 allow.push_str(", HEAD");
@@ -93,9 +93,7 @@ pub fn handle(app: &Arc<App>, req: Request) {
         log::debug!("refused a request for an unknown host name (DNS rebinding?)");
         return respond(
             req,
-            error(
-                421,
-                "unknown host name: without credentials this server answers only to \
+            Kind::MisdirectedHost.reply("unknown host name: without credentials this server answers only to \
                  localhost, IP addresses and the names in allowed_hosts",
             ),
         );
@@ -134,11 +132,11 @@ fn authorized(app: &Arc<App>, req: Request, t: Target, who: Result<auth::Princip
         }
     };
     if t.access == Access::Admin && who.role != auth::Role::Admin {
-        return respond(req, error(403, "this user may watch but not record"));
+        return respond(req, Kind::Forbidden.reply("this user may watch but not record"));
     }
     if !matches!(t.method, Method::Get | Method::Head) && !request::same_origin(&req, who.via) {
         log::warn!("refused cross-site {} {}", t.method.as_str(), t.path);
-        return respond(req, error(403, "cross-site request refused"));
+        return respond(req, Kind::Forbidden.reply("cross-site request refused"));
     }
     dispatch(app, req, t, Some(who))
 }
@@ -163,7 +161,7 @@ where
 fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Principal>) {
     let download = match download_flag(&t.query) {
         Ok(d) => d,
-        Err(e) => return respond(req, error(400, e)),
+        Err(e) => return respond(req, Kind::BadInput.reply(e)),
     };
     match t.route {
         Route::Asset(path) => match assets::find(path) {
@@ -172,7 +170,7 @@ fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Princi
                 r.add_header(header("Cache-Control", "no-cache"));
                 respond(req, r)
             }
-            None => respond(req, error(404, "no such route")),
+            None => respond(req, Kind::NotFound.reply("no such route")),
         },
         Route::LoginPage => respond(req, login::page(&t.query)),
         Route::LoginSubmit => off_thread(app, "login", req, |app, req| Ok(login::submit(app, req))),

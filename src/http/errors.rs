@@ -1,5 +1,5 @@
-//! What can go wrong in a handler, by kind, and the one place kinds become
-//! statuses. A client's error names what went wrong in its own terms: never
+//! What can go wrong in a request, by kind, and the one place kinds become
+//! statuses (every error reply is made here). A client's error names what went wrong in its own terms: never
 //! a server path or an internal detail (those go to the log).
 
 use serde_json::{Value, json};
@@ -28,6 +28,23 @@ pub enum Kind {
     DiskFull,
     /// Our fault: 500, the detail in the log only.
     Internal,
+    /// No or wrong credentials: 401.
+    Unauthorized,
+    /// Signed in, but not allowed this (a viewer recording, a cross-site
+    /// form): 403.
+    Forbidden,
+    /// A route that exists for other methods: 405.
+    MethodNotAllowed,
+    /// 414.
+    UrlTooLong,
+    /// A range outside the file: 416.
+    RangeNotSatisfiable,
+    /// A host name this server does not answer to without credentials: 421.
+    MisdirectedHost,
+    /// Too many failed sign-ins: 429.
+    TooManyAttempts,
+    /// 431.
+    HeadersTooLarge,
 }
 
 impl Kind {
@@ -42,7 +59,20 @@ impl Kind {
             Kind::Unavailable => 503,
             Kind::DiskFull => 507,
             Kind::Internal => 500,
+            Kind::Unauthorized => 401,
+            Kind::Forbidden => 403,
+            Kind::MethodNotAllowed => 405,
+            Kind::UrlTooLong => 414,
+            Kind::RangeNotSatisfiable => 416,
+            Kind::MisdirectedHost => 421,
+            Kind::TooManyAttempts => 429,
+            Kind::HeadersTooLarge => 431,
         }
+    }
+
+    /// `{"error": message}` with this kind's status.
+    pub fn reply(self, message: impl Into<String>) -> Reply {
+        ApiError::new(self, message).reply()
     }
 }
 
@@ -72,7 +102,7 @@ impl ApiError {
     /// error`), without paths.
     pub fn internal(context: &str, detail: &str) -> ApiError {
         log::error!("{context}: {detail}");
-        ApiError::new(Kind::Internal, format!("{context}: {}", os_reason(detail)))
+        ApiError::new(Kind::Internal, format!("{context}: {}", crate::recorder::os_reason(detail)))
     }
 
     pub fn with(mut self, key: &'static str, value: Value) -> ApiError {
@@ -101,7 +131,7 @@ impl ApiError {
             RecError::NoRoom(why) => {
                 log::error!("{context}: {why}");
                 let message = if why.contains("(os error") {
-                    format!("{context}: the disk is full ({})", os_reason(&why))
+                    format!("{context}: the disk is full ({})", crate::recorder::os_reason(&why))
                 } else {
                     format!("{context}: {why}")
                 };
@@ -121,19 +151,6 @@ impl ApiError {
             }
             OpenError::Io(e) => ApiError::internal(&format!("clip {id}"), &e),
         }
-    }
-}
-
-/// The system's reason in a message (`Input/output error` from
-/// `… /x/y.part: Input/output error (os error 5)`), else a pointer to the log.
-fn os_reason(detail: &str) -> String {
-    let code = detail
-        .rsplit_once("(os error ")
-        .and_then(|(_, rest)| rest.split(')').next())
-        .and_then(|n| n.parse::<i32>().ok());
-    match code {
-        Some(n) => std::io::Error::from_raw_os_error(n).to_string(),
-        None => "see the server log".into(),
     }
 }
 

@@ -5,7 +5,8 @@ use std::io::{Read, Seek, SeekFrom};
 
 use tiny_http::{Response, StatusCode};
 
-use super::{Reply, error, header};
+use super::errors::Kind;
+use super::{Reply, header};
 
 /// The byte range a `Range` header asks of a `len`-byte file.
 #[derive(Debug, PartialEq)]
@@ -67,7 +68,7 @@ pub fn serve_mp4(mut file: File, id: &str, range: Option<&str>, download: Option
         Ok(m) => m.len(),
         Err(e) => {
             log::error!("cannot stat clip {id}: {e}");
-            return error(500, "cannot read clip");
+            return Kind::Internal.reply("cannot read clip");
         }
     };
     let mut headers = vec![
@@ -88,7 +89,7 @@ pub fn serve_mp4(mut file: File, id: &str, range: Option<&str>, download: Option
             (206, s, e - s + 1)
         }
         RangeAsk::Unsatisfiable => {
-            let mut r = error(416, "range not satisfiable");
+            let mut r = Kind::RangeNotSatisfiable.reply("range not satisfiable");
             r.add_header(header("Content-Range", &format!("bytes */{len}")));
             return r;
         }
@@ -97,7 +98,7 @@ pub fn serve_mp4(mut file: File, id: &str, range: Option<&str>, download: Option
         && let Err(e) = file.seek(SeekFrom::Start(start))
     {
         log::error!("cannot seek clip {id}: {e}");
-        return error(500, "cannot read clip");
+        return Kind::Internal.reply("cannot read clip");
     }
     let body: Box<dyn Read + Send> = Box::new(file.take(count));
     let mut r = Response::new(

@@ -3,7 +3,8 @@
 use tiny_http::Request;
 
 use super::auth::{Denied, SESSION_COOKIE};
-use super::{App, Reply, assets, bytes, error, header};
+use super::errors::Kind;
+use super::{App, Reply, assets, bytes, header};
 
 const MAX_FORM: usize = 4096;
 
@@ -69,14 +70,14 @@ pub fn parse_form(body: &str) -> Option<(String, String)> {
 pub fn submit(app: &App, req: &mut Request) -> Reply {
     // Login CSRF: a foreign page must not log the browser into our session.
     if !super::auth::same_origin(req, super::auth::Via::Session) {
-        return error(403, "cross-site request refused");
+        return Kind::Forbidden.reply("cross-site request refused");
     }
     let body = match super::body::read(req, MAX_FORM, app) {
         Ok(b) => b,
         Err(e) => return e.reply(),
     };
     let Some((user, password)) = std::str::from_utf8(&body).ok().and_then(parse_form) else {
-        return error(400, "expected a form with user and password");
+        return Kind::BadInput.reply("expected a form with user and password");
     };
     let ip = app.client(req);
     // Only names we have are logged: a password typed into the user field
@@ -101,7 +102,7 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
             r.add_header(header("Retry-After", &secs.to_string()));
             r
         }
-        Err(Denied::Malformed(m)) => error(400, m),
+        Err(Denied::Malformed(m)) => Kind::BadInput.reply(m),
         Err(Denied::Busy) => super::replies::sign_ins_busy(),
         Err(_) => {
             log::warn!(

@@ -27,7 +27,7 @@ mod verifier;
 mod view;
 
 pub use checks::MAX_BODY;
-pub use replies::{Reply, error, header, json, security_headers};
+pub use replies::{Reply, header, json, security_headers};
 use replies::{bytes, respond};
 pub use server::serve;
 

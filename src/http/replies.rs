@@ -1,8 +1,10 @@
-//! Replies: JSON errors, bytes, and the headers every answer carries.
+//! Replies: JSON, bytes, and the headers every answer carries (error
+//! replies are made in `errors`, by kind).
 
 use std::io::Read;
 
 use tiny_http::{Header, Request, Response, StatusCode};
+use super::errors::Kind;
 
 pub type Reply = Response<Box<dyn Read + Send>>;
 
@@ -24,11 +26,6 @@ pub fn json(status: u16, value: &serde_json::Value) -> Reply {
         Some(len),
         None,
     )
-}
-
-/// Every API error: `{"error": "..."}` with a fitting status.
-pub fn error(status: u16, message: &str) -> Reply {
-    json(status, &serde_json::json!({ "error": message }))
 }
 
 pub(super) fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
@@ -69,7 +66,7 @@ pub fn security_headers() -> [(&'static str, &'static str); 5] {
 
 /// Too many sign-ins are being checked: retry in a second (503).
 pub fn sign_ins_busy() -> Reply {
-    let mut r = error(503, "too many sign-ins being checked; try again");
+    let mut r = Kind::Unavailable.reply("too many sign-ins being checked; try again");
     r.add_header(header("Retry-After", "1"));
     r
 }

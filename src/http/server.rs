@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tiny_http::{Request, Server};
 
 use super::dispatch::handle;
-use super::{App, error, respond, tls};
+use super::errors::Kind;
+use super::{App, respond, tls};
 
 /// A viewer that stops reading is dropped after this long, freeing its thread.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,7 +161,7 @@ pub(super) fn spawn_with(name: &str, req: Request, f: impl FnOnce(Request) + Sen
         }
         Err(e) => {
             log::warn!("cannot start a thread for {}: {e}", req.url());
-            respond(req, error(503, "server busy, try again"));
+            respond(req, Kind::Unavailable.reply("server busy, try again"));
         }
     }
 }

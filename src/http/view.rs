@@ -8,7 +8,7 @@ use tiny_http::{Method, Request};
 
 use super::errors::{ApiError, Kind};
 use super::server::spawn_with;
-use super::{App, Reply, bytes, error, header, respond, security_headers};
+use super::{App, Reply, bytes, header, respond, security_headers};
 use crate::camera::Camera;
 use crate::hub::Hub;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ where
         Ok(seat) => seat,
         Err(why) => {
             log::warn!("viewer refused: {why}");
-            return respond(req, error(503, why));
+            return respond(req, Kind::Unavailable.reply(why));
         }
     };
     if *req.method() == Method::Head {

@@ -7,10 +7,13 @@
 //! parameters (the camera came back at another size) get a new init
 //! segment in the same response, which MSE accepts before a keyframe.
 //! (Ending the response would not close the connection: tiny_http keeps it
-//! open for a next request until the idle timeout.)
+//! open for a next request until the idle timeout.) While the camera is
+//! away an empty `free` box goes out every second: players skip it, and
+//! writing it is how a viewer that left is noticed.
 
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{WAIT, write_all_vectored};
 use crate::clock::{TIMESCALE, ticks};
@@ -20,6 +23,15 @@ use crate::hub::Hub;
 
 /// The longest a frame is said to last (a gap while the camera was away).
 const MAX_DURATION: u32 = TIMESCALE;
+
+/// The longest the stream goes without a byte while the camera is away:
+/// then a keepalive, so that a viewer who hung up is noticed (and its seat
+/// given back) during the outage, not when the camera returns. (MJPEG
+/// viewers get NO SIGNAL pictures twice a second instead.)
+const KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// An empty top-level `free` box (ISO/IEC 14496-12 8.1.2): the keepalive.
+const FREE: [u8; 8] = [0, 0, 0, 8, b'f', b'r', b'e', b'e'];
 
 /// The status line and headers of the stream (all a HEAD request gets).
 pub fn response_head(extra: &[(&str, &str)]) -> String {
@@ -92,13 +104,20 @@ pub fn stream<W: Write + ?Sized>(
     let mut pending: Option<Arc<Frame>> = None;
     let mut after = None;
     let mut sent = 0;
+    let mut wrote = Instant::now();
     loop {
         let Some((frame, skipped)) = hub.next_video(after, WAIT) else {
             if hub.is_closed() {
                 return Ok(sent);
             }
+            if wrote.elapsed() >= KEEPALIVE {
+                out.write_all(&FREE)?;
+                out.flush()?;
+                wrote = Instant::now();
+            }
             continue;
         };
+        wrote = Instant::now();
         after = Some(frame.seq);
         let Some(v) = frame.payload.video() else {
             continue;

@@ -42,6 +42,8 @@ pub struct ClipWriter {
     pub paths: ClipPaths,
     file: File,
     journal: Option<File>,
+    /// Whether the journal has its header (written with the first samples).
+    headed: bool,
     journaled: usize,
     pub info: Option<TrackInfo>,
     pub samples: Vec<SampleEntry>,
@@ -60,16 +62,30 @@ impl ClipWriter {
             .map_err(|e| format!("create {}: {e}", paths.part.display()))?;
         let mut head = mux::ftyp();
         head.extend_from_slice(&mux::mdat_header(0));
-        if let Err(e) = file.write_all(&head) {
-            // Leave nothing behind (a full disk made empty `.part`s).
-            drop(file);
-            let _ = std::fs::remove_file(&paths.part);
-            return Err(format!("write {}: {e}", paths.part.display()));
-        }
+        // Everything a recording needs is opened now, at /start, not a
+        // second in (when descriptors may have run out meanwhile): the
+        // journal (its header goes in with the first durable samples) and
+        // the directory, for the fsync that makes both names survive.
+        let opened = file
+            .write_all(&head)
+            .map_err(|e| format!("write {}: {e}", paths.part.display()))
+            .and_then(|()| open_journal(&paths.journal))
+            .and_then(|j| sync_dir(&paths.dir).map(|()| j));
+        let journal = match opened {
+            Ok(j) => j,
+            Err(e) => {
+                // Leave nothing behind (a full disk made empty `.part`s).
+                drop(file);
+                let _ = std::fs::remove_file(&paths.part);
+                let _ = std::fs::remove_file(&paths.journal);
+                return Err(e);
+            }
+        };
         Ok(ClipWriter {
             paths,
             file,
-            journal: None,
+            journal: Some(journal),
+            headed: false,
             journaled: 0,
             info: None,
             samples: Vec::new(),
@@ -126,6 +142,7 @@ impl ClipWriter {
         // appends the rest after fsyncing the new copy.
         let journaled = std::mem::take(&mut self.journaled);
         self.journal = None;
+        self.headed = false;
         if journaled > 0 {
             self.make_durable_upto(journaled)?;
         }
@@ -166,8 +183,7 @@ impl ClipWriter {
             .sync_data()
             .map_err(|e| format!("fsync {}: {e}", part.display()))?;
         let mut text = String::new();
-        let created = self.journal.is_none();
-        if created {
+        if !self.headed {
             text = header(info);
         }
         for s in &self.samples[self.journaled..upto] {
@@ -179,14 +195,10 @@ impl ClipWriter {
             ));
         }
         let jpath = &self.paths.journal;
-        if self.journal.is_none() {
-            self.journal = Some(
-                OpenOptions::new()
-                    .append(true)
-                    .create_new(true)
-                    .open(jpath)
-                    .map_err(|e| format!("create {}: {e}", jpath.display()))?,
-            );
+        // Only after the directory was recreated (restore_if_deleted).
+        let created = self.journal.is_none();
+        if created {
+            self.journal = Some(open_journal(jpath)?);
         }
         if let Some(j) = self.journal.as_mut() {
             j.write_all(text.as_bytes())
@@ -197,6 +209,7 @@ impl ClipWriter {
             // The new names (.part and journal) must survive a power cut too.
             sync_dir(&self.paths.dir)?;
         }
+        self.headed = true;
         self.journaled = upto;
         Ok(())
     }
@@ -229,6 +242,14 @@ impl ClipWriter {
     /// Test hook: stop as a `kill -9` would, leaving `.part` and journal behind.
     #[cfg(test)]
     pub fn abandon(self) {}
+}
+
+fn open_journal(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| format!("create {}: {e}", path.display()))
 }
 
 fn header(info: &TrackInfo) -> String {
@@ -395,6 +416,10 @@ mod tests {
             ClipWriter::create(paths.clone()).is_err(),
             "never overwrite"
         );
+        // Opened at the start, empty until the first samples are durable
+        // (recovery removes a clip whose journal has no header).
+        assert_eq!(std::fs::read(&paths.journal).unwrap(), b"");
+        assert!(parse("").is_none());
         w.info = Some(info());
         w.write_sample(&[1; 10], 0, true).unwrap();
         w.make_durable().unwrap();

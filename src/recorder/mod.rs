@@ -101,6 +101,37 @@ pub enum RecError {
     Failed(String),
 }
 
+/// The system's reason in a message (`Input/output error` from
+/// `… /x/y.part: Input/output error (os error 5)`), else a pointer to the log.
+pub fn os_reason(detail: &str) -> String {
+    let code = detail
+        .rsplit_once("(os error ")
+        .and_then(|(_, rest)| rest.split(')').next())
+        .and_then(|n| n.parse::<i32>().ok());
+    match code {
+        Some(n) => std::io::Error::from_raw_os_error(n).to_string(),
+        None => "see the server log".into(),
+    }
+}
+
+/// Why a recording stopped by itself, for clients: what failed and the
+/// system's reason, never the path (that goes to the log).
+pub fn client_reason(detail: &str) -> String {
+    if !detail.contains("(os error ") {
+        // Ours (an encoder's, say): said in words, paths aside.
+        return match detail.contains('/') {
+            true => "the recording failed: see the server log".into(),
+            false => detail.into(),
+        };
+    }
+    let why = os_reason(detail);
+    if detail.contains("(os error 28)") || detail.contains("(os error 122)") {
+        format!("the disk is full ({why})")
+    } else {
+        format!("writing the clip failed ({why})")
+    }
+}
+
 impl std::fmt::Display for RecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

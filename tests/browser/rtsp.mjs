@@ -12,7 +12,15 @@
 // with frames really decoded, at the camera's size, near the live edge
 // (the decode times are the server's capture clock), with the buffer
 // trimmed to the last ~10 s as it plays on; and no console errors.
+//
+// With OUTAGE_DIR set, the camera then goes away and comes back: the script
+// writes OUTAGE_DIR/stop and waits for OUTAGE_DIR/back, which the test
+// writes once the server has sent keepalives (empty `free` boxes) for the
+// stopped camera and the camera is live again. The same response must then
+// play on: the browser took the boxes, and the page did not reconnect.
 
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { apiFor, baseArg, check, fmt, launchPuppeteer, log, run, until } from "./lib.mjs";
 
 const which = process.env.BROWSER || "chrome";
@@ -119,6 +127,24 @@ async function main() {
     check(later.end - later.time <= 2, `${(later.end - later.time).toFixed(2)} s behind the newest frame later on`);
     check(!later.paused, "paused");
     log(`after ${(later.time - since.time).toFixed(1)} s: ${kept.toFixed(1)} s kept behind, ${(later.end - later.time).toFixed(2)} s behind the edge`);
+
+    const outage = process.env.OUTAGE_DIR;
+    if (outage) {
+      writeFileSync(join(outage, "stop"), "");
+      log("asked for an outage");
+      await until("the camera to be back", () => existsSync(join(outage, "back")), 60_000, 100);
+      const back = await player(page);
+      const resumed = await until(
+        "currentTime to advance by 1 s after the outage",
+        async () => {
+          const p = await player(page);
+          // (A jump to the live edge over the gap alone is not playing.)
+          return p.time - back.time >= 1 && p.frames - back.frames >= 15 && p;
+        },
+        15_000,
+      );
+      log(`after the outage: playing at t=${resumed.time.toFixed(2)}, ${resumed.frames - back.frames} frames since`);
+    }
 
     check(decoding.length === 0, `the page asked for ${decoding.join(", ")}: the server decodes for those`);
     check(streams === 1, `live.mp4 opened ${streams} times (reconnects on a healthy server)`);

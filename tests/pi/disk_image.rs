@@ -68,21 +68,12 @@ pub fn build_image(dir: &Path, name: &str, f: Faults) -> PathBuf {
     if f.three_partitions {
         table.push_str(&format!("{},,83\n", ROOT_START + 8192));
     }
-    let mut sfdisk = Command::new("sfdisk")
+    let sfdisk = Command::new("sfdisk")
         .args(["-q", "--no-reread", "--no-tell-kernel"])
         .arg(&img)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
+        .fed_output_within(table.as_bytes(), crate::common::CHILD_TIMEOUT)
         .unwrap();
-    use std::io::Write;
-    sfdisk
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(table.as_bytes())
-        .unwrap();
-    assert!(sfdisk.wait().unwrap().success(), "sfdisk");
+    assert!(sfdisk.status.success(), "sfdisk: {sfdisk:?}");
 
     if !f.boot_not_fat {
         run(Command::new("mkfs.vfat")

@@ -61,20 +61,12 @@ pub fn make(target: &str, vars: &[(&str, String)], stdin: &str) -> Output {
     let mut cmd = Command::new("make");
     cmd.current_dir(repo())
         .args(["--no-print-directory", target])
-        .args(vars.iter().map(|(k, v)| format!("{k}={v}")))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(vars.iter().map(|(k, v)| format!("{k}={v}")));
     for v in PI_VARS {
         cmd.env_remove(v);
     }
-    let mut child = cmd.spawn().expect("run make");
-    {
-        use std::io::Write;
-        let mut input = child.stdin.take().unwrap();
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    child.wait_with_output().expect("wait for make")
+    cmd.fed_output_within(stdin.as_bytes(), crate::common::CHILD_TIMEOUT)
+        .expect("run make")
 }
 
 /// stdout and stderr of a run, for assertions and failure messages.

@@ -281,8 +281,8 @@ pub fn variant(dir: &Path, name: &str) -> PathBuf {
         .arg("-o")
         .arg(&path)
         .arg(host_binary())
-        .status()
-        .is_ok_and(|s| s.success());
+        .output_within(crate::common::CHILD_TIMEOUT)
+        .is_ok_and(|o| o.status.success());
     if !stripped {
         std::fs::copy(host_binary(), &path).unwrap();
     }

@@ -237,8 +237,9 @@
 
   /// Keeps each <video> near the live edge: a player that fell behind
   /// (a busy tab, a stall, a gap between fragments) jumps to the newest
-  /// frame. A response that went silent (the camera away, a server that
-  /// lost track of it) is opened again: an ended one is noticed by read().
+  /// frame. A response that went silent (a server or network gone: while
+  /// the camera is away the server still sends an empty box a second) is
+  /// opened again: an ended one is noticed by read().
   function tick() {
     const now = performance.now();
     for (const p of players.values()) {

@@ -294,3 +294,37 @@ impl MjpegClient {
         })
     }
 }
+
+/// A `live.mp4` response read as a player would: its top-level boxes, one
+/// by one, as they arrive.
+pub struct LiveMp4(BufReader<TcpStream>);
+
+impl LiveMp4 {
+    /// Opens `path` and reads the status line (200 asserted) and headers.
+    pub fn open(addr: SocketAddr, path: &str) -> LiveMp4 {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut r = BufReader::new(c);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("status line");
+        assert!(line.starts_with("HTTP/1.1 200"), "{path}: {line}");
+        while line != "\r\n" && !line.is_empty() {
+            line.clear();
+            r.read_line(&mut line).expect("headers");
+        }
+        LiveMp4(r)
+    }
+
+    /// The next box's type; its body is read and dropped.
+    pub fn next_box(&mut self) -> std::io::Result<String> {
+        let mut head = [0u8; 8];
+        self.0.read_exact(&mut head)?;
+        let size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+        if size < 8 {
+            return Err(std::io::Error::other(format!("a box of {size} bytes")));
+        }
+        std::io::copy(&mut (&mut self.0).take(size - 8), &mut std::io::sink())?;
+        Ok(String::from_utf8_lossy(&head[4..]).into_owned())
+    }
+}

@@ -101,10 +101,8 @@ pub fn have_tool(tool: &str) -> bool {
     let found = Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .output_within(CHILD_TIMEOUT)
+        .is_ok_and(|o| o.status.success());
     if !found {
         if std::env::var("CI_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("{tool} is required (CI_REQUIRE_TOOLS=1) but not installed");

@@ -63,7 +63,7 @@ pub fn make_mjpeg(dir: &Path, width: u32, height: u32, fps: u32, frames: u32) ->
             "mjpeg",
         ])
         .arg(&path)
-        .status()
+        .status_within(CHILD_TIMEOUT)
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg could not make {}", path.display());
     path

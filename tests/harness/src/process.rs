@@ -25,16 +25,58 @@ pub const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
 /// test fails with what it printed, when it runs past `limit`.
 pub trait RunWithin {
     fn output_within(&mut self, limit: Duration) -> std::io::Result<std::process::Output>;
+    /// `output_within` with `input` on the child's stdin (then closed).
+    fn fed_output_within(
+        &mut self,
+        input: &[u8],
+        limit: Duration,
+    ) -> std::io::Result<std::process::Output>;
     fn status_within(&mut self, limit: Duration) -> std::io::Result<std::process::ExitStatus>;
 }
 
 impl RunWithin for Command {
     fn output_within(&mut self, limit: Duration) -> std::io::Result<std::process::Output> {
-        let mut child = self
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        self.stdin(Stdio::null());
+        run_within(self, None, limit)
+    }
+
+    fn fed_output_within(
+        &mut self,
+        input: &[u8],
+        limit: Duration,
+    ) -> std::io::Result<std::process::Output> {
+        self.stdin(Stdio::piped());
+        run_within(self, Some(input.to_vec()), limit)
+    }
+
+    fn status_within(&mut self, limit: Duration) -> std::io::Result<std::process::ExitStatus> {
+        let mut child = self.spawn()?;
+        match wait_timeout(&mut child, limit) {
+            Some(st) => Ok(st),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{:?} ran past {limit:?}; killed", self.get_program());
+            }
+        }
+    }
+}
+
+/// Runs `cmd` (its stdin already chosen) with its output collected and
+/// `input` written from a thread of its own, so a child that does not read
+/// it cannot block us; killed (and the test failed) past `limit`.
+fn run_within(
+    cmd: &mut Command,
+    input: Option<Vec<u8>>,
+    limit: Duration,
+) -> std::io::Result<std::process::Output> {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let feeder = input.zip(child.stdin.take()).map(|(bytes, mut stdin)| {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&bytes);
+            })
+        });
         let drain = |mut r: Box<dyn Read + Send>| {
             std::thread::spawn(move || {
                 let mut v = Vec::new();
@@ -52,30 +94,20 @@ impl RunWithin for Command {
                 let (o, e) = (out.join().unwrap(), err.join().unwrap());
                 panic!(
                     "{:?} ran past {limit:?}; killed. stdout:\n{}\nstderr:\n{}",
-                    self.get_program(),
+                    cmd.get_program(),
                     String::from_utf8_lossy(&o),
                     String::from_utf8_lossy(&e)
                 );
             }
         };
+        if let Some(f) = feeder {
+            let _ = f.join();
+        }
         Ok(std::process::Output {
             status,
             stdout: out.join().unwrap(),
             stderr: err.join().unwrap(),
         })
-    }
-
-    fn status_within(&mut self, limit: Duration) -> std::io::Result<std::process::ExitStatus> {
-        let mut child = self.spawn()?;
-        match wait_timeout(&mut child, limit) {
-            Some(st) => Ok(st),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{:?} ran past {limit:?}; killed", self.get_program());
-            }
-        }
-    }
 }
 
 pub(crate) fn unsafe_kill(pid: i32, sig: i32) {
