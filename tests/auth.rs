@@ -172,7 +172,9 @@ fn concurrent_logins_are_bounded_and_memory_stays_flat() {
     let r = req(&s, "POST", "/stop", &auth);
     assert_eq!(r.status, 200, "{}", r.text());
     let clip = r.json();
-    let path = s.clips.join(format!("{}.mp4", clip["id"].as_str().unwrap()));
+    let path = s
+        .clips
+        .join(format!("{}.mp4", clip["id"].as_str().unwrap()));
     assert_eq!(common::own_probe(&path)["frames"], clip["frames"], "{clip}");
     assert!(clip["frames"].as_u64() >= Some(10), "{clip}");
 }

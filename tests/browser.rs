@@ -6,7 +6,8 @@
 //! Debian's Firefox ESR, driven by puppeteer-core, runs `firefox.mjs` (the
 //! live preview, and a recorded clip playing). `cameras.mjs` (two cameras
 //! recording at once from their tiles, the clip library) runs in both.
-//! `rtsp.mjs` (an RTSP camera's H.264 through MSE) runs in Chromium.
+//! `rtsp.mjs` (an RTSP camera's H.264 through MSE, across an outage) runs
+//! in both.
 //!
 //! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
 //! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
@@ -281,9 +282,20 @@ fn two_cameras_and_the_library_in_headless_firefox() {
 /// it (no MJPEG view, no snapshot).
 #[test]
 fn rtsp_camera_live_through_mse_in_headless_chromium() {
-    let Some((_guard, dir)) = setup() else {
-        return;
-    };
+    if let Some((_guard, dir)) = setup() {
+        rtsp_live(&dir, "chrome");
+    }
+}
+
+/// The same in Firefox ESR (H.264 through its libavcodec).
+#[test]
+fn rtsp_camera_live_through_mse_in_headless_firefox() {
+    if let Some((_guard, dir)) = setup_for("firefox-esr") {
+        rtsp_live(&dir, "firefox");
+    }
+}
+
+fn rtsp_live(dir: &Path, browser: &str) {
     let Some(cam) = common::rtsp::RtspCamera::start(common::rtsp::RtspOptions::default()) else {
         return;
     };
@@ -292,7 +304,8 @@ fn rtsp_camera_live_through_mse_in_headless_chromium() {
     let outage = tempfile::tempdir().unwrap();
     let control = outage_on_request(cam, server.addr, outage.path().to_path_buf());
     let out = outage.path().to_str().unwrap();
-    run_script_with(&dir, "rtsp.mjs", &server, &[], &[("OUTAGE_DIR", out)]);
+    let env = [("OUTAGE_DIR", out), ("BROWSER", browser)];
+    run_script_with(dir, "rtsp.mjs", &server, &[], &env);
     control.join().expect("the outage thread");
     let st = server.get("/status").json();
     assert_eq!(
@@ -327,7 +340,8 @@ fn outage_on_request(
         }
         cam.restart(common::rtsp::RtspOptions::default());
         let back = Instant::now() + Duration::from_secs(30);
-        while common::request(addr, "GET", "/status", &[], b"").json()["source"]["state"] != "live" {
+        while common::request(addr, "GET", "/status", &[], b"").json()["source"]["state"] != "live"
+        {
             assert!(Instant::now() < back, "the camera is not live again");
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -439,7 +439,11 @@ fn the_live_fmp4_is_the_cameras_stream_and_mjpeg_is_decoded_only_while_watched()
     let snap = s.get("/cameras/cam/snapshot.jpg");
     assert_eq!(snap.status, 200, "{}", snap.text());
     let taken: f64 = snap.header("X-Timestamp").unwrap().parse().unwrap();
-    assert!(taken >= asked - 0.5, "a picture from {:.1} s before the request", asked - taken);
+    assert!(
+        taken >= asked - 0.5,
+        "a picture from {:.1} s before the request",
+        asked - taken
+    );
 }
 
 /// While the camera is away, the live views still write: live.mp4 an empty
@@ -469,12 +473,17 @@ fn viewers_who_leave_while_the_camera_is_away_give_their_seats_back() {
     let mut kinds = Vec::new();
     while kinds.iter().filter(|k| *k == "free").count() < 2 {
         kinds.push(mp4.next_box().unwrap());
-        assert!(kinds.len() < 1000, "no keepalive while the camera is away: {kinds:?}");
+        assert!(
+            kinds.len() < 1000,
+            "no keepalive while the camera is away: {kinds:?}"
+        );
     }
     // Pictures made after the camera was gone: NO SIGNAL, not its frames.
     let mut late = 0;
     while late < 2 {
-        let p = mjpeg.next_part().expect("MJPEG parts while the camera is away");
+        let p = mjpeg
+            .next_part()
+            .expect("MJPEG parts while the camera is away");
         assert_eq!(&p.jpeg[..2], &[0xFF, 0xD8]);
         late += usize::from(p.timestamp > away);
     }

@@ -12,9 +12,7 @@ use super::checks::{download_flag, host_allowed, malformed, origin_form, range_o
 use super::errors::{ApiError, Kind};
 use super::route::{Access, Route, lookup};
 use super::server::spawn_with;
-use super::{
-    App, Reply, api, assets, auth, bytes, header, library, login, request, respond, view,
-};
+use super::{App, Reply, api, assets, auth, bytes, header, library, login, request, respond, view};
 
 /// Longest URL we read; longer ones get 414.
 const MAX_URL: usize = 2048;
@@ -77,9 +75,11 @@ pub fn handle(app: &Arc<App>, req: Request) {
     let method = req.method().clone();
     let (route, access) = match lookup(method.as_str(), path) {
         Ok(found) => found,
-        Err(allowed) if allowed.is_empty() => return respond(req, Kind::NotFound.reply("no such route")),
+        Err(allowed) if allowed.is_empty() => {
+            return respond(req, Kind::NotFound.reply("no such route"));
+        }
         Err(allowed) => {
-            let mut r = Kind::MethodNotAllowed.reply(&format!("use {}", allowed.join(" or ")));
+            let mut r = Kind::MethodNotAllowed.reply(format!("use {}", allowed.join(" or ")));
             let mut allow = allowed.join(", ");
             if allowed.contains(&"GET") {
                 allow.push_str(", HEAD");
@@ -93,7 +93,8 @@ pub fn handle(app: &Arc<App>, req: Request) {
         log::debug!("refused a request for an unknown host name (DNS rebinding?)");
         return respond(
             req,
-            Kind::MisdirectedHost.reply("unknown host name: without credentials this server answers only to \
+            Kind::MisdirectedHost.reply(
+                "unknown host name: without credentials this server answers only to \
                  localhost, IP addresses and the names in allowed_hosts",
             ),
         );
@@ -132,7 +133,10 @@ fn authorized(app: &Arc<App>, req: Request, t: Target, who: Result<auth::Princip
         }
     };
     if t.access == Access::Admin && who.role != auth::Role::Admin {
-        return respond(req, Kind::Forbidden.reply("this user may watch but not record"));
+        return respond(
+            req,
+            Kind::Forbidden.reply("this user may watch but not record"),
+        );
     }
     if !matches!(t.method, Method::Get | Method::Head) && !request::same_origin(&req, who.via) {
         log::warn!("refused cross-site {} {}", t.method.as_str(), t.path);

@@ -102,7 +102,10 @@ impl ApiError {
     /// error`), without paths.
     pub fn internal(context: &str, detail: &str) -> ApiError {
         log::error!("{context}: {detail}");
-        ApiError::new(Kind::Internal, format!("{context}: {}", crate::recorder::os_reason(detail)))
+        ApiError::new(
+            Kind::Internal,
+            format!("{context}: {}", crate::recorder::os_reason(detail)),
+        )
     }
 
     pub fn with(mut self, key: &'static str, value: Value) -> ApiError {
@@ -131,7 +134,10 @@ impl ApiError {
             RecError::NoRoom(why) => {
                 log::error!("{context}: {why}");
                 let message = if why.contains("(os error") {
-                    format!("{context}: the disk is full ({})", crate::recorder::os_reason(&why))
+                    format!(
+                        "{context}: the disk is full ({})",
+                        crate::recorder::os_reason(&why)
+                    )
                 } else {
                     format!("{context}: {why}")
                 };

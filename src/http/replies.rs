@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use tiny_http::{Header, Request, Response, StatusCode};
 use super::errors::Kind;
+use tiny_http::{Header, Request, Response, StatusCode};
 
 pub type Reply = Response<Box<dyn Read + Send>>;
 

@@ -14,7 +14,7 @@ use super::journal::ClipWriter;
 use super::mux::{TIMESCALE, TrackInfo};
 use crate::clips::Clips;
 use crate::clock::ticks;
-use crate::frame::{Codec, Frame, Video, VideoParams};
+use crate::frame::{Frame, VideoParams};
 use crate::hub::TapReceiver;
 use crate::sync::lock;
 

@@ -5,7 +5,7 @@
 
 use crate::common::RunWithin;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};

@@ -8,7 +8,7 @@ pub mod stand_in;
 use crate::common::RunWithin;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// Settings the Pi targets read: an outer `make` or the caller's shell must
 /// not leak any into a test; each test passes what it means.

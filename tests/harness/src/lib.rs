@@ -23,7 +23,7 @@ pub use process::*;
 pub use server::*;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// Where cargo put this test run's output: `target/<profile>`, from the

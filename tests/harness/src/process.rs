@@ -70,44 +70,44 @@ fn run_within(
     input: Option<Vec<u8>>,
     limit: Duration,
 ) -> std::io::Result<std::process::Output> {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-        let feeder = input.zip(child.stdin.take()).map(|(bytes, mut stdin)| {
-            std::thread::spawn(move || {
-                use std::io::Write;
-                let _ = stdin.write_all(&bytes);
-            })
-        });
-        let drain = |mut r: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = r.read_to_end(&mut v);
-                v
-            })
-        };
-        let out = drain(Box::new(child.stdout.take().unwrap()));
-        let err = drain(Box::new(child.stderr.take().unwrap()));
-        let status = match wait_timeout(&mut child, limit) {
-            Some(st) => st,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let (o, e) = (out.join().unwrap(), err.join().unwrap());
-                panic!(
-                    "{:?} ran past {limit:?}; killed. stdout:\n{}\nstderr:\n{}",
-                    cmd.get_program(),
-                    String::from_utf8_lossy(&o),
-                    String::from_utf8_lossy(&e)
-                );
-            }
-        };
-        if let Some(f) = feeder {
-            let _ = f.join();
-        }
-        Ok(std::process::Output {
-            status,
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let feeder = input.zip(child.stdin.take()).map(|(bytes, mut stdin)| {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&bytes);
         })
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let status = match wait_timeout(&mut child, limit) {
+        Some(st) => st,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (o, e) = (out.join().unwrap(), err.join().unwrap());
+            panic!(
+                "{:?} ran past {limit:?}; killed. stdout:\n{}\nstderr:\n{}",
+                cmd.get_program(),
+                String::from_utf8_lossy(&o),
+                String::from_utf8_lossy(&e)
+            );
+        }
+    };
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    })
 }
 
 pub(crate) fn unsafe_kill(pid: i32, sig: i32) {
