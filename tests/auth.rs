@@ -19,6 +19,7 @@ fn req(s: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> Respon
 
 /// Starts, waits for frames in the clip, stops, and checks the clip.
 fn record_with(s: &Server, how: &str, headers: &[(&str, &str)]) {
+    let started = Instant::now();
     let r = req(s, "POST", "/start", headers);
     assert_eq!(r.status, 200, "{how}: start: {}", r.text());
     let id = r.json()["id"].as_str().unwrap().to_string();
@@ -32,12 +33,18 @@ fn record_with(s: &Server, how: &str, headers: &[(&str, &str)]) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let r = req(s, "POST", "/stop", headers);
+    let wall = started.elapsed().as_secs_f64();
     assert_eq!(r.status, 200, "{how}: stop: {}", r.text());
     let clip = r.json();
     assert_eq!(clip["id"], id.as_str(), "{how}");
+    // Its frames at the camera's 15 fps, no longer than the recording was.
+    let (d, n) = (
+        clip["duration_sec"].as_f64().unwrap(),
+        clip["frames"].as_f64().unwrap(),
+    );
     assert!(
-        clip["duration_sec"].as_f64().unwrap() > 0.0,
-        "{how}: {clip}"
+        d * 15.0 >= n - 1.5 && d <= wall + 0.1,
+        "{how}: {clip} in {wall} s"
     );
     let path = s.clips.join(format!("{id}.mp4"));
     let size = std::fs::metadata(&path).unwrap().len();

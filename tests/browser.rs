@@ -194,23 +194,35 @@ fn web_page_through_no_signal() {
     run_script(&dir, "signal.mjs", &server, &[&file]);
 }
 
-/// Signing in with the login form on a server that needs credentials.
+/// Signing in with the login form on a server that needs credentials, as
+/// the admin and as the viewer (who sees no Start or Delete, and downloads
+/// the clip recorded here first).
 #[test]
 fn web_page_login_and_logout() {
     let Some((_guard, dir)) = setup() else {
         return;
     };
     let tmp = tempfile::tempdir().expect("temp dir");
-    let password = "browser-Test-pass-1";
+    let (password, viewer) = ("browser-Test-pass-1", "browser-Viewer-pass-2");
     let server = Server::start_env(
         &tmp.path().join("clips"),
         &[
             "--source", "test", "--width", "320", "--height", "240", "--fps", "15",
         ],
-        &[("VR_PASSWORD", password)],
+        &[("VR_PASSWORD", password), ("VR_VIEWER_PASSWORD", viewer)],
     );
-    let pw = PathBuf::from(password);
-    run_script(&dir, "login.mjs", &server, &[&pw]);
+    let auth = common::creds::basic("admin", password);
+    let h = [("Authorization", auth.as_str())];
+    let call = |method, path| common::request(server.addr, method, path, &h, b"");
+    assert_eq!(call("POST", "/start").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call("GET", "/status").json()["recorder"]["frames"].as_u64() < Some(3) {
+        assert!(Instant::now() < deadline, "no frames recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(call("POST", "/stop").status, 200);
+    let (pw, vpw) = (PathBuf::from(password), PathBuf::from(viewer));
+    run_script(&dir, "login.mjs", &server, &[&pw, &vpw]);
 }
 
 /// The live preview and a recorded clip in Firefox: Chromium is not the
@@ -306,7 +318,7 @@ fn rtsp_live(dir: &Path, browser: &str) {
     let out = outage.path().to_str().unwrap();
     let env = [("OUTAGE_DIR", out), ("BROWSER", browser)];
     run_script_with(dir, "rtsp.mjs", &server, &[], &env);
-    control.join().expect("the outage thread");
+    let _cam = control.join().expect("the outage thread");
     let st = server.get("/status").json();
     assert_eq!(
         st["source"]["decoded_frames"],
@@ -318,17 +330,18 @@ fn rtsp_live(dir: &Path, browser: &str) {
 
 /// When `dir/stop` appears: stops the camera, reads the server's live.mp4
 /// until it has sent three keepalive `free` boxes for the camera away,
-/// starts the camera again and writes `dir/back` once it is live.
+/// starts the camera again and writes `dir/back` once it is live. Gives the
+/// camera back (running) when joined.
 fn outage_on_request(
     mut cam: common::rtsp::RtspCamera,
     addr: std::net::SocketAddr,
     dir: PathBuf,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<common::rtsp::RtspCamera> {
     std::thread::spawn(move || {
         let deadline = Instant::now() + NODE_TIMEOUT;
         while !dir.join("stop").exists() {
             if Instant::now() > deadline {
-                return; // the script failed before; it says why
+                return cam; // the script failed before; it says why
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -346,5 +359,6 @@ fn outage_on_request(
             std::thread::sleep(Duration::from_millis(100));
         }
         std::fs::write(dir.join("back"), "").unwrap();
+        cam
     })
 }

@@ -70,12 +70,12 @@ fn streams_the_cameras_own_jpegs_and_records_them() {
         st["fps"].as_f64() > Some(0.0)
     });
     let fps = st["fps"].as_f64().unwrap();
-    if !common::emulated() {
-        assert!(
-            (27.0..=33.0).contains(&fps),
-            "measured {fps} fps from a 30 fps camera"
-        );
-    }
+    // Under qemu the emulated binary may fall behind, never ahead.
+    let low = if common::emulated() { 15.0 } else { 27.0 };
+    assert!(
+        (low..=33.0).contains(&fps),
+        "measured {fps} fps from a 30 fps camera"
+    );
 
     let rec = Recording::start(&s);
     s.wait_status(WAIT, "two seconds recorded", |st| {

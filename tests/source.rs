@@ -86,7 +86,7 @@ fn test_source_moves_counts_and_stamps_frames() {
         src["message"].as_str().unwrap().contains("not a camera"),
         "{st}"
     );
-    assert!(st["warning"].as_str().is_some(), "{st}");
+    assert_eq!(st["warning"], src["message"], "the warning says why: {st}");
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn vanished_file_shows_no_signal_and_comes_back() {
     let name = path.file_name().unwrap().to_str().unwrap();
     let message = st["source"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(name), "the error names the file: {st}");
-    assert!(st["warning"].as_str().is_some(), "{st}");
+    assert_eq!(st["warning"].as_str(), Some(message), "{st}");
 
     // Viewers and snapshots get the NO SIGNAL picture, at the last frame size.
     let deadline = std::time::Instant::now() + WAIT;

@@ -9,8 +9,9 @@
 // Start/Stop records that camera only (two at once), REC with a growing
 // time on each, a tile opening its camera in the large view, the library
 // listing the clips with their thumbnails, the camera filter, a clip
-// playing inline, delete (press twice), "Record all", the phone layout, and
-// no page errors. SCREENSHOT=path saves the page with both recording.
+// playing inline, delete (press twice), "Record all", paging (More), each
+// tile's fps, the phone layout, and no page errors. SCREENSHOT=path saves
+// the page with both recording.
 
 import { apiFor, baseArg, check, fmt, horizontalOverflow, launchPuppeteer, log, parseClock, run, sleep, until } from "./lib.mjs";
 
@@ -35,6 +36,7 @@ async function tile(page, id, what) {
         rec: !rec.hidden,
         time: li.querySelector(".rec-time").textContent,
         button: li.querySelector(".tile-btn").textContent,
+        fps: li.querySelector(".tile-fps").textContent,
       }[what];
     },
     id,
@@ -66,7 +68,15 @@ async function main() {
       await until(`tile ${id} to show a picture`, async () => (await tile(page, id, "shown")) && (await tile(page, id, "picture")) > 0, 20_000);
     }
     check((await tile(page, "b", "src")) === "/cameras/b/video", `tile b streams ${await tile(page, "b", "src")}`);
-    log("two tiles, both live");
+    // Each tile says its camera's measured rate (the cameras send 15 fps).
+    for (const id of ["a", "b"]) {
+      const fps = await until(`tile ${id}'s fps`, async () => {
+        const m = /^(\d+(?:\.\d)?) fps$/.exec(await tile(page, id, "fps"));
+        return m && Number(m[1]);
+      });
+      check(fps >= 10 && fps <= 20, `tile ${id} says ${fps} fps for a 15 fps camera`);
+    }
+    log("two tiles, both live, with their fps");
 
     // 2. Each tile records its own camera; two at once.
     await clickTile(page, "a", ".tile-btn");
@@ -177,7 +187,29 @@ async function main() {
     });
     log("Record all and Stop all");
 
-    // 9. A phone: nothing sticks out sideways; tiles' buttons are thumb-sized.
+    // 9. Paging: past a page of 12 clips, More brings the rest.
+    for (let i = 0; i < 11; i++) {
+      for (const step of ["start", "stop"]) {
+        const r = await api("POST", `/cameras/a/${step}`);
+        check(r.status === 200, `${step} for paging: ${r.status} ${fmt(r.body)}`);
+      }
+    }
+    const total = (await api("GET", "/clips?limit=100")).body.clips.length;
+    check(total > 12, `only ${total} clips`);
+    const count = () =>
+      page.evaluate(() => ({ n: document.querySelectorAll("#lib-list li").length, more: !document.getElementById("lib-more").hidden }));
+    await until("a page of 12 clips and More", async () => {
+      const c = await count();
+      return c.n === 12 && c.more;
+    });
+    await page.click("#lib-more");
+    await until(`all ${total} clips, and no More`, async () => {
+      const c = await count();
+      return c.n === total && !c.more;
+    });
+    log(`paging: 12, then More: ${total}`);
+
+    // 10. A phone: nothing sticks out sideways; tiles' buttons are thumb-sized.
     await page.setViewport({ width: 390, height: 844 });
     await sleep(300);
     const narrow = await horizontalOverflow(page);

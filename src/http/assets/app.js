@@ -183,6 +183,8 @@
     state.status = s;
     // Only a login-form session can be signed out of (Basic and tokens live in the client).
     $("logout").hidden = !(s.session && s.session.via === "session");
+    // A viewer may watch but not record: no button that would only say so.
+    el.button.hidden = !!(s.session && s.session.role === "viewer");
     if (s.recording) {
       const id = s.recording_id || (s.recorder && s.recorder.id) || "";
       setAnchor(id, Number(s.elapsed_sec) || 0);
