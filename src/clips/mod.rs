@@ -21,6 +21,7 @@ mod meta;
 pub(crate) mod names;
 mod retention;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::OnceLock;
@@ -105,6 +106,10 @@ pub struct Clips {
     /// different names, and an id is never given twice.
     naming: Mutex<()>,
     index: Mutex<Index>,
+    /// Each camera's clip finished last by this process: what `/last`
+    /// serves even when an older clip sorts after it (one named in the
+    /// future by a clock that was wrong then).
+    finished: Mutex<HashMap<String, String>>,
     /// What each clip's `moov` says, read once per file.
     meta: Mutex<meta::Cache>,
     /// Free and total bytes of the directory's file system (`statvfs`;
@@ -164,6 +169,7 @@ impl Clips {
             enforcing: Mutex::new(false),
             naming: Mutex::new(()),
             index: Mutex::new(Index::default()),
+            finished: Mutex::default(),
             meta: Mutex::default(),
             space: Box::new(fs_bytes),
             _locks: held,
@@ -286,14 +292,32 @@ impl Clips {
         (clips, partial)
     }
 
-    /// The newest finished clip of a camera (from the index).
+    /// The clip of `camera` finished last by this process while it is
+    /// there, else its newest by name (from the index).
     pub fn last(&self, camera: &str) -> Option<ClipEntry> {
-        self.index()
-            .clips
-            .iter()
-            .rev()
-            .find(|c| c.camera == camera)
+        let recent = lock(&self.finished).get(camera).cloned();
+        let ix = self.index();
+        recent
+            .and_then(|id| ix.clips.iter().find(|c| c.id == id))
+            .or_else(|| ix.clips.iter().rev().find(|c| c.camera == camera))
             .cloned()
+    }
+
+    /// A recorder finished clip `id` of `camera` (then it enforces the
+    /// budget, which keeps it).
+    pub fn finished(&self, camera: &str, id: &str) {
+        lock(&self.finished).insert(camera.to_string(), id.to_string());
+    }
+
+    /// The clips retention never deletes: each camera's newest by name and
+    /// its last finished.
+    fn keep(&self, clips: &[ClipEntry]) -> Vec<String> {
+        let mut keep: Vec<String> = retention::newest_of_each_camera(clips)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        keep.extend(lock(&self.finished).values().cloned());
+        keep
     }
 
     /// Every finished clip, oldest first (from the index).

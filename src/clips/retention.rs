@@ -5,7 +5,7 @@ use crate::sync::lock;
 
 /// Each camera's newest finished clip (what its `/last` serves, and what
 /// `/stop` just answered with): never deleted by retention.
-fn newest_of_each_camera(clips: &[ClipEntry]) -> Vec<&str> {
+pub(super) fn newest_of_each_camera(clips: &[ClipEntry]) -> Vec<&str> {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     for c in clips.iter().rev() {
         if !seen.iter().any(|(cam, _)| *cam == c.camera) {
@@ -67,11 +67,11 @@ impl Clips {
         let min = self.settings.min_free_bytes;
         if min > 0 && free < min {
             let ix = self.index();
-            let newest = newest_of_each_camera(&ix.clips);
+            let keep = self.keep(&ix.clips);
             let deletable = ix
                 .clips
                 .iter()
-                .any(|c| Some(c.id.as_str()) != protect && !newest.contains(&c.id.as_str()));
+                .any(|c| Some(c.id.as_str()) != protect && !keep.contains(&c.id));
             if !deletable {
                 return Some(format!(
                     "{} MiB free, under clips_min_free_mb ({} MiB), and no older clip is left to \
@@ -98,10 +98,7 @@ impl Clips {
         }
         let mut total: u64 = clips.iter().map(|c| c.size_bytes).sum::<u64>() + partial;
         let mut free = self.free();
-        let newest: Vec<String> = newest_of_each_camera(&clips)
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let newest = self.keep(&clips);
         // Clips waiting for upload go last, and only when the disk is about
         // to fill.
         let (held, free_to_go): (Vec<&ClipEntry>, Vec<&ClipEntry>) = clips

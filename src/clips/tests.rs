@@ -37,6 +37,7 @@ fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
         enforcing: Mutex::new(false),
         naming: Mutex::new(()),
         index: Mutex::new(Index::default()),
+        finished: Mutex::default(),
         meta: Mutex::default(),
         space: Box::new(fs_bytes),
         _locks: Vec::new(),
@@ -380,6 +381,16 @@ fn a_clip_named_in_the_future_does_not_drag_later_names() {
         names::stamp_for(now, c.newest_stamp(), Some(false)),
         "20261201-120000"
     );
+    // A clip finished now sorts before the future one, yet it is the one
+    // /last serves.
+    let now_id = c.allocate("cam", now).unwrap().id;
+    std::fs::write(dir.path().join(format!("{now_id}.mp4")), b"x").unwrap();
+    c.enforce(None);
+    assert_eq!(c.last("cam").unwrap().id, "cam-20310101-000000");
+    c.finished("cam", &now_id);
+    c.enforce(Some(&now_id));
+    assert_eq!(c.last("cam").unwrap().id, now_id);
+    assert_eq!(c.overview("cam").1.unwrap().id, now_id);
     // The last second there is: one more would not be an id.
     std::fs::write(dir.path().join("cam-99991231-235959.mp4"), b"x").unwrap();
     let id = c.allocate("cam", SystemTime::UNIX_EPOCH).unwrap().id;

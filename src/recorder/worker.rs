@@ -443,6 +443,7 @@ fn finish(
         info.path
     );
     *lock(&job.last) = Some(info.clone());
+    job.clips.finished(&job.camera, &job.id);
     job.clips.enforce(Some(&job.id));
     Ok(info)
 }

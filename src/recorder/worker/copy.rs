@@ -112,6 +112,7 @@ pub(super) fn split(job: &mut Job, p: &mut Pipeline, k: &Arc<Frame>) -> Result<(
          recording goes on in {next_id}",
         table.samples.len()
     );
+    job.clips.finished(&job.camera, &id);
     job.clips.enforce(Some(&next_id));
     p.process(k, job)
 }
