@@ -137,7 +137,8 @@ def table(res, a, fmt, median):
           f"idle {a.idle_secs} s, 10 viewers of each camera for {a.secs} s, every camera "
           f"recording for {a.rec_secs} s; CPU in % of one core, medians of {a.reps}):\n",
           "| cameras | idle CPU % | per camera | 10 viewers each: CPU % | per camera | viewer fps (median / min) "
-          "| all recording: CPU % | per camera | clip fps (each) | dropped (each) | RSS MiB (idle / recording) |",
+          "| all recording: CPU % | per camera | clip fps (each) | dropped (each) "
+          "| RSS MiB (idle / 10 viewers each / recording) |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, runs in res.items():
         m = lambda k: median([r[k] for r in runs])  # noqa: E731
@@ -150,6 +151,7 @@ def table(res, a, fmt, median):
             f"{fmt(m('recording_cpu_pct'), 0)} | {fmt(m('recording_cpu_pct') / k, 0)} | "
             f"{', '.join(str(x) for x in last['clip_fps'])} | "
             f"{', '.join(str(x) for x in last['clip_dropped'])} | "
-            f"{fmt(m('idle_rss_kib') / 1024, 1)} / {fmt(m('recording_rss_kib') / 1024, 1)} |")
+            f"{fmt(m('idle_rss_kib') / 1024, 1)} / {fmt(m('viewers_rss_kib') / 1024, 1)} / "
+            f"{fmt(m('recording_rss_kib') / 1024, 1)} |")
     md.append("")
     return md

@@ -272,3 +272,58 @@ fn a_source_that_blocks_is_called_down_and_does_not_hold_up_shutdown() {
         t0.elapsed()
     );
 }
+
+/// A network camera that hangs mid-picture while recording: the camera is
+/// called down (the clip goes on with NO SIGNAL), and SIGTERM still
+/// finishes the clip, with every frame from before the hang, and exits
+/// promptly (the capture thread is never waited on for long).
+#[test]
+fn a_camera_hung_mid_recording_holds_up_neither_the_clip_nor_shutdown() {
+    if !have_tool("ffmpeg") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = make_mjpeg(tmp.path(), 320, 240, 15, 30);
+    let jpegs = common::fakecam::jpegs(&std::fs::read(file).unwrap());
+    let cam = common::mjpeg_server::MjpegCamera::start(jpegs, 15, None);
+    let clips = tmp.path().join("clips");
+    let mut s = Server::start_in(
+        &clips,
+        &[
+            "--source",
+            &cam.url(""),
+            "--stall-timeout-sec",
+            "2",
+            "--clips-min-free-mb",
+            "0",
+        ],
+    );
+    s.wait_status(WAIT, "live", |st| st["source"]["state"] == "live");
+    let before = cam.frames();
+    assert_eq!(s.post("/start", "").status, 200);
+    let st = s.wait_status(WAIT, "a second recorded", |st| {
+        st["recorder"]["frames"].as_u64() >= Some(15)
+    });
+    let id = st["recording_id"].as_str().unwrap().to_string();
+    cam.set_mode(common::mjpeg_server::Mode::Hang);
+    let hung = cam.frames();
+    s.wait_status(WAIT, "the camera called down", |st| {
+        st["source"]["state"] == "down"
+    });
+    let t0 = std::time::Instant::now();
+    let status = s.signal(15);
+    let took = t0.elapsed();
+    assert!(status.success(), "exit {status:?}\n{}", s.log());
+    assert!(took < Duration::from_secs(20), "SIGTERM took {took:?}");
+    // The clip is finished: the frames the camera sent whole while it was
+    // recording (give or take the one in flight at /start), then NO SIGNAL.
+    let sent = hung - before;
+    let path = clips.join(format!("{id}.mp4"));
+    let probe = common::own_probe(&path);
+    let frames = probe["frames"].as_u64().unwrap();
+    assert!(
+        frames + 1 >= sent,
+        "{frames} frames in the clip, {sent} sent: {probe}"
+    );
+    assert!(!clips.join(format!("{id}.mp4.part")).exists());
+}
