@@ -275,6 +275,16 @@ fn refused_and_silent_servers_are_down_with_a_reason_and_nothing_hangs() {
             .contains("no answer to DESCRIBE"),
         "{st}"
     );
+    // SIGTERM while it waits for DESCRIBE again does not wait out the
+    // step's 5 s deadline.
+    let mut s2 = s2;
+    s2.wait_status(WAIT, "connecting again", |st| {
+        st["source"]["reopens"].as_u64() >= Some(1)
+    });
+    let t0 = Instant::now();
+    assert!(s2.signal(15).success(), "{}", s2.log());
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(3), "SIGTERM took {took:?}");
     drop(silent);
 }
 

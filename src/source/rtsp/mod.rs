@@ -100,10 +100,19 @@ fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSet
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         attempts += 1;
-        let outcome = rt.block_on(session::run(hub, settings, &mut seq, &mut last));
-        if hub.is_closed() {
+        // Shutdown does not wait for a step's deadline (5 s each): the
+        // session is dropped as soon as the hub closes.
+        let outcome = rt.block_on(async {
+            let session = std::pin::pin!(session::run(hub, settings, &mut seq, &mut last));
+            let closed = std::pin::pin!(closed(hub));
+            match futures_util::future::select(session, closed).await {
+                futures_util::future::Either::Left((outcome, _)) => Some(outcome),
+                futures_util::future::Either::Right(_) => None,
+            }
+        });
+        let Some(outcome) = outcome.filter(|_| !hub.is_closed()) else {
             break;
-        }
+        };
         if outcome.was_live {
             backoff = BACKOFF_MIN;
         }
@@ -125,5 +134,12 @@ fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSet
             std::thread::sleep(SLICE.min(backoff));
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Resolves once the hub is closed (shutdown), checked every `SLICE`.
+async fn closed(hub: &Hub) {
+    while !hub.is_closed() {
+        tokio::time::sleep(SLICE).await;
     }
 }
