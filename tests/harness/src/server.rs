@@ -140,15 +140,25 @@ impl Server {
         }
     }
 
-    /// The ring buffer logged the deletion of each of these clips.
+    /// The ring buffer logged the deletion of each of these clips (the log
+    /// is read from the server's stderr by a thread: it may lag the files).
     pub fn assert_deleted(&self, ids: &[String]) {
-        let log = self.log();
+        let deadline = Instant::now() + Duration::from_secs(10);
         for old in ids {
-            assert!(
-                log.lines()
-                    .any(|l| l.contains("deleted oldest clip") && l.contains(old.as_str())),
-                "no deletion logged for {old}:\n{log}"
-            );
+            loop {
+                let log = self.log();
+                if log
+                    .lines()
+                    .any(|l| l.contains("deleted oldest clip") && l.contains(old.as_str()))
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no deletion logged for {old}:\n{log}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 
