@@ -14,15 +14,11 @@ use openh264::decoder::Decoder;
 use crate::frame::{Codec, Frame};
 use crate::hub::{Hub, SourceState, SourceStatus};
 use crate::picture::{annex_b, to_jpeg};
+use crate::source::card;
 use crate::sync::lock;
 
 /// The decoder stays this long after its last user, for the next snapshot.
 const LINGER: Duration = Duration::from_secs(3);
-
-/// While the camera is away, MJPEG viewers get a NO SIGNAL picture this
-/// often, as a JPEG camera's viewers do; writing it is also how a viewer
-/// that left is noticed during the outage (and its seat given back).
-const NO_SIGNAL_EVERY: Duration = Duration::from_millis(500);
 
 pub struct Preview {
     /// JPEG pictures, for the MJPEG view and snapshots.
@@ -142,12 +138,6 @@ impl Preview {
     }
 }
 
-/// The NO SIGNAL picture, drawn once per size.
-struct NoSignal {
-    size: (u32, u32),
-    jpeg: Vec<u8>,
-}
-
 struct Job {
     source: Arc<Hub>,
     out: Arc<Hub>,
@@ -173,7 +163,7 @@ impl Job {
         let mut last_out: Option<Duration> = None;
         // Numbers go on from the last run's: viewers wait for a higher one.
         let mut seq = self.out.latest().map_or(0, |f| f.seq);
-        let mut card: Option<NoSignal> = None;
+        let mut drawn = None;
         loop {
             let now = crate::clock::monotonic_now();
             if self.users.load(Ordering::Acquire) == 0 {
@@ -188,10 +178,12 @@ impl Job {
                 break;
             }
             let Some((f, _)) = self.source.next_video(after, Duration::from_millis(250)) else {
+                // While the camera is away MJPEG viewers see NO SIGNAL, as a
+                // JPEG camera's do: also how a viewer who left is noticed.
                 let away = self.source.status().state != SourceState::Live;
-                if away && last_out.is_none_or(|t| now >= t + NO_SIGNAL_EVERY) {
+                if away && last_out.is_none_or(|t| now >= t + card::NO_SIGNAL_EVERY) {
                     seq += 1;
-                    if self.no_signal(&mut card, seq) {
+                    if self.no_signal(&mut drawn, seq) {
                         last_out = Some(now);
                     }
                 }
@@ -227,34 +219,24 @@ impl Job {
         }
     }
 
-    /// Publishes NO SIGNAL at the size of the last picture (drawn once).
-    fn no_signal(&self, card: &mut Option<NoSignal>, seq: u64) -> bool {
+    /// Publishes NO SIGNAL at the size of the last picture.
+    fn no_signal(&self, cache: &mut Option<card::NoSignal>, seq: u64) -> bool {
         let size = self
             .out
             .latest()
             .map_or((640, 360), |f| (f.width.max(16), f.height.max(16)));
-        if card.as_ref().is_none_or(|c| c.size != size) {
-            let name = self.source.status().name;
-            match crate::source::card::no_signal(size.0, size.1, &name, false).encode(80) {
-                Ok(jpeg) => *card = Some(NoSignal { size, jpeg }),
-                Err(e) => {
-                    log::error!("cannot draw the NO SIGNAL picture: {e}");
-                    return false;
-                }
+        match card::NoSignal::next(cache, size, &self.source.status().name) {
+            Ok(jpeg) => {
+                let now = crate::clock::monotonic_now();
+                let wall = std::time::SystemTime::now();
+                self.out
+                    .publish(Frame::jpeg(seq, jpeg, now, wall, size, true));
+                true
+            }
+            Err(e) => {
+                log::error!("cannot draw the NO SIGNAL picture: {e}");
+                false
             }
         }
-        let Some(c) = card.as_ref() else {
-            return false;
-        };
-        let now = crate::clock::monotonic_now();
-        self.out.publish(Frame::jpeg(
-            seq,
-            c.jpeg.clone(),
-            now,
-            std::time::SystemTime::now(),
-            size,
-            true,
-        ));
-        true
     }
 }

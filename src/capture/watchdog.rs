@@ -32,7 +32,7 @@ impl Timing {
     pub fn standard(stall: Duration) -> Timing {
         Timing {
             stall,
-            no_signal_every: Duration::from_millis(500),
+            no_signal_every: card::NO_SIGNAL_EVERY,
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(5),
             slice: Duration::from_millis(250),
@@ -50,13 +50,6 @@ pub type Handover<'a> = dyn FnMut() -> Option<Box<dyn Source>> + 'a;
 /// node reappeared), so that it is reopened now rather than after the backoff.
 pub type Wake<'a> = dyn FnMut() -> bool + 'a;
 
-/// The NO SIGNAL pictures for one size, rendered once.
-struct NoSignal {
-    size: (u32, u32),
-    jpegs: [Vec<u8>; 2],
-    next: usize,
-}
-
 pub struct Watchdog<'a> {
     hub: &'a Hub,
     up: Up,
@@ -66,7 +59,7 @@ pub struct Watchdog<'a> {
     last_capture: Duration,
     /// Last known frame size: what the NO SIGNAL picture is drawn at.
     size: (u32, u32),
-    no_signal: Option<NoSignal>,
+    no_signal: Option<card::NoSignal>,
     broken_logged: Option<(Instant, u64)>,
     handover: Option<(Duration, Box<Handover<'a>>)>,
     wake: Option<Box<Wake<'a>>>,
@@ -293,29 +286,10 @@ impl<'a> Watchdog<'a> {
     }
 
     fn publish_no_signal(&mut self) {
-        if self.no_signal.as_ref().is_none_or(|n| n.size != self.size) {
-            let (w, h) = self.size;
-            let render = |blink| card::no_signal(w, h, &self.name, blink).encode(80);
-            match (render(false), render(true)) {
-                (Ok(a), Ok(b)) => {
-                    self.no_signal = Some(NoSignal {
-                        size: self.size,
-                        jpegs: [a, b],
-                        next: 0,
-                    })
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    log::error!("cannot draw the NO SIGNAL picture: {e}");
-                    return;
-                }
-            }
+        match card::NoSignal::next(&mut self.no_signal, self.size, &self.name) {
+            Ok(jpeg) => self.publish(jpeg, monotonic_now(), SystemTime::now(), true),
+            Err(e) => log::error!("cannot draw the NO SIGNAL picture: {e}"),
         }
-        let Some(ns) = self.no_signal.as_mut() else {
-            return;
-        };
-        let jpeg = ns.jpegs[ns.next].clone();
-        ns.next = 1 - ns.next;
-        self.publish(jpeg, monotonic_now(), SystemTime::now(), true);
     }
 
     /// Counts a dropped frame; logs the first and then at most every 10 s.

@@ -309,17 +309,6 @@ impl Clips {
         lock(&self.finished).insert(camera.to_string(), id.to_string());
     }
 
-    /// The clips retention never deletes: each camera's newest by name and
-    /// its last finished.
-    fn keep(&self, clips: &[ClipEntry]) -> Vec<String> {
-        let mut keep: Vec<String> = retention::newest_of_each_camera(clips)
-            .into_iter()
-            .map(String::from)
-            .collect();
-        keep.extend(lock(&self.finished).values().cloned());
-        keep
-    }
-
     /// Every finished clip, oldest first (from the index).
     pub fn all(&self) -> Vec<ClipEntry> {
         self.index().clips.clone()

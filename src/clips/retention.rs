@@ -3,9 +3,8 @@
 use super::{ClipEntry, Clips};
 use crate::sync::lock;
 
-/// Each camera's newest finished clip (what its `/last` serves, and what
-/// `/stop` just answered with): never deleted by retention.
-pub(super) fn newest_of_each_camera(clips: &[ClipEntry]) -> Vec<&str> {
+/// Each camera's newest finished clip by name.
+fn newest_of_each_camera(clips: &[ClipEntry]) -> Vec<&str> {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     for c in clips.iter().rev() {
         if !seen.iter().any(|(cam, _)| *cam == c.camera) {
@@ -84,11 +83,22 @@ impl Clips {
         None
     }
 
+    /// The clips retention never deletes: each camera's newest by name and
+    /// its last finished (what `/stop` answered with and `/last` serves;
+    /// the two differ only after a clip was named in the future).
+    fn keep(&self, clips: &[ClipEntry]) -> Vec<String> {
+        let mut keep: Vec<String> = newest_of_each_camera(clips)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        keep.extend(lock(&self.finished).values().cloned());
+        keep
+    }
+
     /// Deletes the oldest finished clips while over the byte budget or under
-    /// the free-space floor. Never deleted: `protect`, the newest finished
-    /// clip (the one `/stop` just answered with and `/last` serves, even when
-    /// it alone is over budget), and recordings in progress (`.part`). Each
-    /// deletion is logged with its reason.
+    /// the free-space floor. Never deleted: those `keep` names (even when
+    /// one alone is over budget), `protect`, and recordings in progress
+    /// (`.part`). Each deletion is logged with its reason.
     pub fn enforce(&self, protect: Option<&str>) {
         let mut warned = lock(&self.enforcing);
         let s = &self.settings;
@@ -98,12 +108,12 @@ impl Clips {
         }
         let mut total: u64 = clips.iter().map(|c| c.size_bytes).sum::<u64>() + partial;
         let mut free = self.free();
-        let newest = self.keep(&clips);
+        let keep = self.keep(&clips);
         // Clips waiting for upload go last, and only when the disk is about
         // to fill.
         let (held, free_to_go): (Vec<&ClipEntry>, Vec<&ClipEntry>) = clips
             .iter()
-            .filter(|c| Some(c.id.as_str()) != protect && !newest.contains(&c.id))
+            .filter(|c| Some(c.id.as_str()) != protect && !keep.contains(&c.id))
             .partition(|c| self.held(&c.id));
         for c in free_to_go.into_iter().chain(held) {
             let waiting = self.held(&c.id);

@@ -1,6 +1,7 @@
 //! What can go wrong in a request, by kind, and the one place kinds become
-//! statuses (every error reply is made here). A client's error names what went wrong in its own terms: never
-//! a server path or an internal detail (those go to the log).
+//! statuses (every error reply is made here). A client's error names what
+//! went wrong in its own terms: never a server path or an internal detail
+//! (those go to the log).
 
 use serde_json::{Value, json};
 

@@ -114,6 +114,11 @@ pub fn os_reason(detail: &str) -> String {
     }
 }
 
+/// Whether an error is the disk's: ENOSPC, or EDQUOT (a quota).
+fn disk_full(detail: &str) -> bool {
+    detail.contains("(os error 28)") || detail.contains("(os error 122)")
+}
+
 /// Why a recording stopped by itself, for clients: what failed and the
 /// system's reason, never the path (that goes to the log).
 pub fn client_reason(detail: &str) -> String {
@@ -125,7 +130,7 @@ pub fn client_reason(detail: &str) -> String {
         };
     }
     let why = os_reason(detail);
-    if detail.contains("(os error 28)") || detail.contains("(os error 122)") {
+    if disk_full(detail) {
         format!("the disk is full ({why})")
     } else {
         format!("writing the clip failed ({why})")
@@ -248,8 +253,8 @@ impl Recorder {
             .map_err(RecError::Failed)?;
         let id = paths.id.clone();
         let writer = journal::ClipWriter::create(paths).map_err(|e| {
-            // ENOSPC / EDQUOT: the disk, not us.
-            if e.contains("(os error 28)") || e.contains("(os error 122)") {
+            // The disk, not us.
+            if disk_full(&e) {
                 RecError::NoRoom(e)
             } else {
                 RecError::Failed(e)

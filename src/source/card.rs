@@ -165,6 +165,46 @@ fn glyph(c: char) -> [u8; 7] {
     }
 }
 
+/// How often NO SIGNAL goes out while a source is away (its dot blinks at
+/// this rate); writing it is also how a viewer who left is noticed.
+pub const NO_SIGNAL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// NO SIGNAL at one size, drawn once with and once without its dot, and
+/// handed out in turn: drawing happens once per outage, not per picture.
+pub struct NoSignal {
+    size: (u32, u32),
+    jpegs: [Vec<u8>; 2],
+    next: usize,
+}
+
+impl NoSignal {
+    /// The next NO SIGNAL picture at `size` naming `source`; `cache` keeps
+    /// the drawings between calls (drawn again when the size changes).
+    pub fn next(
+        cache: &mut Option<NoSignal>,
+        size: (u32, u32),
+        source: &str,
+    ) -> Result<Vec<u8>, SourceError> {
+        let ns = match cache.take() {
+            Some(n) if n.size == size => n,
+            _ => {
+                let draw = |blink| no_signal(size.0, size.1, source, blink).encode(80);
+                NoSignal {
+                    size,
+                    jpegs: [draw(false)?, draw(true)?],
+                    next: 0,
+                }
+            }
+        };
+        let jpeg = ns.jpegs[ns.next].clone();
+        *cache = Some(NoSignal {
+            next: 1 - ns.next,
+            ..ns
+        });
+        Ok(jpeg)
+    }
+}
+
 /// The NO SIGNAL picture: dark, with a large NO SIGNAL, the source name and
 /// what is being done about it. `blink` adds a red dot so a viewer can tell
 /// the stream itself is alive.
