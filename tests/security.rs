@@ -211,6 +211,12 @@ fn right_credentials_open_every_route_and_head_matches_get() {
             if (path.ends_with("/status") || path == "/cameras") && h == "Content-Length" {
                 continue; // uptime and counters change between the two
             }
+            if path.ends_with("snapshot.jpg") && h == "Content-Length" {
+                // A newer frame (of another size) may come between the two.
+                let n = head.header(h).and_then(|v| v.parse::<u64>().ok());
+                assert!(n > Some(0), "HEAD {path}: {h} {n:?}");
+                continue;
+            }
             assert_eq!(head.header(h), get.header(h), "HEAD {path}: {h}");
         }
     }
