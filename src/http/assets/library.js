@@ -1,7 +1,8 @@
 // The clip library: every camera's clips, newest first, as thumbnails (the
 // camera's own first frame, stored in the clip), a camera filter, paging,
 // playing inline, download, and delete for the admin. Reloads when /status
-// (through app.js's `vr:status`) shows a recording begin or end.
+// (through app.js's `vr:status`) shows a recording begin or end or an upload
+// move on, and every few seconds while an upload badge can still change.
 "use strict";
 
 (function () {
@@ -19,13 +20,22 @@
     del: $("lib-delete"),
   };
   const state = {
-    next: null, // `before` for the next page
+    next: null, // set when there are clips past those shown
+    uploads: false, // uploads to a bucket are on
     signature: null, // what /status said about recordings, to reload on change
     admin: false,
     playing: null, // the clip in the player
     armed: 0, // delete asks for a second press within a few seconds
     loading: 0,
+    // How many clips the person asked to see: a page, and one more per
+    // press of More. Every load fetches that many from the newest, so a
+    // reload on a /status change keeps what More brought in (a paging
+    // load and a change never undo each other: the newer load has both).
+    want: PAGE,
+    refresh: 0, // timer: reload while an upload badge can still change
   };
+  const MAX = 1000; // the most /clips gives in one answer
+  const REFRESH_MS = 2000;
 
   const { api, fmtBytes, fmtDuration } = window.VR;
   const two = (n) => String(n).padStart(2, "0");
@@ -42,20 +52,49 @@
     badge.className = `lib-upload lib-upload-${u.state}`;
     badge.dataset.upload = u.state;
     const pct = u.size_bytes ? Math.floor((100 * (u.sent_bytes || 0)) / u.size_bytes) : 0;
-    badge.textContent = {
-      pending: "↑ waiting for upload",
-      uploading: `↑ uploading ${pct} %`,
-      uploaded: "✓ in the bucket",
-      failed: `↑ upload failed: ${u.error}; next try in ${Math.round(u.next_try_sec || 0)} s`,
-    }[u.state] || u.state;
+    if (u.state === "failed") {
+      // Counted down here between reloads: the deadline, not the number.
+      badge.dataset.nextTry = String(Date.now() + 1000 * (Number(u.next_try_sec) || 0));
+      badge.dataset.error = String(u.error || "").replace(/[.\s]+$/, "");
+      tick(badge);
+    } else {
+      badge.textContent = {
+        pending: "↑ waiting for upload",
+        uploading: `↑ uploading ${pct} %`,
+        uploaded: "✓ in the bucket",
+      }[u.state] || u.state;
+    }
     if (u.key) badge.title = u.key;
     return badge;
+  }
+
+  /// A failed upload's badge: the reason and the seconds to the next try.
+  function tick(badge) {
+    const left = Math.max(0, Math.round((Number(badge.dataset.nextTry) - Date.now()) / 1000));
+    const when = left > 0 ? `next try in ${left} s` : "trying again";
+    window.VR.setText(badge, `↑ upload failed: ${badge.dataset.error}; ${when}`);
+  }
+
+  /// A clip's entry as shown: the fields a card draws, so an unchanged
+  /// card is kept (its thumbnail is not fetched again) and a changed one
+  /// is drawn anew. A failed upload's countdown is not part of it.
+  function drawn(c) {
+    const u = c.upload && Object.assign({}, c.upload, { next_try_sec: undefined });
+    return JSON.stringify([c.id, c.duration_sec, c.size_bytes, c.thumbnail_url, u]);
+  }
+
+  /// Whether an upload badge of this clip may still change by itself.
+  function unsettled(c, uploads) {
+    if (!uploads) return false;
+    return !c.upload || c.upload.state !== "uploaded";
   }
 
   function card(c) {
     const li = document.createElement("li");
     li.className = "lib-item";
     li.dataset.id = c.id;
+    li.dataset.drawn = drawn(c);
+    if (state.playing && state.playing.id === c.id) li.classList.add("playing");
     const b = document.createElement("button");
     b.type = "button";
     b.className = "lib-card";
@@ -89,21 +128,39 @@
     return li;
   }
 
-  async function load(more) {
+  async function load() {
     const ticket = ++state.loading;
-    const q = new URLSearchParams({ limit: String(PAGE) });
+    clearTimeout(state.refresh);
+    const q = new URLSearchParams({ limit: String(Math.min(state.want, MAX)) });
     if (el.filter.value) q.set("camera", el.filter.value);
-    if (more && state.next) q.set("before", state.next);
     const r = await api("GET", `/clips?${q}`).catch(() => null);
-    // Offline (app.js says so) or refused: the next change reloads.
-    if (!r || !r.ok || !r.body) return;
-    const body = r.body;
     if (ticket !== state.loading) return; // a newer load is on its way
-    if (!more) el.list.replaceChildren();
-    for (const c of body.clips || []) el.list.append(card(c));
-    state.next = body.next_before || null;
+    // Offline (app.js says so) or refused: try again shortly.
+    if (!r || !r.ok || !r.body) {
+      state.refresh = setTimeout(load, REFRESH_MS);
+      return;
+    }
+    const clips = r.body.clips || [];
+    // Cards that did not change are kept, in the new order.
+    const old = new Map([...el.list.children].map((li) => [li.dataset.id, li]));
+    const items = clips.map((c) => {
+      const li = old.get(c.id);
+      return li && li.dataset.drawn === drawn(c) ? li : card(c);
+    });
+    const same = items.length === el.list.children.length && items.every((li, i) => el.list.children[i] === li);
+    if (!same) el.list.replaceChildren(...items);
+    state.next = r.body.next_before || null;
     el.more.hidden = !state.next;
-    el.empty.hidden = el.list.children.length > 0;
+    el.empty.hidden = clips.length > 0;
+    // Uploads move on without a recording starting or ending: keep the
+    // badges live while any of them can still change.
+    if (clips.some((c) => unsettled(c, state.uploads))) state.refresh = setTimeout(load, REFRESH_MS);
+  }
+
+  /// More: a page more than is shown, fetched with the rest.
+  function more() {
+    state.want = Math.min(MAX, el.list.children.length + PAGE);
+    load();
   }
 
   function play(c) {
@@ -149,7 +206,7 @@
     el.video.removeAttribute("src");
     el.player.hidden = true;
     state.playing = null;
-    load(false);
+    load();
   }
 
   function apply(status) {
@@ -165,16 +222,26 @@
       el.filter.value = ids.includes(keep) ? keep : "";
     }
     el.filter.hidden = ids.length < 2;
-    const sig = JSON.stringify([cams.map((c) => c.recording_id), status.last_clip && status.last_clip.id]);
+    const up = status.uploads && status.uploads.enabled ? status.uploads : null;
+    state.uploads = !!up;
+    const sig = JSON.stringify([
+      cams.map((c) => c.recording_id),
+      status.last_clip && status.last_clip.id,
+      up && [up.pending, up.failed, up.uploaded, up.uploading && up.uploading.id],
+    ]);
     if (sig !== state.signature) {
       state.signature = sig;
-      load(false);
+      load();
     }
   }
 
   document.addEventListener("vr:status", (e) => apply(e.detail));
-  el.filter.addEventListener("change", () => load(false));
-  el.more.addEventListener("click", () => load(true));
+  el.filter.addEventListener("change", () => {
+    state.want = PAGE;
+    load();
+  });
+  el.more.addEventListener("click", more);
+  setInterval(() => el.list.querySelectorAll(".lib-upload-failed").forEach(tick), 1000);
   el.del.addEventListener("click", remove);
   el.video.addEventListener("error", () => {
     if (state.playing) el.meta.textContent = `${state.playing.id} cannot be played here; use Download`;
