@@ -76,6 +76,7 @@ test:
 	$(CARGO) clippy -p vr-harness --all-targets -- -D warnings
 	$(CARGO) test
 	$(CARGO) test -p tiny_http --lib
+	$(CARGO) test -p retina --lib
 	$(CARGO) test -p vr-harness
 	$(CARGO) fmt --check --manifest-path $(LOAD_MANIFEST)
 	$(CARGO) clippy --manifest-path $(LOAD_MANIFEST) --all-targets -- -D warnings

@@ -27,6 +27,7 @@ use std::time::Duration;
 use config::{Command, Config};
 
 fn main() -> ExitCode {
+    system::limit_malloc_arenas();
     let cfg = match config::parse(std::env::args().skip(1), std::env::vars()) {
         Ok(Command::Serve(cfg)) => *cfg,
         Ok(Command::Help) => {

@@ -64,7 +64,23 @@ fn words(e: &retina::Error) -> String {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("").trim();
     let lower = first.to_ascii_lowercase();
-    if lower.contains("connection refused") {
+    // The vendored retina's bounds (vendor/README.md), named in its text.
+    if lower.contains("head-too-large") {
+        format!(
+            "the camera sent an RTSP message head over {} KiB (refused)",
+            retina::rtsp::parse::DEFAULT_MAX_HEAD_SIZE / 1024
+        )
+    } else if lower.contains("message-too-large") {
+        format!(
+            "the camera sent an RTSP message over {} KiB (refused)",
+            retina::rtsp::parse::DEFAULT_MAX_MESSAGE_SIZE / 1024
+        )
+    } else if lower.contains("access unit larger than") {
+        format!(
+            "the camera sent a frame over {} MiB (refused)",
+            super::MAX_ACCESS_UNIT >> 20
+        )
+    } else if lower.contains("connection refused") {
         "connection refused (nothing listens on that port)".into()
     } else if lower.contains("unable to connect") {
         format!(
@@ -156,7 +172,8 @@ async fn stream(
     };
     let setup = SetupOptions::default()
         .transport(transport)
-        .frame_format(FrameFormat::MP4);
+        .frame_format(FrameFormat::MP4)
+        .max_frame_size(super::MAX_ACCESS_UNIT);
     step("SETUP", session.setup(track, setup)).await?;
     let playing = step("PLAY", session.play(PlayOptions::default())).await?;
     let demuxed = playing.demuxed().map_err(|e| words(&e))?;

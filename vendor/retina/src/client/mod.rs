@@ -49,6 +49,10 @@ mod timeline;
 /// [here](https://github.com/rgaufman/live555/blob/41a5ec5f65bd626918a43951f743b4c9ffc52289/liveMedia/include/RTSPServer.hh#L35).
 const LIVE555_EXPIRATION_SEC: u64 = 65;
 
+/// Most interleaved data a `TEARDOWN` on the existing connection reads and
+/// drops while it waits for its answer (video-recorder patch).
+const MAX_TEARDOWN_IGNORED: usize = 1 << 20;
+
 /// A stale RTP session. See explanation at [`SessionGroup`].
 struct StaleSession {
     seqnum: u64,
@@ -668,6 +672,7 @@ impl SessionOptions {
 pub struct SetupOptions {
     transport: Transport,
     frame_format: Option<crate::codec::FrameFormat>,
+    max_frame_size: Option<usize>,
 }
 
 impl SetupOptions {
@@ -686,6 +691,16 @@ impl SetupOptions {
     #[inline]
     pub fn frame_format(mut self, format: crate::codec::FrameFormat) -> Self {
         self.frame_format = Some(format);
+        self
+    }
+
+    /// Sets the most payload one H.264/H.265 access unit may hold, in bytes
+    /// (default [`crate::codec::DEFAULT_MAX_FRAME_SIZE`]). A stream that
+    /// sends more (a fragment that never ends, say) ends with an error
+    /// instead of growing the read buffer without bound.
+    #[inline]
+    pub fn max_frame_size(mut self, n: usize) -> Self {
+        self.max_frame_size = Some(n);
         self
     }
 }
@@ -1209,6 +1224,11 @@ impl RtspConnection {
             let cseq = self.fill_req(options, requested_auth, req)?;
             self.inner.send(req.clone()).await.map_err(|e| wrap!(e))?;
             let method: &str = req.method_str();
+            // video-recorder patch: what a TEARDOWN on the existing connection
+            // reads and drops while it waits for its answer. Upstream read for
+            // up to 5 s: a camera flooding interleaved data got hundreds of MB
+            // read after its session had already been refused.
+            let mut ignored: usize = 0;
             let (resp, resp_body, msg_ctx) = loop {
                 let msg = self.inner.next().await.unwrap_or_else(|| {
                     bail!(ErrorInt::RtspReadError {
@@ -1240,6 +1260,17 @@ impl RtspConnection {
                     msg::Message::Data(d) => {
                         if matches!(mode, ResponseMode::Teardown) {
                             debug!("ignoring RTSP interleaved data during TEARDOWN");
+                            ignored += msg.body_len as usize;
+                            if ignored > MAX_TEARDOWN_IGNORED {
+                                bail!(ErrorInt::RtspFramingError {
+                                    conn_ctx: *self.inner.ctx(),
+                                    msg_ctx,
+                                    description: format!(
+                                        "no answer to TEARDOWN within {MAX_TEARDOWN_IGNORED} \
+                                         bytes of interleaved data"
+                                    ),
+                                });
+                            }
                             continue;
                         } else if let (ResponseMode::Play, Some(m)) =
                             (&mode, self.channels.lookup(d.channel_id))
@@ -1745,6 +1776,11 @@ impl Session<Described> {
             && let Ok(d) = &mut stream.depacketizer
         {
             d.set_frame_format(format);
+        }
+        if let Some(n) = options.max_frame_size
+            && let Ok(d) = &mut stream.depacketizer
+        {
+            d.set_max_frame_size(n);
         }
         stream.state = StreamState::Init(StreamStateInit {
             ssrc: response.ssrc,

@@ -118,6 +118,12 @@ pub(crate) struct Depacketizer {
 
     /// Output format controlling NAL framing and parameter set insertion.
     frame_format: super::FrameFormat,
+
+    /// video-recorder patch: payload bytes of the access unit in progress,
+    /// and the most it may hold. Upstream accumulated (and pinned in the
+    /// read buffer) a fragment that never ends for as long as it came.
+    au_bytes: usize,
+    max_frame_size: usize,
 }
 
 #[derive(Debug)]
@@ -318,7 +324,15 @@ impl Depacketizer {
             seen_inconsistent_fu_a_nal_hdr: false,
             seen_single_fragment_fu_a: false,
             frame_format: Default::default(),
+            au_bytes: 0,
+            max_frame_size: super::DEFAULT_MAX_FRAME_SIZE,
         })
+    }
+
+    /// Sets the most payload one access unit may hold (see
+    /// [`crate::client::SetupOptions::max_frame_size`]).
+    pub(super) fn set_max_frame_size(&mut self, n: usize) {
+        self.max_frame_size = n;
     }
 
     /// Sets the frame format for output assembly.
@@ -357,6 +371,7 @@ impl Depacketizer {
         self.nals.clear();
         self.pieces.clear();
         self.mark = None;
+        self.au_bytes = 0;
     }
 
     pub(super) fn parameters(&self) -> Option<super::ParametersRef<'_>> {
@@ -486,6 +501,13 @@ impl Depacketizer {
 
         if payload_len == 0 {
             return Err("Empty NAL".into());
+        }
+        self.au_bytes += usize::from(payload_len);
+        if self.au_bytes > self.max_frame_size {
+            return Err(format!(
+                "access unit larger than {} bytes (the most this stream may send)",
+                self.max_frame_size
+            ));
         }
 
         // Pin the payload data in the ring buffer.
@@ -878,6 +900,7 @@ impl Depacketizer {
         self.nals.clear();
         self.pieces.clear();
         self.mark = None;
+        self.au_bytes = 0;
 
         Ok(VideoFrame {
             has_new_parameters,
@@ -1611,6 +1634,61 @@ mod tests {
         }
     }
      */
+
+    /// video-recorder patch: a FU-A that never ends is refused once the
+    /// access unit passes the bound, the data it pinned is let go, and the
+    /// next access unit is taken.
+    #[test]
+    fn fu_a_that_never_ends() {
+        init_logging();
+        let mut buf = MarkBuf::new(65536);
+        let mut d = super::Depacketizer::new(90_000, Some("packetization-mode=1;profile-level-id=64001E;sprop-parameter-sets=Z2QAHqwsaoLA9puCgIKgAAADACAAAAMD0IAA,aO4xshsA")).unwrap();
+        d.set_max_frame_size(10_000);
+        let timestamp = crate::Timestamp {
+            timestamp: 0,
+            clock_rate: NonZeroU32::new(90_000).unwrap(),
+            start: 0,
+        };
+        let mut seq = 0u16;
+        let mut packet = |ts: crate::Timestamp, mark: bool, payload: Vec<u8>| {
+            seq += 1;
+            ReceivedPacketBuilder {
+                ctx: crate::PacketContext::dummy(),
+                stream_id: 0,
+                timestamp: ts,
+                ssrc: 0,
+                sequence_number: seq,
+                loss: 0,
+                mark,
+                payload_type: 0,
+            }
+            .build(payload)
+            .unwrap()
+        };
+        // FU-A of an IDR slice (type 5): start, then middles without end.
+        let fragment = |start: bool| [vec![0x7c, if start { 0x85 } else { 0x05 }], vec![0x11; 1000]].concat();
+        let mut refused_at = None;
+        for i in 0..100 {
+            let pkt = packet(timestamp, false, fragment(i == 0));
+            let r = push_via_buf(&mut d, crate::rtp::PacketMeta::from_received(&pkt), pkt.payload(), &mut buf);
+            if let Err(e) = r {
+                assert!(e.contains("larger than 10000 bytes"), "{e}");
+                refused_at = Some(i);
+                break;
+            }
+            assert_eq!(d.pull(), None);
+        }
+        assert_eq!(refused_at, Some(9), "refused after 10 fragments of 1002 bytes");
+        d.check_invariants();
+        // The next, ordinary access unit comes through.
+        let next = crate::Timestamp { timestamp: 3000, ..timestamp };
+        let pkt = packet(next, true, b"\x65idr slice".to_vec());
+        push_via_buf(&mut d, crate::rtp::PacketMeta::from_received(&pkt), pkt.payload(), &mut buf).unwrap();
+        let Some(Ok(CodecItem::VideoFrame(f))) = d.pull() else {
+            panic!("no frame after the refused one");
+        };
+        assert!(f.data().ends_with(b"idr slice"), "{:?}", f.data());
+    }
 
     #[test]
     fn depacketize() {

@@ -68,6 +68,12 @@ pub(crate) struct Depacketizer {
 
     /// Output format controlling NAL framing and parameter set insertion.
     frame_format: super::FrameFormat,
+
+    /// video-recorder patch: payload bytes of the access unit in progress,
+    /// and the most it may hold. Upstream accumulated (and pinned in the
+    /// read buffer) a fragment that never ends for as long as it came.
+    au_bytes: usize,
+    max_frame_size: usize,
 }
 
 #[derive(Debug)]
@@ -152,7 +158,15 @@ impl Depacketizer {
             seen_inconsistent_fu_nal_hdr: false,
             seen_single_fragment_fu: false,
             frame_format: Default::default(),
+            au_bytes: 0,
+            max_frame_size: super::DEFAULT_MAX_FRAME_SIZE,
         })
+    }
+
+    /// Sets the most payload one access unit may hold (see
+    /// [`crate::client::SetupOptions::max_frame_size`]).
+    pub(super) fn set_max_frame_size(&mut self, n: usize) {
+        self.max_frame_size = n;
     }
 
     /// Sets the frame format for output assembly.
@@ -189,6 +203,7 @@ impl Depacketizer {
         self.nals.clear();
         self.pieces.clear();
         self.mark = None;
+        self.au_bytes = 0;
     }
 
     pub(super) fn parameters(&self) -> Option<super::ParametersRef<'_>> {
@@ -314,6 +329,13 @@ impl Depacketizer {
 
         if payload_len < 2 {
             return Err("Short NAL".into());
+        }
+        self.au_bytes += usize::from(payload_len);
+        if self.au_bytes > self.max_frame_size {
+            return Err(format!(
+                "access unit larger than {} bytes (the most this stream may send)",
+                self.max_frame_size
+            ));
         }
         if self.mark.is_none() {
             self.mark = Some(pkt.mark());
@@ -706,6 +728,7 @@ impl Depacketizer {
         self.nals.clear();
         self.pieces.clear();
         self.mark = None;
+        self.au_bytes = 0;
 
         Ok(VideoFrame {
             has_new_parameters,
@@ -1046,6 +1069,58 @@ mod tests {
         buf.extend(payload);
         buf.advance_unparsed(buf.end());
         d.push(&PacketRef::new(meta, buf, pos, payload.len() as u16))
+    }
+
+    /// video-recorder patch: a fragmentation unit that never ends is
+    /// refused once the access unit passes the bound; the next one is taken.
+    #[test]
+    fn fu_that_never_ends() {
+        init_logging();
+        let mut buf = MarkBuf::new(65536);
+        let mut d = super::Depacketizer::new(90_000, Some("profile-id=1;sprop-sps=QgEBAWAAAAMAsAAAAwAAAwBaoAWCAeFja5JFL83BQYFBAAADAAEAAAMADKE=;sprop-pps=RAHA8saNA7NA;sprop-vps=QAEMAf//AWAAAAMAsAAAAwAAAwBarAwAAAMABAAAAwAyqA==")).unwrap();
+        d.set_max_frame_size(10_000);
+        let timestamp = crate::Timestamp {
+            timestamp: 0,
+            clock_rate: NonZeroU32::new(90_000).unwrap(),
+            start: 0,
+        };
+        let mut seq = 0u16;
+        let mut packet = |ts: crate::Timestamp, mark: bool, payload: Vec<u8>| {
+            seq += 1;
+            ReceivedPacketBuilder {
+                ctx: PacketContext::dummy(),
+                stream_id: 0,
+                timestamp: ts,
+                ssrc: 0,
+                sequence_number: seq,
+                loss: 0,
+                mark,
+                payload_type: 0,
+            }
+            .build(payload)
+            .unwrap()
+        };
+        // FU (type 49) of an IDR_W_RADL slice (type 19): start, then middles.
+        let fragment = |start: bool| [vec![49 << 1, 1, if start { 0x80 | 19 } else { 19 }], vec![0x11; 1000]].concat();
+        let mut refused_at = None;
+        for i in 0..100 {
+            let pkt = packet(timestamp, false, fragment(i == 0));
+            if let Err(e) = push_via_buf(&mut d, crate::rtp::PacketMeta::from_received(&pkt), pkt.payload(), &mut buf) {
+                assert!(e.contains("larger than 10000 bytes"), "{e}");
+                refused_at = Some(i);
+                break;
+            }
+            assert_eq!(d.pull(), None);
+        }
+        assert_eq!(refused_at, Some(9), "refused after 10 fragments of 1003 bytes");
+        d.check_invariants();
+        let next = crate::Timestamp { timestamp: 3000, ..timestamp };
+        let pkt = packet(next, true, b"\x26\x01idr slice".to_vec());
+        push_via_buf(&mut d, crate::rtp::PacketMeta::from_received(&pkt), pkt.payload(), &mut buf).unwrap();
+        let Some(Ok(CodecItem::VideoFrame(f))) = d.pull() else {
+            panic!("no frame after the refused one");
+        };
+        assert!(f.data().ends_with(b"idr slice"), "{:?}", f.data());
     }
 
     #[test]

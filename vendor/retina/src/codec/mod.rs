@@ -115,6 +115,11 @@ pub mod h265;
 pub(crate) mod onvif;
 pub(crate) mod simple_audio;
 
+/// Default bound on one H.264/H.265 access unit's payload, in bytes
+/// (video-recorder patch; see [`crate::client::SetupOptions::max_frame_size`]).
+/// A 4K keyframe at a high bitrate is a few MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+
 /// Configuration options controlling how depacketized frames are formatted.
 ///
 /// Supplied via [`SetupOptions::frame_format`](crate::client::SetupOptions::frame_format).
@@ -915,6 +920,19 @@ impl Depacketizer {
             DepacketizerInner::Onvif(_) => {}
             DepacketizerInner::SimpleAudio(_) => {}
             DepacketizerInner::Jpeg(_) => {}
+        }
+    }
+
+    /// Sets the most payload one access unit may hold; a stream that sends
+    /// more is an error (the access unit is dropped). Applies to H.264 and
+    /// H.265, whose fragmented NAL units may otherwise grow without end.
+    #[doc(hidden)]
+    pub fn set_max_frame_size(&mut self, n: usize) {
+        match &mut self.0 {
+            DepacketizerInner::H264(d) => d.set_max_frame_size(n),
+            #[cfg(feature = "h265")]
+            DepacketizerInner::H265(d) => d.set_max_frame_size(n),
+            _ => {}
         }
     }
 

@@ -146,24 +146,49 @@ fn incomplete() -> FeedError {
     FeedError::Incomplete(Incomplete::default())
 }
 
+/// Default bound on a message's head (start line and headers), in bytes.
+///
+/// video-recorder patch: upstream grew a line and the header list for as long
+/// as the peer kept sending, so one camera could take all the memory.
+/// Real RTSP heads are well under 8 KiB.
+pub const DEFAULT_MAX_HEAD_SIZE: usize = 64 * 1024;
+
+/// Default bound on a whole message (head and body), in bytes: a `DESCRIBE`
+/// answer's SDP is a few KiB. video-recorder patch: upstream had no bound,
+/// so `Content-Length: 4000000000` made the read buffer grow towards it.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+
 /// Builder for [`Parser`]. Obtain via [`Parser::builder`].
 pub struct ParserBuilder {
     max_message_size: usize,
+    max_head_size: usize,
 }
 
 impl ParserBuilder {
     /// Sets the maximum total message size in bytes (head + body combined).
     ///
-    /// Messages exceeding this limit are rejected with [`FeedError::Invalid`].
-    /// Defaults to [`usize::MAX`] (no limit).
+    /// Messages exceeding this limit are rejected with [`FeedError::Invalid`]
+    /// as soon as the excess is known (from `Content-Length`, or from the
+    /// head growing past it). Defaults to [`DEFAULT_MAX_MESSAGE_SIZE`].
     pub fn max_message_size(mut self, n: usize) -> Self {
         self.max_message_size = n;
+        self
+    }
+
+    /// Sets the maximum size of a message's head (start line and headers).
+    ///
+    /// A head that grows past it, whether by one line that never ends or by
+    /// headers that never do, is rejected with [`FeedError::Invalid`] while
+    /// it is still incomplete. Defaults to [`DEFAULT_MAX_HEAD_SIZE`].
+    pub fn max_head_size(mut self, n: usize) -> Self {
+        self.max_head_size = n;
         self
     }
 
     pub fn build(self) -> Parser {
         Parser {
             max_message_size: self.max_message_size,
+            max_head_size: self.max_head_size.min(self.max_message_size),
             state: ParserState::default(),
             stream_pos: 0,
         }
@@ -172,6 +197,7 @@ impl ParserBuilder {
 
 pub struct Parser {
     max_message_size: usize,
+    max_head_size: usize,
     state: ParserState,
     /// Cumulative bytes consumed from the stream across all `feed` calls.
     stream_pos: u64,
@@ -198,7 +224,8 @@ enum ParserState {
 impl Parser {
     pub fn builder() -> ParserBuilder {
         ParserBuilder {
-            max_message_size: usize::MAX,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_head_size: DEFAULT_MAX_HEAD_SIZE,
         }
     }
 
@@ -251,6 +278,10 @@ impl Parser {
                         }
                         Err(FeedError::Incomplete(_)) => {
                             *input = checkpoint;
+                            // Incomplete: everything buffered belongs to this start line.
+                            if input.len() > self.max_head_size {
+                                return Err(invalid("head-too-large"));
+                            }
                             return Err(incomplete());
                         }
                         Err(e) => return Err(e),
@@ -270,6 +301,9 @@ impl Parser {
                     match parse_header_line(input) {
                         Ok(Some((name, value))) => {
                             head_bytes += before - input.len();
+                            if head_bytes > self.max_head_size {
+                                return Err(invalid("head-too-large").context(context));
+                            }
                             match &mut msg {
                                 Message::Request(req) => req.headers.append(name, value),
                                 Message::Response(resp) => resp.headers.append(name, value),
@@ -294,6 +328,10 @@ impl Parser {
                         }
                         Err(FeedError::Incomplete(_)) => {
                             *input = checkpoint;
+                            // Everything buffered belongs to this header line.
+                            if head_bytes.saturating_add(input.len()) > self.max_head_size {
+                                return Err(invalid("head-too-large").context(context));
+                            }
                             self.state = ParserState::Head { msg, head_bytes };
                             return Err(incomplete());
                         }
@@ -818,6 +856,67 @@ pub(crate) mod tests {
             panic!("expected Invalid, got {err:?}");
         };
         assert_eq!(inv.context, ["message-too-large", "request"]);
+    }
+
+    /// video-recorder patch: a head that never ends is refused while it is
+    /// still incomplete, whether one line grows or the headers go on.
+    #[test]
+    fn head_that_never_ends() {
+        let limit = 1024;
+        let parser = || Parser::builder().max_head_size(limit).build();
+        let long_line = [&b"RTSP/1.0 200 OK\r\nX-Junk: "[..], &[b'a'; 2000][..]].concat();
+        let long_start = [&b"RTSP/1.0 200 "[..], &[b'b'; 2000][..]].concat();
+        let mut many = b"RTSP/1.0 200 OK\r\n".to_vec();
+        while many.len() <= limit + 64 {
+            many.extend_from_slice(b"X-A: b\r\n");
+        }
+        for (what, data) in [("one header line", &long_line), ("the status line", &long_start), ("many headers", &many)] {
+            // Fed whole, and fed as it trickles in.
+            let mut input = Split::new(data, &[]);
+            let Err(FeedError::Invalid(inv)) = parser().feed(&mut input) else {
+                panic!("{what}: not refused");
+            };
+            assert!(inv.context.contains(&"head-too-large"), "{what}: {inv}");
+            // As it trickles in, 100 bytes at a time, the way a connection
+            // feeds it: what the parser took for good is not offered again.
+            let mut p = parser();
+            let mut buffered: Vec<u8> = Vec::new();
+            let mut fed = 0;
+            let refused = loop {
+                let more = (fed + 100).min(data.len());
+                buffered.extend_from_slice(&data[fed..more]);
+                fed = more;
+                let mut input = Split::new(&buffered, &[]);
+                match p.feed(&mut input) {
+                    Err(FeedError::Incomplete(_)) if fed < data.len() => {
+                        let taken = buffered.len() - input.len();
+                        buffered.drain(..taken);
+                    }
+                    Err(FeedError::Invalid(_)) => break fed,
+                    other => panic!("{what}: {other:?}"),
+                }
+            };
+            assert!(refused <= limit + 200, "{what}: refused only after {refused} bytes");
+        }
+        // A head just under the limit is taken.
+        let mut ok = b"RTSP/1.0 200 OK\r\n".to_vec();
+        ok.extend_from_slice(&[b"X-B: ".as_slice(), &[b'c'; 900], b"\r\n\r\n"].concat());
+        let mut input = Split::new(&ok, &[]);
+        assert!(parser().feed(&mut input).unwrap().is_some());
+    }
+
+    /// video-recorder patch: the default bounds hold without any builder call.
+    #[test]
+    fn default_bounds() {
+        let data = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: 4000000000\r\n\r\n";
+        let mut input = Split::new(data, &[]);
+        let Err(FeedError::Invalid(inv)) = Parser::default().feed(&mut input) else {
+            panic!("a 4 GB body was not refused");
+        };
+        assert_eq!(inv.context, ["message-too-large", "response"]);
+        let line = [&b"RTSP/1.0 200 OK\r\nX: "[..], &vec![b'z'; DEFAULT_MAX_HEAD_SIZE][..]].concat();
+        let mut input = Split::new(&line, &[]);
+        assert!(matches!(Parser::default().feed(&mut input), Err(FeedError::Invalid(_))));
     }
 
     #[test]
