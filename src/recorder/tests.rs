@@ -44,15 +44,15 @@ pub(super) fn render(w: u16, h: u16, i: usize) -> Vec<u8> {
     out
 }
 
-struct Rig {
-    dir: tempfile::TempDir,
-    hub: Arc<Hub>,
-    clips: Arc<Clips>,
-    rec: Recorder,
-    seq: u64,
+pub(super) struct Rig {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) hub: Arc<Hub>,
+    pub(super) clips: Arc<Clips>,
+    pub(super) rec: Recorder,
+    pub(super) seq: u64,
 }
 
-fn rig(pre_roll: Duration) -> Rig {
+pub(super) fn rig(pre_roll: Duration) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let hub = Arc::new(Hub::new(
         pre_roll,

@@ -108,6 +108,9 @@ struct Pipeline {
     /// refer to it, so the clip skips to the next keyframe.
     last_seq: Option<u64>,
     broken_chain: bool,
+    /// Stream copy: parameters changed again too soon after a split (said
+    /// once a clip).
+    flapping: bool,
 }
 
 impl Pipeline {
@@ -132,6 +135,7 @@ impl Pipeline {
             first_key: None,
             last_seq: None,
             broken_chain: false,
+            flapping: false,
         }
     }
 }

@@ -7,6 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::{Job, Pipeline};
+
+/// The shortest clip a split may end, when the clip itself began at one.
+pub(super) const MIN_SPLIT_SPAN: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::clock::ticks;
 use crate::frame::{Codec, Frame, Video, VideoParams};
 use crate::recorder::journal::ClipWriter;
@@ -44,9 +47,29 @@ impl Pipeline {
             Some(p) if !Arc::ptr_eq(p, &v.params) && **p != *v.params => {
                 // New parameters take effect at a keyframe; until it comes,
                 // nothing decodable with the clip's parameters is left.
-                if v.key {
+                // A clip that began at a split ends at the next only once
+                // it is `MIN_SPLIT_SPAN` long: a camera whose parameters
+                // change with every frame is broken, and gets one clip a
+                // span with the frames of other parameters left out, not
+                // one clip per frame.
+                let age = self.base.map(|(b, _)| f.capture.saturating_sub(b));
+                let settled =
+                    job.continued_from.is_none() || age.is_none_or(|a| a >= MIN_SPLIT_SPAN);
+                if v.key && settled {
                     self.split = Some(f.clone());
                 } else {
+                    if !settled && !self.flapping {
+                        self.flapping = true;
+                        log::warn!(
+                            "recording {}: camera {} changed its stream parameters again \
+                             within {} s (a broken camera?): frames with other parameters \
+                             are left out of this clip until it is {} s long",
+                            job.id,
+                            job.camera,
+                            MIN_SPLIT_SPAN.as_secs(),
+                            MIN_SPLIT_SPAN.as_secs()
+                        );
+                    }
                     job.control.skipped.fetch_add(1, Ordering::Relaxed);
                 }
                 return Ok(());
@@ -116,3 +139,6 @@ pub(super) fn split(job: &mut Job, p: &mut Pipeline, k: &Arc<Frame>) -> Result<(
     job.clips.enforce(Some(&next_id));
     p.process(k, job)
 }
+
+#[cfg(test)]
+mod tests;

@@ -92,6 +92,40 @@ fn words(e: &retina::Error) -> String {
     }
 }
 
+/// Logs the camera's parameter changes: each one, unless they come faster
+/// than one every `EVERY` (a broken camera that changes them with every
+/// frame), then a count once every `EVERY`.
+#[derive(Default)]
+struct Changes {
+    logged_at: Option<Duration>,
+    unlogged: u64,
+}
+
+impl Changes {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, camera: &str, p: &VideoParams, now: Duration) {
+        if self
+            .logged_at
+            .is_some_and(|t| now.saturating_sub(t) < Self::EVERY)
+        {
+            self.unlogged += 1;
+            return;
+        }
+        let more = match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" (and {n} changes not logged since the last such line)"),
+        };
+        log::info!(
+            "camera {camera}: new stream parameters ({} {}x{}){more}",
+            p.rfc6381,
+            p.width,
+            p.height
+        );
+        self.logged_at = Some(now);
+    }
+}
+
 /// Whether an H.265 access unit holds an IRAP picture (BLA, IDR or CRA:
 /// NAL types 16 to 23): decoding can start there. Encoders with open GOPs
 /// send a CRA, not an IDR, at each keyframe after the first.
@@ -179,6 +213,7 @@ async fn stream(
     let demuxed = playing.demuxed().map_err(|e| words(&e))?;
     let mut demuxed = std::pin::pin!(demuxed);
     let mut params: Option<Arc<VideoParams>> = None;
+    let mut changes = Changes::default();
     let mut timeline = Timeline::new(clock_rate, *last);
     // A new session's first frames may not be decodable: wait for a keyframe.
     let mut keyed = false;
@@ -218,13 +253,7 @@ async fn stream(
             let p = params_of(p)?;
             if params.as_deref() != Some(&p) {
                 if params.is_some() {
-                    log::info!(
-                        "camera {}: new stream parameters ({} {}x{})",
-                        settings.camera,
-                        p.rfc6381,
-                        p.width,
-                        p.height
-                    );
+                    changes.note(&settings.camera, &p, crate::clock::monotonic_now());
                 }
                 params = Some(Arc::new(p));
             }
