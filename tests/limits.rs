@@ -324,3 +324,88 @@ fn wait_kept(hogs: &mut [std::net::TcpStream], want: usize, refused: usize) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Attacker connections still open: those the server closed are readable
+/// (their end), the others not (one `poll` for them all).
+fn open_count(hogs: &[std::net::TcpStream]) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut fds: Vec<libc::pollfd> = hogs
+        .iter()
+        .map(|c| libc::pollfd {
+            fd: c.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: poll over descriptors we own, with the vector's own length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+    assert!(n >= 0, "poll: {}", std::io::Error::last_os_error());
+    fds.iter().filter(|p| p.revents == 0).count()
+}
+
+#[test]
+fn at_the_connection_cap_idle_connections_make_room_for_the_owner() {
+    if !common::have_tool("prlimit") {
+        return;
+    }
+    raise_own_fd_limit();
+    let tmp = tempfile::tempdir().unwrap();
+    // The Pi's unit: 8,192 descriptors (under qemu, 1,024: fewer threads).
+    let nofile = if common::emulated() { 1024 } else { 8192 };
+    let s = Server::start_wrapped(
+        &tmp.path().join("clips"),
+        &[
+            SMALL,
+            &["--clips-min-free-mb", "0", "--idle-timeout-sec", "600"],
+        ]
+        .concat(),
+        &["prlimit", &format!("--nofile={nofile}:{nofile}"), "--"],
+    );
+    let line = s.wait_log("connections capped at", Duration::from_secs(10));
+    let total: usize = line
+        .split("capped at ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no cap in {line:?}"));
+    if nofile == 8192 {
+        assert_eq!(total, 62 * 64, "{line}");
+    }
+    // Idle connections from as many addresses as it takes to fill the cap,
+    // 64 from each (the cap per client): 62 x 64 at 8,192 descriptors.
+    let mut hogs = Vec::new();
+    let mut refused = 0;
+    let t0 = Instant::now();
+    for i in 0..total {
+        let src =
+            std::net::IpAddr::from([127, 0, 1 + (i / 64 / 250) as u8, 2 + (i / 64 % 250) as u8]);
+        match common::connect_from(src, s.addr) {
+            Ok(c) => hogs.push(c),
+            Err(_) => refused += 1,
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_count(&hogs) < total {
+        assert!(
+            Instant::now() < deadline && refused == 0,
+            "{} of {total} kept ({refused} refused)",
+            open_count(&hogs)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("{total} connected and kept in {:?}", t0.elapsed());
+    // The owner is answered, every time, while they are held: each new
+    // connection ends the oldest one that never sent a request.
+    for _ in 0..10 {
+        assert_eq!(s.get("/healthz").status, 200);
+    }
+    s.wait_log("closed the oldest connection", Duration::from_secs(10));
+    let kept = open_count(&hogs);
+    assert!(
+        (total - 10..total).contains(&kept),
+        "{kept} of {total} idle connections kept after 10 answers to the owner"
+    );
+    // The first ones connected are the ones that went.
+    assert!(open_count(&hogs[..1]) == 0, "the oldest was kept");
+    assert!(open_count(&hogs[total - 64..]) == 64, "a newest one went");
+}

@@ -44,6 +44,8 @@ pub struct ClientConnection {
     // video-recorder patch: set by a request's body when the rest of it
     // could not be skipped (`util::unread_body`): the connection then ends.
     unusable: crate::util::unread_body::Unusable,
+    // video-recorder patch: the connection's place under the caps.
+    slot: Option<std::sync::Arc<crate::util::conn_limits::Slot>>,
 }
 
 /// Error that can happen when reading a request.
@@ -74,6 +76,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let slot = read_socket.slot();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -87,6 +90,7 @@ impl ClientConnection {
             secure,
             head_timeout: None,
             unusable: Default::default(),
+            slot,
         }
     }
 
@@ -216,6 +220,12 @@ impl ClientConnection {
 
             (method, path, version, headers)
         };
+
+        // video-recorder patch: a connection that sent a request is in use,
+        // no longer one the caps evict to make room.
+        if let Some(slot) = &self.slot {
+            slot.mark_used();
+        }
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();

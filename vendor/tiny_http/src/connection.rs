@@ -96,6 +96,16 @@ impl Connection {
         }
     }
 
+    /// video-recorder patch: the socket's descriptor, for the connection caps.
+    pub(crate) fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        use std::os::unix::io::AsRawFd;
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            #[cfg(unix)]
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
     pub(crate) fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
         match self {
             Self::Tcp(s) => s.shutdown(how),

@@ -89,7 +89,10 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
-#![forbid(unsafe_code)]
+// video-recorder patch: `deny`, not `forbid`, so that the one `unsafe` block
+// (`util::conn_limits::shut`, ending an evicted connection by its
+// descriptor) can be allowed where it is.
+#![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
@@ -348,14 +351,34 @@ impl Server {
             let mut last_drop_log: Option<std::time::Instant> = None;
             let mut refused: u64 = 0;
             let mut last_refusal_log: Option<std::time::Instant> = None;
+            let mut evictions: u64 = 0;
+            let mut last_eviction_log: Option<std::time::Instant> = None;
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, peer)) => {
                         use util::RefinedTcpStream;
                         // video-recorder patch: the caps, before anything
                         // else is spent on the connection.
-                        let slot = match peer.map(|p| limits.admit(p.ip())) {
-                            Some(Ok(slot)) => Some(slot),
+                        let fd = sock.as_raw_fd();
+                        let slot = match peer.map(|p| limits.admit(p.ip(), fd)) {
+                            Some(Ok((slot, evicted))) => {
+                                if evicted {
+                                    evictions += 1;
+                                    if last_eviction_log.map_or(true, |t: std::time::Instant| {
+                                        t.elapsed() >= std::time::Duration::from_secs(1)
+                                    }) {
+                                        log::warn!(
+                                            "at the connection cap: closed the oldest connection \
+                                             that had sent no request, to make room ({} since \
+                                             last said)",
+                                            evictions
+                                        );
+                                        evictions = 0;
+                                        last_eviction_log = Some(std::time::Instant::now());
+                                    }
+                                }
+                                Some(slot)
+                            }
                             None => None,
                             Some(Err(why)) => {
                                 drop(sock);

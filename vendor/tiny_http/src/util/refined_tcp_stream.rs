@@ -149,6 +149,11 @@ impl RefinedTcpStream {
         (read, write)
     }
 
+    /// video-recorder patch: the connection's place under the caps.
+    pub(crate) fn slot(&self) -> Option<std::sync::Arc<super::conn_limits::Slot>> {
+        self._slot.clone()
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {
@@ -162,6 +167,14 @@ impl RefinedTcpStream {
 
 impl Drop for RefinedTcpStream {
     fn drop(&mut self) {
+        // video-recorder patch: the write half owns the descriptor the caps
+        // may end the connection through; it is taken off their list before
+        // it is closed (the fields drop after this).
+        if self.close_write {
+            if let Some(slot) = &self._slot {
+                slot.release_fd();
+            }
+        }
         if self.close_read {
             self.stream.shutdown(Shutdown::Read).ok();
         }
