@@ -404,3 +404,29 @@ fn plain_secrets_leave_the_environment_and_typed_passwords_the_log() {
     }
     assert!(!env.contains(ADMIN_PW));
 }
+
+/// A page that opens many requests at once right after sign-in, before the
+/// credentials are cached, and a browser that sends its login form several
+/// times: each is let in, none refused as busy (its checks queue behind the
+/// first, whose answer lets the rest in without another Argon2 check).
+#[test]
+fn a_crowd_of_right_sign_ins_from_one_client_gets_no_503() {
+    let s = locked_server(&[]);
+    let n = 50;
+    let barrier = Arc::new(Barrier::new(n));
+    let admin = basic("admin", ADMIN_PW);
+    let addr = s.addr;
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (barrier, admin) = (barrier.clone(), admin.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                request(addr, "GET", "/status", &[("Authorization", &admin)], b"").status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(statuses.iter().all(|&c| c == 200), "{statuses:?}");
+    let sent = login_storm(&s, 16, ADMIN_PW);
+    assert!(sent.iter().all(|to| to == "/"), "{sent:?}");
+}

@@ -9,12 +9,14 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use tiny_http::Request;
 
 pub use super::credentials::{Credentials, check_exposure, hash_secret, is_loopback_host};
+use super::device::Devices;
 use super::lockout::{Claim, Key, Lockout, Refused};
 use super::request::cookie;
 pub use super::request::{header, same_origin};
@@ -81,13 +83,53 @@ pub struct Auth {
     /// A valid hash to verify against for unknown users, so timing does not
     /// tell which user names exist.
     decoy: Arc<str>,
+    /// Checks queued behind their client's own (`MAX_QUEUED` at most).
+    queued: Arc<AtomicUsize>,
+    pub devices: Devices,
 }
 
 /// What `begin` found: an answer now, or a password check to wait for (off
-/// the dispatch thread: Argon2 takes tens of milliseconds).
+/// the dispatch thread: Argon2 takes tens of milliseconds), or one queued
+/// behind the client's own earlier checks.
 pub enum Check {
     Done(Result<Principal, Denied>),
     Verify(Attempt),
+    Queued(Queued),
+}
+
+/// How long a client's check waits behind its own earlier ones (or for a
+/// free verifier) before it is refused with 503. A page that opens several
+/// requests at once with fresh credentials must not see 503s.
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Checks waiting so, at most, process-wide (each holds a thread).
+const MAX_QUEUED: usize = 64;
+
+/// A check that could not start yet; `wait_queued` runs it when it can.
+pub struct Queued {
+    ip: Option<IpAddr>,
+    user: Option<String>,
+    secret: Vec<u8>,
+    via: Via,
+    cache_key: Option<String>,
+    /// Gives its place among the queued back when dropped.
+    _place: QueuePlace,
+}
+
+struct QueuePlace(Arc<AtomicUsize>);
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        for b in self.secret.iter_mut() {
+            // SAFETY: a volatile write to a byte we own, so it is not elided.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
 }
 
 /// An admitted credential check; `finish` waits for it and records it.
@@ -109,13 +151,15 @@ impl Auth {
             required: !open,
             admin_user: cfg.admin_user.clone(),
             viewer_user: cfg.viewer_user.clone(),
-            creds,
             memory: Memory::new(),
             lockout: Lockout::new(Instant::now()),
             verifier: Verifier::new(),
             decoy: hash_secret("decoy-password-never-valid")
                 .unwrap_or_default()
                 .into(),
+            queued: Arc::default(),
+            devices: Devices::new(&[creds.admin.as_deref(), creds.viewer.as_deref()]),
+            creds,
         }
     }
 
@@ -141,6 +185,7 @@ impl Auth {
         secret: &[u8],
         via: Via,
         cache_key: Option<String>,
+        trusted: bool,
     ) -> Check {
         let (role, hash, name) = match user {
             None => (Role::Admin, self.creds.token.as_deref(), TOKEN_USER),
@@ -149,7 +194,7 @@ impl Auth {
             Some(_) => (Role::Viewer, None, OTHER_USER),
         };
         let now = Instant::now();
-        let claim = match self.lockout.claim(Key::new(ip, name), now) {
+        let claim = match self.lockout.claim_as(Key::new(ip, name), now, trusted) {
             Ok(c) => c,
             Err(Refused::Wait(secs)) => return Check::Done(Err(Denied::Limited(secs))),
             Err(Refused::Busy) => return Check::Done(Err(Denied::Busy)),
@@ -235,9 +280,84 @@ impl Auth {
         if let Some(role) = self.memory.cached(&cache_key) {
             return Check::Done(Ok(Principal { role, via }));
         }
-        match &basic {
-            Some((user, pass)) => self.admit(ip, Some(user), pass.as_bytes(), via, Some(cache_key)),
-            None => self.admit(ip, None, rest.as_bytes(), via, Some(cache_key)),
+        let (user, secret) = match &basic {
+            Some((user, pass)) => (Some(user.as_str()), pass.as_bytes()),
+            None => (None, rest.as_bytes()),
+        };
+        match self.admit(ip, user, secret, via, Some(cache_key.clone()), false) {
+            Check::Done(Err(Denied::Busy)) => self.queue(ip, user, secret, via, Some(cache_key)),
+            other => other,
+        }
+    }
+
+    /// Queues a check that is busy now (its client's earlier checks are
+    /// still running, or every verifier is): 503 only when too many wait.
+    fn queue(
+        &self,
+        ip: Option<IpAddr>,
+        user: Option<&str>,
+        secret: &[u8],
+        via: Via,
+        cache_key: Option<String>,
+    ) -> Check {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Check::Done(Err(Denied::Busy));
+        }
+        Check::Queued(Queued {
+            ip,
+            user: user.map(str::to_string),
+            secret: secret.to_vec(),
+            via,
+            cache_key,
+            _place: QueuePlace(self.queued.clone()),
+        })
+    }
+
+    /// Runs a queued check once it can start (blocks: off the dispatch
+    /// thread): the credentials may have been verified meanwhile by the
+    /// check it waited behind, and then cost nothing.
+    pub fn wait_queued(&self, q: Queued) -> Result<Principal, Denied> {
+        self.waiting(
+            q.ip,
+            q.user.as_deref(),
+            &q.secret,
+            q.via,
+            q.cache_key.clone(),
+            false,
+        )
+    }
+
+    /// Admits and runs a check, waiting up to `QUEUE_WAIT` while it is busy.
+    fn waiting(
+        &self,
+        ip: Option<IpAddr>,
+        user: Option<&str>,
+        secret: &[u8],
+        via: Via,
+        cache_key: Option<String>,
+        trusted: bool,
+    ) -> Result<Principal, Denied> {
+        let deadline = Instant::now() + QUEUE_WAIT;
+        loop {
+            if let Some(k) = &cache_key
+                && let Some(role) = self.memory.cached(k)
+            {
+                return Ok(Principal { role, via });
+            }
+            match self.admit(ip, user, secret, via, cache_key.clone(), trusted) {
+                Check::Verify(a) => return self.finish(a),
+                Check::Done(Err(Denied::Busy)) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Denied::Busy);
+                    }
+                    self.lockout
+                        .wait_answer(left.min(Duration::from_millis(250)));
+                }
+                Check::Done(r) => return r,
+                Check::Queued(_) => unreachable!("admit does not queue"),
+            }
         }
     }
 
@@ -259,14 +379,28 @@ impl Auth {
 
     /// The login form: on success a new session token for the cookie.
     /// Blocks while the password is checked (call it off the dispatch thread).
-    pub fn login(&self, ip: Option<IpAddr>, user: &str, password: &str) -> Result<String, Denied> {
+    /// `device`: the browser's device cookie, if it sent one (a browser
+    /// that signed in as `user` before is not slowed by the device-wide
+    /// budget). Several logins at once from one client queue, briefly.
+    pub fn login(
+        &self,
+        ip: Option<IpAddr>,
+        user: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> Result<String, Denied> {
         if user.len() > 256 || password.len() > 1024 {
             return Err(Denied::Malformed("user or password too long"));
         }
-        let who = match self.admit(ip, Some(user), password.as_bytes(), Via::Session, None) {
-            Check::Done(r) => r?,
-            Check::Verify(a) => self.finish(a)?,
-        };
+        let trusted = device.is_some_and(|d| self.devices.valid_for(d, user));
+        let who = self.waiting(
+            ip,
+            Some(user),
+            password.as_bytes(),
+            Via::Session,
+            None,
+            trusted,
+        )?;
         Ok(self.memory.open_session(who.role))
     }
 

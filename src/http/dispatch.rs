@@ -121,6 +121,14 @@ pub fn handle(app: &Arc<App>, req: Request) {
                 authorized(&app, req, target, who)
             })
         }
+        // Behind the client's own earlier checks: waits for them there too.
+        auth::Check::Queued(queued) => {
+            let app = app.clone();
+            spawn_with("auth", req, move |req| {
+                let who = app.auth.wait_queued(queued);
+                authorized(&app, req, target, who)
+            })
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Failures a (client, user) may have before each try must wait.
@@ -74,6 +74,9 @@ struct State {
 
 pub struct Lockout {
     state: Mutex<State>,
+    /// Notified when an attempt is answered: a client's own tries queued
+    /// behind its earlier ones look again.
+    answered: Condvar,
 }
 
 /// Wait before a try is accepted: 2 s after the fifth failure, doubling.
@@ -99,6 +102,7 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct Claim {
     key: Key,
+    trusted: bool,
 }
 
 impl Lockout {
@@ -109,20 +113,35 @@ impl Lockout {
                 budget: BUDGET,
                 budget_at: now,
             }),
+            answered: Condvar::new(),
         }
+    }
+
+    /// Waits until an attempt is answered, or `timeout` passes.
+    pub fn wait_answer(&self, timeout: Duration) {
+        let s = self.lock();
+        let _ = self.answered.wait_timeout(s, timeout);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         lock(&self.state)
     }
 
-    /// Admits an attempt, or says why not.
+    /// Admits an attempt, or says why not (tests: as `claim_as`, untrusted).
+    #[cfg(test)]
     pub fn claim(&self, key: Key, now: Instant) -> Result<Claim, Refused> {
+        self.claim_as(key, now, false)
+    }
+
+    /// Admits an attempt; `trusted`: from a browser that signed in as this
+    /// user before (a device cookie), which the device-wide budget does not
+    /// slow (nor is it taken from).
+    pub fn claim_as(&self, key: Key, now: Instant, trusted: bool) -> Result<Claim, Refused> {
         let mut s = self.lock();
         let elapsed = now.saturating_duration_since(s.budget_at).as_secs_f64();
         s.budget = (s.budget + elapsed * REFILL_PER_SEC).min(BUDGET);
         s.budget_at = now;
-        if s.budget < 1.0 {
+        if s.budget < 1.0 && !trusted {
             let secs = ((1.0 - s.budget) / REFILL_PER_SEC).ceil() as u64;
             return Err(Refused::Wait(secs.max(1)));
         }
@@ -161,24 +180,35 @@ impl Lockout {
         }
         e.pending += 1;
         // The budget is taken now and given back on success.
-        s.budget -= 1.0;
-        Ok(Claim { key })
+        if !trusted {
+            s.budget -= 1.0;
+        }
+        Ok(Claim { key, trusted })
     }
 
     /// Gives back a claim that was never checked (the verifier was busy):
     /// neither a failure nor a success.
     pub fn release(&self, claim: Claim) {
         let mut s = self.lock();
-        s.budget = (s.budget + 1.0).min(BUDGET);
+        if !claim.trusted {
+            s.budget = (s.budget + 1.0).min(BUDGET);
+        }
         if let Some(e) = s.entries.get_mut(&claim.key) {
             e.pending = e.pending.saturating_sub(1);
         }
+        drop(s);
+        self.answered.notify_all();
     }
 
     /// Records what the check said.
     pub fn settle(&self, claim: Claim, ok: bool, now: Instant) {
+        self.settle_inner(claim, ok, now);
+        self.answered.notify_all();
+    }
+
+    fn settle_inner(&self, claim: Claim, ok: bool, now: Instant) {
         let mut s = self.lock();
-        if ok {
+        if ok && !claim.trusted {
             s.budget = (s.budget + 1.0).min(BUDGET);
         }
         let Some(e) = s.entries.get_mut(&claim.key) else {
@@ -251,6 +281,35 @@ mod tests {
         // Another user from the same client, and another client, are free.
         assert!(l.claim(key("10.0.0.9", "viewer"), t0).is_ok());
         assert!(l.claim(key("10.0.0.10", "admin"), t0).is_ok());
+    }
+
+    #[test]
+    fn a_known_browser_is_not_slowed_by_the_device_wide_budget() {
+        let t0 = Instant::now();
+        let l = Lockout::new(t0);
+        // Guessers from rotating addresses use the whole budget up.
+        for i in 0..BUDGET as u32 {
+            let c = l
+                .claim(key(&format!("10.1.{}.{}", i / 200, i % 200), "admin"), t0)
+                .unwrap();
+            l.settle(c, false, t0);
+        }
+        let owner = key("192.168.1.20", "admin");
+        assert!(matches!(l.claim(owner.clone(), t0), Err(Refused::Wait(_))));
+        // The owner's browser, which signed in before, is let through...
+        let c = l.claim_as(owner.clone(), t0, true).unwrap();
+        l.settle(c, true, t0);
+        // ...without refilling the budget for the others.
+        assert!(matches!(
+            l.claim(key("10.9.9.9", "admin"), t0),
+            Err(Refused::Wait(_))
+        ));
+        // Its own failures still slow it (a stolen cookie is no free pass).
+        for _ in 0..FREE_FAILURES {
+            let c = l.claim_as(owner.clone(), t0, true).unwrap();
+            l.settle(c, false, t0);
+        }
+        assert!(matches!(l.claim_as(owner, t0, true), Err(Refused::Wait(_))));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use tiny_http::Request;
 
 use super::auth::{Denied, SESSION_COOKIE};
+use super::device::{DEVICE_COOKIE, DEVICE_MAX_AGE_SECS};
 use super::errors::Kind;
 use super::{App, Reply, assets, bytes, header};
 
@@ -83,7 +84,8 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
     // Only names we have are logged: a password typed into the user field
     // must not end up in the journal.
     let shown = app.auth.known_user(&user);
-    match app.auth.login(ip, &user, &password) {
+    let device = super::request::cookie(req, DEVICE_COOKIE);
+    match app.auth.login(ip, &user, &password, device) {
         Ok(token) => {
             log::info!(
                 "login by {shown:?} from {}",
@@ -95,6 +97,16 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
                 "Set-Cookie",
                 &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"),
             ));
+            // This browser is known from now on (kept across sign-outs).
+            if let Some(d) = app.auth.devices.issue(&user) {
+                r.add_header(header(
+                    "Set-Cookie",
+                    &format!(
+                        "{DEVICE_COOKIE}={d}; Path=/login; HttpOnly; SameSite=Strict; \
+                         Max-Age={DEVICE_MAX_AGE_SECS}{secure}"
+                    ),
+                ));
+            }
             r
         }
         Err(Denied::Limited(secs)) => {

@@ -11,6 +11,7 @@ mod body;
 mod checks;
 pub mod client;
 mod credentials;
+mod device;
 mod dispatch;
 mod errors;
 mod files;
