@@ -43,7 +43,7 @@ else
 PROFILE_FLAG :=
 endif
 
-.PHONY: all help run build release test pi test-pi pi32 test-pi32 bench clean check-pi-toolchain check-pi32-toolchain check-qemu
+.PHONY: all help run build release test audit pi test-pi pi32 test-pi32 bench clean check-pi-toolchain check-pi32-toolchain check-qemu
 
 all: build
 
@@ -51,7 +51,8 @@ help:
 	@echo "make run [RELEASE=1] [ARGS=...]  build, then serve on http://localhost:8000"
 	@echo "make build                       debug build"
 	@echo "make release                     optimised build for this machine"
-	@echo "make test                        fmt check, clippy -D warnings, all tests"
+	@echo "make test                        advisories, fmt check, clippy -D warnings, all tests"
+	@echo "make audit                       Cargo.lock against the RustSec advisories (offline)"
 	@echo "make pi                          stripped release binary for 64-bit Raspberry Pi OS"
 	@echo "make test-pi [PI_TESTS=...]      integration tests against the aarch64 binary under qemu"
 	@echo "make pi32                        stripped release binary for 32-bit Raspberry Pi OS (armv7)"
@@ -70,7 +71,7 @@ release:
 	$(CARGO) build --release
 
 # The README's test command, then the benchmark's load client checks itself.
-test:
+test: audit
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p vr-harness --all-targets -- -D warnings
@@ -81,6 +82,11 @@ test:
 	$(CARGO) fmt --check --manifest-path $(LOAD_MANIFEST)
 	$(CARGO) clippy --manifest-path $(LOAD_MANIFEST) --all-targets -- -D warnings
 	$(CARGO) test --manifest-path $(LOAD_MANIFEST)
+
+# Cargo.lock (and the load client's) against the RustSec advisories, offline
+# (.ci/audit.py: ../shared/advisory-db when present, else .ci/advisories).
+audit:
+	python3 .ci/audit.py
 
 # --- Raspberry Pi (aarch64) -------------------------------------------------
 

@@ -106,14 +106,15 @@ pub fn load(cfg: &Config) -> Result<Option<Tls>, String> {
             cert_path.display()
         )
     })?;
-    // tiny_http panics on keys it cannot parse: check the kind first.
+    // Say which kinds work before rustls says only that none was found.
     let key_text = String::from_utf8_lossy(&key_pem);
-    if !key_text.contains("-----BEGIN PRIVATE KEY-----")
-        && !key_text.contains("-----BEGIN RSA PRIVATE KEY-----")
+    if !["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"]
+        .iter()
+        .any(|k| key_text.contains(&format!("-----BEGIN {k}-----")))
     {
         return Err(format!(
-            "TLS key {}: expected an unencrypted PKCS#8 (BEGIN PRIVATE KEY) or RSA key; convert \
-             with `openssl pkcs8 -topk8 -nocrypt -in KEY -out key.pem`",
+            "TLS key {}: expected an unencrypted PKCS#8 (BEGIN PRIVATE KEY), RSA or EC key; \
+             convert with `openssl pkcs8 -topk8 -nocrypt -in KEY -out key.pem`",
             key_path.display()
         ));
     }
@@ -291,7 +292,7 @@ mod tests {
         std::fs::write(&cert, "not a cert").unwrap();
         std::fs::write(
             &key,
-            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
         )
         .unwrap();
         let cfg = Config {

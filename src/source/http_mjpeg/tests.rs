@@ -593,15 +593,17 @@ fn digest_auth_md5_with_qop_and_sha256_without() {
 /// A certificate for `localhost`, and client settings trusting it.
 fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = rustls::Certificate(made.cert.der().to_vec());
-    let key = rustls::PrivateKey(made.signing_key.serialize_der());
-    let server = rustls::ServerConfig::builder()
-        .with_safe_defaults()
+    let cert = rustls::pki_types::CertificateDer::from(made.cert.der().to_vec());
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![cert.clone()], key)
         .unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(&cert).unwrap();
+    roots.add(cert).unwrap();
     (Arc::new(server), Arc::new(conn::client_config(roots)))
 }
 
