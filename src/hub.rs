@@ -131,8 +131,10 @@ pub struct Hub {
 /// Upper bounds on what is kept for pre-roll whatever the window says (memory).
 const PREROLL_MAX_FRAMES: usize = 30 * 60;
 const PREROLL_MAX_BYTES: usize = 64 << 20;
-/// A camera that never sends a keyframe must not grow the live ring for good.
+/// A camera that never sends a keyframe must not grow the live ring for good,
+/// in frames or in bytes (a hostile camera's frames may each be 8 MiB).
 const GOP_MAX_FRAMES: usize = 600;
+const GOP_MAX_BYTES: usize = 32 << 20;
 
 impl Hub {
     pub fn new(preroll_window: Duration, status: SourceStatus) -> Hub {
@@ -170,7 +172,10 @@ impl Hub {
         }
         if frame.payload.video().is_some() {
             let mut gop = lock(&self.gop);
-            if frame.payload.is_key() || gop.len() >= GOP_MAX_FRAMES {
+            let full = gop.len() >= GOP_MAX_FRAMES
+                || gop.iter().map(|f| f.payload.len()).sum::<usize>() + frame.payload.len()
+                    > GOP_MAX_BYTES;
+            if frame.payload.is_key() || full {
                 gop.clear();
             }
             if !gop.is_empty() || frame.payload.is_key() {

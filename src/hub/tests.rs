@@ -86,3 +86,51 @@ fn viewers_skip_to_newest_and_wake_on_close() {
     h.close();
     assert!(waiter.join().unwrap().is_none());
 }
+
+/// A camera that sends one keyframe and then huge frames does not grow the
+/// live ring past its bytes: it is let go, and viewers wait for a keyframe.
+#[test]
+fn the_live_ring_is_bounded_in_bytes() {
+    use crate::frame::{Codec, Payload, Video, VideoParams};
+    let params = Arc::new(VideoParams {
+        codec: Codec::H264,
+        rfc6381: "avc1.42C01E".into(),
+        width: 2,
+        height: 2,
+        frame_rate: None,
+        sets: vec![],
+        sample_entry: vec![],
+    });
+    let h = hub(Duration::ZERO);
+    let video = |seq: u64, key: bool, len: usize| {
+        Frame::new(
+            seq,
+            Payload::Video(Video {
+                data: vec![0; len],
+                key,
+                params: params.clone(),
+            }),
+            Duration::from_millis(seq * 33),
+            SystemTime::now(),
+            (2, 2),
+            false,
+        )
+    };
+    h.publish(video(1, true, 1000));
+    for seq in 2..=5 {
+        h.publish(video(seq, false, 4 << 20));
+    }
+    // Still within the bound: a viewer after frame 2 gets frame 3.
+    let (f, skipped) = h.next_video(Some(2), Duration::from_millis(10)).unwrap();
+    assert_eq!((f.seq, skipped), (3, false));
+    for seq in 6..=12 {
+        h.publish(video(seq, false, 4 << 20));
+    }
+    // Past 32 MiB the ring was let go: nothing to start from until a keyframe.
+    assert!(h.next_video(None, Duration::from_millis(10)).is_none());
+    h.publish(video(13, true, 1000));
+    assert_eq!(
+        h.next_video(None, Duration::from_millis(10)).unwrap().0.seq,
+        13
+    );
+}
