@@ -14,6 +14,9 @@ use super::{RtspSettings, SLICE, STEP_TIMEOUT, Transport};
 use crate::frame::{Codec, Frame, Payload, Video, VideoParams};
 use crate::hub::{Hub, SourceState};
 
+/// How long a camera may send video before any parameter sets arrive.
+const PARAMS_WAIT: Duration = Duration::from_secs(10);
+
 pub struct Outcome {
     /// Why the session ended, for `/status` and the log.
     pub error: String,
@@ -214,6 +217,8 @@ async fn stream(
     let mut demuxed = std::pin::pin!(demuxed);
     let mut params: Option<Arc<VideoParams>> = None;
     let mut changes = Changes::default();
+    // Since when frames come without parameter sets to decode them with.
+    let mut unparameterised: Option<Duration> = None;
     let mut timeline = Timeline::new(clock_rate, *last);
     // A new session's first frames may not be decodable: wait for a keyframe.
     let mut keyed = false;
@@ -248,7 +253,19 @@ async fn stream(
         }
         if params.is_none() || f.has_new_parameters() {
             let Some(ParametersRef::Video(p)) = demuxed.streams()[track].parameters() else {
-                return Err("the camera sent video without parameter sets".into());
+                // Not in the SDP: they come in band, before a keyframe
+                // (retina takes them from there). Frames before are of no
+                // use; a camera that never sends them is said so.
+                let now = crate::clock::monotonic_now();
+                let since = *unparameterised.get_or_insert(now);
+                if now.saturating_sub(since) >= PARAMS_WAIT {
+                    return Err(format!(
+                        "the camera sends video but no parameter sets (SPS/PPS), neither in \
+                         its SDP nor in the stream, for {} s",
+                        PARAMS_WAIT.as_secs()
+                    ));
+                }
+                continue;
             };
             let p = params_of(p)?;
             if params.as_deref() != Some(&p) {

@@ -651,15 +651,18 @@ impl Depacketizer {
                         }
                     }
                     (false, None) => {
-                        if loss > 0 {
-                            self.discard_au();
-                            self.input_state = DepacketizerInputState::Loss {
-                                timestamp,
-                                pkts: loss,
-                            };
-                            return Ok(());
-                        }
-                        return Err("FU-A has start bit unset while no frag in progress".into());
+                        // video-recorder patch: the middle of a fragmented
+                        // NAL with no start seen (a client joining a live UDP
+                        // stream mid-frame, or the start packet lost without a
+                        // sequence gap) is skipped to the next access unit, as
+                        // a loss. Upstream ended the session, so a camera
+                        // joined mid-frame never came up.
+                        self.discard_au();
+                        self.input_state = DepacketizerInputState::Loss {
+                            timestamp,
+                            pkts: loss.max(1),
+                        };
+                        return Ok(());
                     }
                 }
             }
@@ -1006,7 +1009,9 @@ impl InternalParameters {
     /// Parses metadata from the `format-specific-params` of a SDP `fmtp` media attribute.
     fn parse_format_specific_params(format_specific_params: &str) -> Result<Self, String> {
         let mut sprop_parameter_sets = None;
-        for p in format_specific_params.split(';') {
+        // video-recorder patch: empty parameters (a trailing `;`, as some
+        // cameras send) are skipped; upstream refused the whole fmtp.
+        for p in format_specific_params.split(';').filter(|p| !p.trim().is_empty()) {
             match p.trim().split_once('=') {
                 Some(("sprop-parameter-sets", value)) => sprop_parameter_sets = Some(value),
                 None => return Err("key without value".into()),
@@ -1635,6 +1640,50 @@ mod tests {
     }
      */
 
+    /// video-recorder patch: joined mid-frame (the first packets are the
+    /// middle and end of a fragmented NAL), the depacketizer skips to the
+    /// next access unit instead of failing.
+    #[test]
+    fn joining_mid_frame_skips_to_the_next_access_unit() {
+        init_logging();
+        let mut buf = MarkBuf::new(65536);
+        let mut d = super::Depacketizer::new(90_000, Some("packetization-mode=1;profile-level-id=64001E;sprop-parameter-sets=Z2QAHqwsaoLA9puCgIKgAAADACAAAAMD0IAA,aO4xshsA")).unwrap();
+        let ts = |t: i64| crate::Timestamp {
+            timestamp: t,
+            clock_rate: NonZeroU32::new(90_000).unwrap(),
+            start: 0,
+        };
+        let packets: [(i64, bool, &[u8]); 3] = [
+            (0, false, b"\x7c\x05middle"), // FU-A, no start bit
+            (0, true, b"\x7c\x45end"),     // FU-A end, marked
+            (3000, true, b"\x65next idr"),  // the next access unit, whole
+        ];
+        for (i, (t, mark, payload)) in packets.into_iter().enumerate() {
+            let pkt = ReceivedPacketBuilder {
+                ctx: crate::PacketContext::dummy(),
+                stream_id: 0,
+                timestamp: ts(t),
+                ssrc: 0,
+                sequence_number: i as u16,
+                loss: 0,
+                mark,
+                payload_type: 0,
+            }
+            .build(payload.iter().copied())
+            .unwrap();
+            push_via_buf(&mut d, crate::rtp::PacketMeta::from_received(&pkt), pkt.payload(), &mut buf)
+                .unwrap_or_else(|e| panic!("packet {i}: {e}"));
+            if i < 2 {
+                assert_eq!(d.pull(), None, "packet {i}");
+            }
+        }
+        let Some(Ok(CodecItem::VideoFrame(f))) = d.pull() else {
+            panic!("no frame after joining mid-frame");
+        };
+        assert!(f.data().ends_with(b"next idr"));
+        assert!(f.loss() > 0, "the skipped frame is reported as lost");
+    }
+
     /// video-recorder patch: a FU-A that never ends is refused once the
     /// access unit passes the bound, the data it pinned is let go, and the
     /// next access unit is taken.
@@ -1688,6 +1737,19 @@ mod tests {
             panic!("no frame after the refused one");
         };
         assert!(f.data().ends_with(b"idr slice"), "{:?}", f.data());
+    }
+
+    /// video-recorder patch: a fmtp ending with `;` (seen on cheap cameras)
+    /// keeps its parameter sets.
+    #[test]
+    fn fmtp_with_a_trailing_semicolon() {
+        for fmtp in [
+            "packetization-mode=1;profile-level-id=64001E;sprop-parameter-sets=Z2QAHqwsaoLA9puCgIKgAAADACAAAAMD0IAA,aO4xshsA;",
+            "packetization-mode=1; ;sprop-parameter-sets=Z2QAHqwsaoLA9puCgIKgAAADACAAAAMD0IAA,aO4xshsA",
+        ] {
+            let d = super::Depacketizer::new(90_000, Some(fmtp)).unwrap();
+            assert!(d.parameters().is_some(), "{fmtp}");
+        }
     }
 
     #[test]

@@ -481,15 +481,15 @@ impl Depacketizer {
                         }
                     }
                     (false, false) => {
-                        if loss > 0 {
-                            self.discard_au();
-                            self.input_state = DepacketizerInputState::Loss {
-                                timestamp,
-                                pkts: loss,
-                            };
-                            return Ok(());
-                        }
-                        return Err("FU has start bit unset while no frag in progress".into());
+                        // video-recorder patch: a fragment with no start seen
+                        // (joined mid-frame) is skipped to the next access
+                        // unit, as a loss; upstream ended the session.
+                        self.discard_au();
+                        self.input_state = DepacketizerInputState::Loss {
+                            timestamp,
+                            pkts: loss.max(1),
+                        };
+                        return Ok(());
                     }
                 }
             }
@@ -843,7 +843,9 @@ impl InternalParameters {
         let mut sps_nal = None;
         let mut pps_nal = None;
         let mut vps_nal = None;
-        for p in format_specific_params.split(';') {
+        // video-recorder patch: empty parameters (a trailing `;`, as some
+        // cameras send) are skipped; upstream refused the whole fmtp.
+        for p in format_specific_params.split(';').filter(|p| !p.trim().is_empty()) {
             match p.trim().split_once('=') {
                 Some(("tx-mode", "SRST")) => {}
                 Some(("tx-mode", v)) => {
@@ -1121,6 +1123,14 @@ mod tests {
             panic!("no frame after the refused one");
         };
         assert!(f.data().ends_with(b"idr slice"), "{:?}", f.data());
+    }
+
+    /// video-recorder patch: a fmtp ending with `;` keeps its parameter sets.
+    #[test]
+    fn fmtp_with_a_trailing_semicolon() {
+        let fmtp = "profile-id=1;sprop-sps=QgEBAWAAAAMAsAAAAwAAAwBaoAWCAeFja5JFL83BQYFBAAADAAEAAAMADKE=;sprop-pps=RAHA8saNA7NA;sprop-vps=QAEMAf//AWAAAAMAsAAAAwAAAwBarAwAAAMABAAAAwAyqA==;";
+        let d = super::Depacketizer::new(90_000, Some(fmtp)).unwrap();
+        assert!(d.parameters().is_some());
     }
 
     #[test]
