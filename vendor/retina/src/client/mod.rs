@@ -465,11 +465,37 @@ impl std::str::FromStr for UnknownRtcpSsrcPolicy {
 
 /// Returns an appropriate keepalive interval for `session`.
 ///
-/// This generally uses half the session timeout. However, it's capped in case
-/// the server offers a generous timeout, messages are rare (e.g. ONVIF metadata
+/// This uses a third of the session timeout (video-recorder patch: upstream
+/// used half). The first keepalive is an `OPTIONS`, which some servers answer
+/// without refreshing the session; only its answer says whether
+/// `GET_PARAMETER` is supported. At half a 60 s timeout the refreshing
+/// `GET_PARAMETER` came at 60 s, too late: the camera dropped the session
+/// every 63 s. At a third it comes at 40 s. It's capped in case the server
+/// offers a generous timeout, messages are rare (e.g. ONVIF metadata
 /// streams), and there's a NAT box between with a shorter timeout.
 fn keepalive_interval(session: &SessionHeader) -> std::time::Duration {
-    std::time::Duration::from_secs(std::cmp::min(u64::from(session.timeout_sec), 60)) / 2
+    std::time::Duration::from_secs(std::cmp::min(u64::from(session.timeout_sec), 60)) / 3
+}
+
+#[cfg(test)]
+mod keepalive_tests {
+    /// video-recorder patch: the second keepalive (the first that can
+    /// refresh a session on a server whose `OPTIONS` does not) comes before
+    /// the timeout.
+    #[test]
+    fn the_second_keepalive_comes_before_the_timeout() {
+        for timeout_sec in [10, 30, 60, 120] {
+            let s = super::SessionHeader {
+                id: "1".into(),
+                timeout_sec,
+            };
+            let second = 2 * super::keepalive_interval(&s);
+            assert!(
+                second < std::time::Duration::from_secs(u64::from(timeout_sec.min(60))),
+                "{timeout_sec} s: second keepalive at {second:?}"
+            );
+        }
+    }
 }
 
 /// Options which must be known right as a session is created.
