@@ -56,8 +56,11 @@ pub struct SourceStatus {
     pub message: Option<String>,
     /// What the settings asked for: width, height, fps.
     pub requested: (u32, u32, u32),
-    /// What the source delivers (`MJPEG`, or `YUYV` encoded here).
+    /// What the source delivers (`MJPEG`, or `YUYV` encoded here; `H264`,
+    /// `H265` once a network camera said; empty until known).
     pub pixel_format: &'static str,
+    /// An RTSP camera's transport in use (`tcp`/`udp`), once set up.
+    pub transport: Option<&'static str>,
 }
 
 /// Counters the capture thread keeps.

@@ -53,7 +53,12 @@ impl Camera {
                 state: SourceState::Starting,
                 nominal_fps: f64::from(settings.fps),
                 requested: (settings.width, settings.height, settings.fps),
-                pixel_format: "MJPEG",
+                // A network video camera says its codec once connected.
+                pixel_format: if matches!(spec, SourceSpec::Rtsp(_)) {
+                    ""
+                } else {
+                    "MJPEG"
+                },
                 ..Default::default()
             },
         ));

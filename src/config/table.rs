@@ -351,7 +351,7 @@ settings! {
             |v: &u32| if *v == 0 || (100..=50_000).contains(v) { Ok(()) } else { Err("must be 0 (automatic) or 100 to 50000".into()) };
         stall_timeout_sec: f64 = 3.0, "S", "no frame this long: the source is down",
             within(0.5, 600.0, "must be from 0.5 to 600 seconds");
-        rtsp_transport: String = "tcp", "T", "RTSP cameras: tcp (interleaved) or udp",
+        rtsp_transport: String = "auto", "T", "RTSP cameras: auto (tcp, else udp on 461), tcp or udp",
             |v: &String| crate::source::rtsp::Transport::parse(v).map(|_| ());
         preview_fps: u32 = 5u32, "N", "RTSP cameras: rate of the MJPEG view decoded on demand",
             within(1, 30, "must be from 1 to 30");

@@ -56,7 +56,8 @@ pub fn camera_status(app: &App, cam: &Camera) -> Value {
             "nominal_fps": src.nominal_fps,
             "fps": round2(fps),
             "message": src.message,
-            "pixel_format": src.pixel_format,
+            "pixel_format": (!src.pixel_format.is_empty()).then_some(src.pixel_format),
+            "transport": src.transport,
             // RFC 6381, for MSE: what a browser must decode (`avc1.42C01F`).
             "codec": cam.codec(),
             // Frames decoded for the MJPEG view of a video camera: only

@@ -93,6 +93,11 @@ def main():
     p.add_argument("--password")
     p.add_argument("--auth", choices=["digest", "basic", "both"], default="digest")
     p.add_argument(
+        "--udp-only",
+        action="store_true",
+        help="offer RTP over UDP only: a SETUP asking for TCP gets 461 (as many cheap cameras)",
+    )
+    p.add_argument(
         "--check",
         action="store_true",
         help="only check that the elements for --codec are installed (exit 4 if not)",
@@ -123,6 +128,8 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch_line(a))
     factory.set_shared(True)
+    if a.udp_only:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
     # Live: a PLAY's Range (ffmpeg sends npt=0.000-) must not seek the one
     # pipeline every client shares back to 0. The server takes a media that
     # publishes its clock with an offset (RFC 7273) as not seekable.

@@ -17,9 +17,13 @@ use crate::hub::{Hub, SourceState};
 
 pub use url::RtspUrl;
 
-/// RTP over the RTSP connection (interleaved, the default) or over UDP.
+/// RTP over the RTSP connection (interleaved) or over UDP; `Auto` (the
+/// default) starts with TCP and moves to the other when a camera answers
+/// SETUP with 461 Unsupported Transport (many cheap cameras speak UDP only),
+/// and back; the one that worked is tried first at the next reconnect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
+    Auto,
     Tcp,
     Udp,
 }
@@ -27,9 +31,27 @@ pub enum Transport {
 impl Transport {
     pub fn parse(s: &str) -> Result<Transport, String> {
         match s {
+            "auto" => Ok(Transport::Auto),
             "tcp" => Ok(Transport::Tcp),
             "udp" => Ok(Transport::Udp),
-            _ => Err(format!("must be tcp or udp, not {s:?}")),
+            _ => Err(format!("must be auto, tcp or udp, not {s:?}")),
+        }
+    }
+
+    /// As `/status` says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Auto => "auto",
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+
+    /// The other concrete transport.
+    fn other(self) -> Transport {
+        match self {
+            Transport::Udp => Transport::Tcp,
+            _ => Transport::Udp,
         }
     }
 }
@@ -93,6 +115,11 @@ fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSet
     let mut last = None;
     let mut last_error: Option<String> = None;
     let mut attempts = 0u64;
+    // The transport to try first: the override, or the last that worked.
+    let mut transport = match settings.transport {
+        Transport::Auto => Transport::Tcp,
+        t => t,
+    };
     while !hub.is_closed() {
         hub.set_status(|s| {
             if s.state != SourceState::Down {
@@ -109,7 +136,13 @@ fn run(rt: &tokio::runtime::Runtime, camera: &str, hub: &Hub, settings: &RtspSet
         // Shutdown does not wait for a step's deadline (5 s each): the
         // session is dropped as soon as the hub closes.
         let outcome = rt.block_on(async {
-            let session = std::pin::pin!(session::run(hub, settings, &mut seq, &mut last));
+            let session = std::pin::pin!(session::run(
+                hub,
+                settings,
+                &mut seq,
+                &mut last,
+                &mut transport
+            ));
             let closed = std::pin::pin!(closed(hub));
             match futures_util::future::select(session, closed).await {
                 futures_util::future::Either::Left((outcome, _)) => Some(outcome),

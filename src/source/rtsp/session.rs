@@ -31,9 +31,10 @@ pub async fn run(
     settings: &RtspSettings,
     seq: &mut u64,
     last: &mut Option<Duration>,
+    transport: &mut Transport,
 ) -> Outcome {
     let mut was_live = false;
-    let error = match stream(hub, settings, seq, last, &mut was_live).await {
+    let error = match stream(hub, settings, seq, last, transport, &mut was_live).await {
         Ok(()) => "stopped".to_string(),
         Err(e) => settings.url.scrub(&e),
     };
@@ -173,6 +174,7 @@ async fn stream(
     settings: &RtspSettings,
     seq: &mut u64,
     last: &mut Option<Duration>,
+    transport: &mut Transport,
     was_live: &mut bool,
 ) -> Result<(), String> {
     let opts = SessionOptions::default()
@@ -203,15 +205,40 @@ async fn stream(
         ));
     };
     let clock_rate = session.streams()[track].clock_rate_hz();
-    let transport = match settings.transport {
-        Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
-        Transport::Udp => retina::client::Transport::Udp(Default::default()),
+    let options = |t: Transport| {
+        let t = match t {
+            Transport::Udp => retina::client::Transport::Udp(Default::default()),
+            _ => retina::client::Transport::Tcp(Default::default()),
+        };
+        SetupOptions::default()
+            .transport(t)
+            .frame_format(FrameFormat::MP4)
+            .max_frame_size(super::MAX_ACCESS_UNIT)
     };
-    let setup = SetupOptions::default()
-        .transport(transport)
-        .frame_format(FrameFormat::MP4)
-        .max_frame_size(super::MAX_ACCESS_UNIT);
-    step("SETUP", session.setup(track, setup)).await?;
+    match tokio::time::timeout(STEP_TIMEOUT, session.setup(track, options(*transport))).await {
+        Ok(Ok(())) => {}
+        // The camera does not speak this transport: the other, at once.
+        Ok(Err(e)) if settings.transport == Transport::Auto && e.status_code() == Some(461) => {
+            let tried = *transport;
+            *transport = tried.other();
+            log::info!(
+                "camera {}: SETUP over {} answered 461 Unsupported Transport; using {}",
+                settings.camera,
+                tried.as_str(),
+                transport.as_str()
+            );
+            step("SETUP", session.setup(track, options(*transport))).await?;
+        }
+        Ok(Err(e)) => return Err(words(&e)),
+        Err(_) => {
+            return Err(format!(
+                "unreachable: no answer to SETUP within {} s",
+                STEP_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    let used = transport.as_str();
+    hub.set_status(|s| s.transport = Some(used));
     let playing = step("PLAY", session.play(PlayOptions::default())).await?;
     let demuxed = playing.demuxed().map_err(|e| words(&e))?;
     let mut demuxed = std::pin::pin!(demuxed);

@@ -46,6 +46,9 @@ pub struct RtspOptions {
     /// answer with either; GStreamer accepts any scheme it was given
     /// credentials for, so `digest` also takes no Basic, and `basic` no Digest).
     pub auth: &'static str,
+    /// RTP over UDP only: a SETUP asking for TCP gets 461 Unsupported
+    /// Transport, as from many cheap cameras.
+    pub udp_only: bool,
 }
 
 impl Default for RtspOptions {
@@ -60,6 +63,7 @@ impl Default for RtspOptions {
             user: None,
             password: None,
             auth: "digest",
+            udp_only: false,
         }
     }
 }
@@ -252,6 +256,9 @@ impl RtspCamera {
             .args(["--fps", &o.fps.to_string()])
             .args(["--key-int", &o.key_int.to_string()])
             .args(["--bitrate", &o.bitrate_kbps.to_string()]);
+        if o.udp_only {
+            cmd.arg("--udp-only");
+        }
         if let Some((user, password)) = o.credentials() {
             cmd.args(["--user", user, "--password", password, "--auth", o.auth]);
         }

@@ -473,6 +473,7 @@ struct UdpPair {
 
 impl UdpPair {
     fn for_ip(ip_addr: IpAddr) -> Result<Self, std::io::Error> {
+        const UDP_RECV_BUFFER: usize = 4 << 20;
         const MAX_TRIES: usize = 10;
         const ALLOWED_RTP_RANGE: Range<u16> = 5000..65000; // stolen from ffmpeg's defaults.
         let mut rng = rand::thread_rng();
@@ -503,6 +504,11 @@ impl UdpPair {
                 }
                 Err(e) => return Err(e),
             };
+            // video-recorder patch: a receive buffer that holds a keyframe's
+            // burst while the receiving thread is not scheduled (the kernel's
+            // default, ~208 KiB, lost frames of a 1 Mbit/s stream on a busy
+            // machine). The kernel caps it at `net.core.rmem_max`.
+            let _ = socket2::SockRef::from(&rtp_socket).set_recv_buffer_size(UDP_RECV_BUFFER);
             return Ok(Self {
                 rtp_port,
                 rtp_socket,

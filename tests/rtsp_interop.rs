@@ -1,0 +1,93 @@
+//! RTSP cameras that are not like GStreamer's defaults: one that speaks UDP
+//! only (a SETUP over TCP gets 461 Unsupported Transport, as from many
+//! cheap cameras). The product finds the transport by itself, says which in
+//! `/status`, and an explicit `rtsp_transport` still wins.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::rtsp::{RtspCamera, RtspOptions};
+use common::{Server, ffprobe};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Time a camera may take to come up: 2 s natively (the bound for
+/// a camera that is there), more under qemu.
+fn up_within() -> Duration {
+    if common::emulated() {
+        Duration::from_secs(20)
+    } else {
+        Duration::from_secs(2)
+    }
+}
+
+fn server(tmp: &Path, source: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--source", source, "--clips-min-free-mb", "0"];
+    args.extend_from_slice(extra);
+    Server::start_in(&tmp.join("clips"), &args)
+}
+
+#[test]
+fn a_udp_only_camera_is_received_over_udp_by_itself() {
+    let Some(cam) = RtspCamera::start(RtspOptions {
+        udp_only: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    let t0 = Instant::now();
+    let st = s.wait_status(WAIT, "live over udp", |st| st["source"]["state"] == "live");
+    let took = t0.elapsed();
+    assert_eq!(st["source"]["transport"], "udp", "{st:#}");
+    assert_eq!(st["source"]["pixel_format"], "H264", "{st:#}");
+    assert!(
+        s.log()
+            .contains("answered 461 Unsupported Transport; using udp"),
+        "{}",
+        s.log()
+    );
+    // Up as fast as a camera that speaks TCP (the server process and its
+    // pipeline were already running).
+    assert!(took <= up_within(), "live after {took:?}");
+    // A clip of it, every frame readable.
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(WAIT, "2 s recorded", |st| {
+        st["recorder"]["elapsed_sec"].as_f64() >= Some(2.0)
+    });
+    let clip = s.post("/stop", "").json();
+    let frames = clip["frames"].as_u64().unwrap();
+    // UDP may lose a packet on a busy machine (the kernel's receive buffer
+    // is capped by net.core.rmem_max): the frames up to the next keyframe
+    // are then left out, never written undecodable (ffprobe reads them all).
+    assert!(frames >= 15, "{clip:#}");
+    let probe = ffprobe(Path::new(clip["path"].as_str().unwrap()));
+    assert_eq!(
+        probe["streams"][0]["nb_read_frames"],
+        frames.to_string().as_str()
+    );
+}
+
+#[test]
+fn an_explicit_transport_is_kept_and_the_refusal_said() {
+    let Some(cam) = RtspCamera::start(RtspOptions {
+        udp_only: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &["--rtsp-transport", "tcp"]);
+    let st = s.wait_status(WAIT, "down with the reason", |st| {
+        st["source"]["state"] == "down"
+            && st["source"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("461"))
+    });
+    assert!(st["source"]["transport"].is_null(), "{st:#}");
+    // It never tried UDP by itself (that would have come before "down").
+    assert!(!s.log().contains("using udp"), "{}", s.log());
+}
