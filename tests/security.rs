@@ -490,8 +490,28 @@ fn traversal_attempts_find_nothing() {
 #[test]
 fn security_headers_and_no_version_banner() {
     let s = Server::start(SMALL);
-    for path in ["/", "/status", "/nope", "/login"] {
+    // A clip, so that /last and a clip file are served too.
+    assert_eq!(req(&s, "POST", "/start", &[]).status, 200);
+    s.wait_status(Duration::from_secs(30), "a frame recorded", |st| {
+        st["recorder"]["frames"].as_u64().unwrap_or(0) >= 1
+    });
+    let clip = req(&s, "POST", "/stop", &[]).json();
+    let file = format!("/clips/{}.mp4", clip["id"].as_str().unwrap());
+    for path in ["/", "/status", "/nope", "/login", "/last", file.as_str()] {
         let r = req(&s, "GET", path, &[]);
+        // Each once (a second, differing copy is ambiguous to a client).
+        for name in [
+            "X-Content-Type-Options",
+            "X-Frame-Options",
+            "Content-Security-Policy",
+        ] {
+            let n = r
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .count();
+            assert_eq!(n, 1, "{path}: {name} {n} times");
+        }
         let csp = r
             .header("Content-Security-Policy")
             .unwrap_or_else(|| panic!("{path}: no CSP"));

@@ -101,17 +101,16 @@ pub fn serve_mp4(mut file: File, id: &str, range: Option<&str>, download: Option
         return Kind::Internal.reply("cannot read clip");
     }
     let body: Box<dyn Read + Send> = Box::new(file.take(count));
-    let mut r = Response::new(
+    // A known length goes out as Content-Length, never chunked: players
+    // need it. `respond` adds `nosniff` with the other security headers.
+    Response::new(
         StatusCode(status),
         headers,
         body,
         Some(count as usize),
         None,
     )
-    // A known length goes out as Content-Length, never chunked: players need it.
-    .with_chunked_threshold(usize::MAX);
-    r.add_header(header("X-Content-Type-Options", "nosniff"));
-    r
+    .with_chunked_threshold(usize::MAX)
 }
 
 #[cfg(test)]
