@@ -10,15 +10,49 @@ pub fn probe(path: &Path) -> Result<serde_json::Value, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{p}: {e}"))?;
     let size = file.metadata().map_err(|e| format!("{p}: {e}"))?.len();
     let r = mp4::read_mp4(file).map_err(|e| format!("{p}: not a readable MP4: {e}"))?;
+    // H.264 (`avc1`, which the mp4 crate reads) or H.265 (`hvc1`/`hev1`: a
+    // camera's stream copied; the crate skips `hvc1`, so the video track is
+    // found by its handler and the entry named from the file's bytes).
+    let vide: mp4::FourCC = str::parse("vide").expect("a four-character code");
     let trak = r
         .moov
         .traks
         .iter()
         .find(|t| t.mdia.minf.stbl.stsd.avc1.is_some())
-        .ok_or_else(|| format!("{p}: no H.264 (avc1) track"))?;
+        .or_else(|| {
+            r.moov
+                .traks
+                .iter()
+                .find(|t| t.mdia.hdlr.handler_type == vide)
+        })
+        .ok_or_else(|| format!("{p}: no video track"))?;
     let stbl = &trak.mdia.minf.stbl;
-    let avc1 = stbl.stsd.avc1.as_ref().ok_or("no avc1")?;
-    let avcc = &avc1.avcc;
+    let (codec, profile, level, width, height) = match &stbl.stsd.avc1 {
+        Some(avc1) => (
+            "h264",
+            Some(profile_name(
+                avc1.avcc.avc_profile_indication,
+                avc1.avcc.profile_compatibility,
+            )),
+            Some(f64::from(avc1.avcc.avc_level_indication) / 10.0),
+            avc1.width,
+            avc1.height,
+        ),
+        None => {
+            let bytes = std::fs::read(path).map_err(|e| format!("{p}: {e}"))?;
+            let has = |tag: &[u8]| bytes.windows(4).any(|w| w == tag);
+            if !(has(b"hvc1") || has(b"hev1")) || !has(b"hvcC") {
+                return Err(format!("{p}: the video track is neither H.264 nor H.265"));
+            }
+            (
+                "h265",
+                None,
+                None,
+                trak.tkhd.width.value(),
+                trak.tkhd.height.value(),
+            )
+        }
+    };
     let timescale = trak.mdia.mdhd.timescale;
     let frames = stbl.stsz.sample_count;
     let sizes: Vec<u64> = (0..frames as usize)
@@ -66,11 +100,11 @@ pub fn probe(path: &Path) -> Result<serde_json::Value, String> {
     let data_end = last_sample_end(&stsc, &offsets, &sizes);
     let vmhd_flags = trak.mdia.minf.vmhd.as_ref().map(|v| v.flags);
     Ok(json!({
-        "codec": "h264",
-        "profile": profile_name(avcc.avc_profile_indication, avcc.profile_compatibility),
-        "level": f64::from(avcc.avc_level_indication) / 10.0,
-        "width": avc1.width,
-        "height": avc1.height,
+        "codec": codec,
+        "profile": profile,
+        "level": level,
+        "width": width,
+        "height": height,
         "frames": frames,
         "duration_sec": trak.mdia.mdhd.duration as f64 / f64::from(timescale.max(1)),
         "stts_duration_sec": t as f64 / f64::from(timescale.max(1)),
