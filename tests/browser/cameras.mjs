@@ -110,10 +110,16 @@ async function main() {
     log("b opened large and stopped there");
 
     // 5. The library: both clips with their thumbnails, newest first.
+    // Scrolled to, as a person looks at it: its thumbnails load lazily.
+    await page.evaluate(() => document.getElementById("lib-list").scrollIntoView());
     const items = await until("two clips in the library", () =>
       page.evaluate(() => {
         const li = [...document.querySelectorAll("#lib-list li")];
-        return li.length >= 2 && li.every((x) => x.querySelector("img") && x.querySelector("img").naturalWidth > 0) && li.map((x) => x.dataset.id);
+        const loaded = (x) => x.querySelector("img") && x.querySelector("img").naturalWidth > 0;
+        if (li.length >= 2 && li.every(loaded)) return li.map((x) => x.dataset.id);
+        // Say what is missing when the wait runs out.
+        const img = (x) => x.querySelector("img");
+        throw new Error(JSON.stringify(li.map((x) => [x.dataset.id, img(x) && img(x).getAttribute("src"), img(x) && img(x).complete, img(x) && img(x).naturalWidth])));
       }),
     20_000);
     const listed = (await api("GET", "/clips")).body.clips.map((c) => c.id);
