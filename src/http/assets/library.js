@@ -224,9 +224,13 @@
     el.filter.hidden = ids.length < 2;
     const up = status.uploads && status.uploads.enabled ? status.uploads : null;
     state.uploads = !!up;
+    // The clips in the directory, counted: a recording's end reaches
+    // /status a moment before its clip is listed, and another camera's clip
+    // or a deletion (retention, another browser) changes no recording id.
     const sig = JSON.stringify([
       cams.map((c) => c.recording_id),
       status.last_clip && status.last_clip.id,
+      status.clips && status.clips.clips,
       up && [up.pending, up.failed, up.uploaded, up.uploading && up.uploading.id],
     ]);
     if (sig !== state.signature) {
