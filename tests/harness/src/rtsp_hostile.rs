@@ -123,6 +123,7 @@ fn serve(
     sent: &AtomicU64,
 ) -> std::io::Result<()> {
     conn.set_nodelay(true)?;
+    small_send_buffer(&conn);
     let mut r = BufReader::new(conn.try_clone()?);
     let mut w = Counted { inner: conn, sent };
     while let Some((method, cseq)) = request(&mut r)? {
@@ -223,4 +224,34 @@ impl Write for Counted<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// What the sender counts as sent is what the product read plus what sits
+/// in the kernel's buffers on both ends: a small send buffer here keeps the
+/// count close to what the product really took in.
+fn small_send_buffer(conn: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = SEND_BUFFER as libc::c_int;
+    // SAFETY: a valid socket and a c_int option value of the size passed.
+    unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// The hostile camera's send buffer (the kernel doubles it).
+pub const SEND_BUFFER: u64 = 64 * 1024;
+
+/// The most a receiving socket may hold unread on this machine (autotuned up
+/// to `tcp_rmem`'s maximum): slack a test must allow beyond a bound.
+pub fn receive_buffer_max() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(6 << 20)
 }
