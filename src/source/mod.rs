@@ -60,6 +60,12 @@ impl Excess {
     pub fn is_empty(&self) -> bool {
         *self == Excess::default()
     }
+
+    pub fn add(&mut self, other: Excess) {
+        self.frames_over_rate += other.frames_over_rate;
+        self.junk_bytes += other.junk_bytes;
+        self.throttled += other.throttled;
+    }
 }
 
 pub trait Source: Send {
