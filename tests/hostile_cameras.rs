@@ -282,6 +282,20 @@ fn blank_lines_forever_and_a_jpeg_flood_cost_little_and_clips_stay_sane() {
     assert_eq!(stop.status, 200, "{}", stop.text());
     let share = cpu.share();
     let clip = stop.json();
+    let rss = s.rss_kib();
+    let blank_st = camera_status(&s, "blank");
+    let junk = blank_st["source"]["junk_bytes"].as_u64().unwrap();
+    assert!(junk > 10_000, "{blank_st}");
+    // What the cameras pushed while recording against what was taken.
+    let pushed = (blank.sent() - sent.0, flood.sent() - sent.1);
+    eprintln!(
+        "CPU {:.1} % of a core; blank camera sent {} KiB, {junk} bytes of junk taken; \
+         flood camera sent {} KiB; {}",
+        share * 100.0,
+        pushed.0 >> 10,
+        pushed.1 >> 10,
+        src
+    );
     // At most 2 x 15 + 5 frames a second are taken: the clip says so.
     let fps = clip["fps"].as_f64().unwrap();
     assert!((10.0..=36.0).contains(&fps), "clip at {fps} fps: {clip}");
@@ -301,22 +315,8 @@ fn blank_lines_forever_and_a_jpeg_flood_cost_little_and_clips_stay_sane() {
         .unwrap()
         .clone();
     assert!(listed["frames_over_rate"].as_u64() > Some(100), "{listed}");
-    let blank_st = camera_status(&s, "blank");
-    let junk = blank_st["source"]["junk_bytes"].as_u64().unwrap();
-    assert!(junk > 10_000, "{blank_st}");
-    // What the cameras pushed while recording against what was taken.
-    let pushed = (blank.sent() - sent.0, flood.sent() - sent.1);
-    eprintln!(
-        "CPU {:.1} % of a core; blank camera sent {} KiB, {junk} bytes of junk taken; \
-         flood camera sent {} KiB; {}",
-        share * 100.0,
-        pushed.0 >> 10,
-        pushed.1 >> 10,
-        src
-    );
     let most = if common::emulated() { 2.0 } else { 0.25 };
     assert!(share < most, "{:.0} % of a core", share * 100.0);
-    let rss = s.rss_kib();
     assert!(rss < rss_bound_kib(), "RSS {rss} KiB");
     alive(&mut s);
 }
