@@ -7,6 +7,39 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+/// The longest picture side taken from a camera or drawn here (UHD 4K),
+/// either way round, so a portrait camera works too.
+pub const MAX_SIDE: u32 = 3840;
+/// The most pixels a picture may have (3840x2160): what a frame's size may
+/// make us allocate is bounded, whatever a header says.
+pub const MAX_PIXELS: u64 = 3840 * 2160;
+/// What NO SIGNAL is drawn at before any frame was accepted.
+pub const DEFAULT_SIZE: (u32, u32) = (1280, 720);
+
+/// The one size rule for every path that reads a frame's size (a JPEG's
+/// SOF, a driver's format, a decoded picture) or makes a picture from it:
+/// neither side zero nor over [`MAX_SIDE`], at most [`MAX_PIXELS`].
+pub fn size_ok((width, height): (u32, u32)) -> bool {
+    width > 0
+        && height > 0
+        && width <= MAX_SIDE
+        && height <= MAX_SIDE
+        && u64::from(width) * u64::from(height) <= MAX_PIXELS
+}
+
+/// The rule in words, for logs and `/status`.
+pub const SIZE_RULE: &str = "at most 3840 pixels a side and 3840x2160 pixels in all";
+
+/// A size to draw a picture of our own at (NO SIGNAL): `size` if the rule
+/// allows it, else [`DEFAULT_SIZE`]. Never what a camera merely claimed.
+pub fn drawable(size: (u32, u32)) -> (u32, u32) {
+    if size_ok(size) && size.0 >= 16 && size.1 >= 16 {
+        size
+    } else {
+        DEFAULT_SIZE
+    }
+}
+
 /// What a frame holds, as the camera made it (never re-encoded on the way).
 #[derive(Debug)]
 pub enum Payload {
@@ -146,5 +179,40 @@ impl Frame {
         no_signal: bool,
     ) -> Frame {
         Frame::new(seq, Payload::Jpeg(jpeg), capture, wall, size, no_signal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_size_rule() {
+        for ok in [(1, 1), (3840, 2160), (2160, 3840), (2880, 2880), (3840, 1)] {
+            assert!(size_ok(ok), "{ok:?}");
+        }
+        for bad in [
+            (0, 720),
+            (1280, 0),
+            (3841, 2),
+            (2, 3841),
+            (3840, 2161),
+            (2881, 2880),
+            (16384, 16384),
+            (65535, 65535),
+        ] {
+            assert!(!size_ok(bad), "{bad:?}");
+        }
+        assert!(SIZE_RULE.contains(&MAX_SIDE.to_string()));
+        assert_eq!(MAX_PIXELS, u64::from(MAX_SIDE) * 2160);
+    }
+
+    #[test]
+    fn pictures_of_our_own_are_drawn_at_a_size_we_chose() {
+        assert_eq!(drawable((640, 360)), (640, 360));
+        assert_eq!(drawable((65535, 65535)), DEFAULT_SIZE);
+        assert_eq!(drawable((0, 0)), DEFAULT_SIZE);
+        assert_eq!(drawable((8, 8)), DEFAULT_SIZE, "too small to say anything");
+        assert!(size_ok(DEFAULT_SIZE));
     }
 }

@@ -71,6 +71,23 @@ pub struct CaptureCounters {
     pub broken: AtomicU64,
     /// Times the source was reopened after failing.
     pub reopens: AtomicU64,
+    /// Frames a network camera sent faster than its budget allows: dropped.
+    pub over_rate: AtomicU64,
+    /// Bytes a network camera sent that were not frames.
+    pub junk_bytes: AtomicU64,
+    /// Time reading a network camera paused: it sent more than its budget.
+    pub throttled_ms: AtomicU64,
+}
+
+impl CaptureCounters {
+    /// Adds what a source refused since it was last asked.
+    pub fn add(&self, e: crate::source::Excess) {
+        self.over_rate
+            .fetch_add(e.frames_over_rate, Ordering::Relaxed);
+        self.junk_bytes.fetch_add(e.junk_bytes, Ordering::Relaxed);
+        let ms = u64::try_from(e.throttled.as_millis()).unwrap_or(u64::MAX);
+        self.throttled_ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 struct Slot {
@@ -131,13 +148,16 @@ pub struct Hub {
     pub counters: CaptureCounters,
 }
 
-/// Upper bounds on what is kept for pre-roll whatever the window says (memory).
-const PREROLL_MAX_FRAMES: usize = 30 * 60;
-const PREROLL_MAX_BYTES: usize = 64 << 20;
+/// Upper bounds on what is kept for pre-roll whatever the window says:
+/// part of the camera's memory budget.
+const PREROLL_MAX_FRAMES: usize = crate::budget::PREROLL_FRAMES;
+const PREROLL_MAX_BYTES: usize = crate::budget::PREROLL_BYTES;
+/// Capture times kept for the measured rate (2 s of them) at most.
+const RECENT_MAX: usize = 2048;
 /// A camera that never sends a keyframe must not grow the live ring for good,
 /// in frames or in bytes (a hostile camera's frames may each be 8 MiB).
-const GOP_MAX_FRAMES: usize = 600;
-const GOP_MAX_BYTES: usize = 32 << 20;
+const GOP_MAX_FRAMES: usize = crate::budget::LIVE_FRAMES;
+const GOP_MAX_BYTES: usize = crate::budget::LIVE_BYTES;
 
 impl Hub {
     pub fn new(preroll_window: Duration, status: SourceStatus) -> Hub {
@@ -164,8 +184,9 @@ impl Hub {
             self.counters.frames.fetch_add(1, Ordering::Relaxed);
             let mut recent = lock(&self.recent);
             recent.push_back(frame.capture);
-            while recent.len() > 2
-                && frame.capture.saturating_sub(recent[0]) > Duration::from_secs(2)
+            while recent.len() > RECENT_MAX
+                || (recent.len() > 2
+                    && frame.capture.saturating_sub(recent[0]) > Duration::from_secs(2))
             {
                 recent.pop_front();
             }

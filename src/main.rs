@@ -1,5 +1,6 @@
 //! video-recorder: wiring only. Each role lives in its own module.
 
+mod budget;
 mod camera;
 mod capture;
 mod clips;

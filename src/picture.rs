@@ -36,6 +36,11 @@ pub fn to_jpeg(yuv: &impl YUVSource, max_width: u32) -> Option<(Vec<u8>, (u32, u
     let (w, h) = yuv.dimensions();
     let step = w.div_ceil(max_width as usize).max(1);
     let (ow, oh) = ((w / step) & !1, (h / step) & !1);
+    // The one size rule: a stream that decodes to an absurd shape (16 wide,
+    // 60000 high) makes no picture rather than a huge one.
+    if !crate::frame::size_ok((u32::try_from(ow).ok()?, u32::try_from(oh).ok()?)) {
+        return None;
+    }
     let (ys, us, vs) = yuv.strides();
     let (py, pu, pv) = (yuv.y(), yuv.u(), yuv.v());
     let mut px = Vec::with_capacity(ow * oh * 3);
@@ -64,4 +69,45 @@ pub fn keyframe_jpeg(v: &Video, max_width: u32) -> Option<Vec<u8>> {
     let mut dec = Decoder::new().ok()?;
     let yuv = dec.decode(&annex_b(v)).ok()??;
     to_jpeg(&yuv, max_width).map(|(j, _)| j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grey picture of a given size.
+    struct Yuv420(usize, usize, Vec<u8>);
+
+    impl Yuv420 {
+        fn new(w: usize, h: usize) -> Yuv420 {
+            Yuv420(w, h, vec![128; w * h])
+        }
+    }
+
+    impl YUVSource for Yuv420 {
+        fn dimensions(&self) -> (usize, usize) {
+            (self.0, self.1)
+        }
+        fn strides(&self) -> (usize, usize, usize) {
+            (self.0, self.0 / 2, self.0 / 2)
+        }
+        fn y(&self) -> &[u8] {
+            &self.2
+        }
+        fn u(&self) -> &[u8] {
+            &self.2[..self.0 * self.1 / 4]
+        }
+        fn v(&self) -> &[u8] {
+            &self.2[..self.0 * self.1 / 4]
+        }
+    }
+
+    #[test]
+    fn pictures_follow_the_size_rule() {
+        let (_, size) = to_jpeg(&Yuv420::new(64, 48), 640).unwrap();
+        assert_eq!(size, (64, 48));
+        let (_, size) = to_jpeg(&Yuv420::new(1280, 720), 640).unwrap();
+        assert_eq!(size, (640, 360), "every other pixel");
+        assert!(to_jpeg(&Yuv420::new(16, 4000), 640).is_none(), "too tall");
+    }
 }

@@ -224,9 +224,9 @@ impl Job {
         let size = self
             .out
             .latest()
-            .map_or((640, 360), |f| (f.width.max(16), f.height.max(16)));
+            .map_or((640, 360), |f| (f.width, f.height));
         match card::NoSignal::next(cache, size, &self.source.status().name) {
-            Ok(jpeg) => {
+            Ok((jpeg, size)) => {
                 let now = crate::clock::monotonic_now();
                 let wall = std::time::SystemTime::now();
                 self.out

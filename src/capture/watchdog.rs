@@ -143,7 +143,9 @@ impl<'a> Watchdog<'a> {
 
     fn went_up(&mut self, src: &dyn Source) {
         let f = src.format();
-        if f.width > 0 && f.height > 0 {
+        // A size the rule refuses (a driver's or a camera's claim) is never
+        // drawn at: NO SIGNAL keeps the last accepted one.
+        if crate::frame::size_ok((f.width, f.height)) {
             self.size = (f.width, f.height);
         }
         let (state, message) = (self.up.state.clone(), self.up.message.clone());
@@ -197,7 +199,12 @@ impl<'a> Watchdog<'a> {
                     waited.as_secs_f64()
                 )));
             }
-            match src.next_frame(self.t.slice.min(stall - waited)) {
+            let next = src.next_frame(self.t.slice.min(stall - waited));
+            let excess = src.take_excess();
+            if !excess.is_empty() {
+                self.hub.counters.add(excess);
+            }
+            match next {
                 Ok(Some(raw)) => match jpeg::sanitize(raw.jpeg) {
                     Ok((jpeg, size)) => {
                         if size != self.size {
@@ -287,7 +294,10 @@ impl<'a> Watchdog<'a> {
 
     fn publish_no_signal(&mut self) {
         match card::NoSignal::next(&mut self.no_signal, self.size, &self.name) {
-            Ok(jpeg) => self.publish(jpeg, monotonic_now(), SystemTime::now(), true),
+            Ok((jpeg, size)) => {
+                self.size = size;
+                self.publish(jpeg, monotonic_now(), SystemTime::now(), true)
+            }
             Err(e) => log::error!("cannot draw the NO SIGNAL picture: {e}"),
         }
     }

@@ -6,8 +6,8 @@ use std::thread::JoinHandle;
 
 use super::*;
 use crate::hub::SourceStatus;
-use crate::source::jpeg::tests::{sample_jpeg, strip_dht};
-use crate::source::{Format, RawFrame};
+use crate::source::jpeg::tests::{sample_jpeg, strip_dht, with_sof_size};
+use crate::source::{Excess, Format, RawFrame};
 
 #[derive(Clone)]
 enum Step {
@@ -20,6 +20,8 @@ enum Step {
 struct Fake {
     steps: VecDeque<Step>,
     format: Format,
+    /// Reported once, at the first ask.
+    excess: Excess,
 }
 
 impl Source for Fake {
@@ -50,16 +52,26 @@ impl Source for Fake {
     fn format(&self) -> Format {
         self.format
     }
+
+    fn take_excess(&mut self) -> Excess {
+        std::mem::take(&mut self.excess)
+    }
 }
 
 fn fake(steps: Vec<Step>) -> Box<dyn Source> {
+    fake_as(steps, (640, 480), Excess::default())
+}
+
+/// A fake that says it gives `size` and reports `excess`.
+fn fake_as(steps: Vec<Step>, (width, height): (u32, u32), excess: Excess) -> Box<dyn Source> {
     Box::new(Fake {
         steps: steps.into(),
         format: Format {
-            width: 640,
-            height: 480,
+            width,
+            height,
             fps: 30,
         },
+        excess,
     })
 }
 
@@ -270,4 +282,47 @@ fn stops_promptly_while_streaming() {
     hub.close();
     t.join().unwrap();
     assert!(closed_at.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn frames_over_the_size_limit_are_broken_and_no_signal_is_drawn_at_our_size() {
+    let hub = new_hub();
+    let tap = hub.tap(100_000);
+    let good = sample_jpeg(32, 16);
+    let huge = with_sof_size(good.clone(), 65535, 65535);
+    // A camera that claims 65535x65535, sends 5 such frames, then stalls.
+    let mut steps = frames(5, &huge);
+    steps.push(Step::Nothing);
+    let excess = Excess {
+        frames_over_rate: 7,
+        junk_bytes: 1000,
+        throttled: Duration::from_millis(1500),
+    };
+    let outcomes: Outcomes = Arc::new(Mutex::new(VecDeque::from([Ok(fake_as(
+        steps,
+        (65535, 65535),
+        excess,
+    ))])));
+    let t = start(&hub, outcomes, Arc::new(Mutex::new(Vec::new())));
+    wait_for("down, showing NO SIGNAL", || {
+        hub.status().state == SourceState::Down && hub.latest().is_some_and(|f| f.no_signal)
+    });
+    hub.close();
+    t.join().unwrap();
+    let got: Vec<Arc<Frame>> = tap.rx.try_iter().collect();
+    assert!(
+        got.iter().all(|f| f.no_signal),
+        "no refused frame reached the hub"
+    );
+    // The size the watchdog started with (the configured one), never the claim.
+    let ns = &got[0];
+    assert_eq!((ns.width, ns.height), (640, 480));
+    let jpeg = ns.payload.jpeg().unwrap().to_vec();
+    assert_eq!(jpeg::sanitize(jpeg).unwrap().1, (640, 480));
+    assert_eq!(hub.counters.broken.load(Ordering::Relaxed), 5);
+    assert_eq!(hub.counters.frames.load(Ordering::Relaxed), 0);
+    // What the source refused reached the camera's counters.
+    assert_eq!(hub.counters.over_rate.load(Ordering::Relaxed), 7);
+    assert_eq!(hub.counters.junk_bytes.load(Ordering::Relaxed), 1000);
+    assert_eq!(hub.counters.throttled_ms.load(Ordering::Relaxed), 1500);
 }

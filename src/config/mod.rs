@@ -267,6 +267,23 @@ where
         }
         file::cameras(&cfg.camera, sections)?
     };
+    // The one size rule for frames (each side is checked by its key).
+    if let Some(c) = cfg
+        .cameras
+        .iter()
+        .find(|c| !crate::frame::size_ok((c.width, c.height)))
+    {
+        return Err(ConfigError::new(
+            "height",
+            &format!("camera {}", c.id),
+            format!(
+                "{}x{} is over the size limit: {}",
+                c.width,
+                c.height,
+                crate::frame::SIZE_RULE
+            ),
+        ));
+    }
     Ok(Command::Serve(Box::new(cfg)))
 }
 

@@ -339,9 +339,9 @@ settings! {
         source: String = "auto", "SRC", "auto | test | /dev/videoN | FILE.mjpeg | http://… | rtsp://…",
             |v: &String| { not_empty(v)?; crate::source::SourceSpec::parse(v).map(|_| ()) };
         width: u32 = 1280u32, "W", "frame width asked of the source",
-            even(16, 7680, "must be an even number from 16 to 7680");
-        height: u32 = 720u32, "H", "frame height asked of the source",
-            even(16, 4320, "must be an even number from 16 to 4320");
+            even(16, crate::frame::MAX_SIDE, "must be an even number from 16 to 3840");
+        height: u32 = 720u32, "H", "frame height asked of the source (width x height at most 3840x2160)",
+            even(16, crate::frame::MAX_SIDE, "must be an even number from 16 to 3840");
         fps: u32 = 30u32, "N", "frame rate asked of the source", within(1, 120, "must be from 1 to 120");
         pre_roll_sec: f64 = 0.0, "S", "seconds before /start a clip begins",
             within(0.0, 60.0, "must be from 0 to 60 seconds");
@@ -356,7 +356,7 @@ settings! {
         preview_fps: u32 = 5u32, "N", "RTSP cameras: rate of the MJPEG view decoded on demand",
             within(1, 30, "must be from 1 to 30");
         preview_width: u32 = 640u32, "W", "RTSP cameras: widest MJPEG view and snapshot",
-            even(16, 7680, "must be an even number from 16 to 7680");
+            even(16, crate::frame::MAX_SIDE, "must be an even number from 16 to 3840");
     }
 }
 

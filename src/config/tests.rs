@@ -91,6 +91,15 @@ fn errors_name_the_key() {
         (e.key.as_str(), e.origin.as_str()),
         ("width", "flag --width")
     );
+    let e = serve("--width 3840 --height 3840", &[]).unwrap_err();
+    assert_eq!(e.key, "height", "{e}");
+    assert!(e.to_string().contains("3840x2160 pixels in all"), "{e}");
+    assert!(
+        serve("--width 2160 --height 3840", &[]).is_ok(),
+        "portrait 4K"
+    );
+    let e = serve("--width 7680", &[]).unwrap_err();
+    assert_eq!(e.key, "width");
     let e = serve("--bogus 1", &[]).unwrap_err();
     assert_eq!(e.key, "bogus");
     let e = serve("--port", &[]).unwrap_err();

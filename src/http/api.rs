@@ -71,6 +71,12 @@ pub fn camera_status(app: &App, cam: &Camera) -> Value {
             "frames": counters.frames.load(Relaxed),
             "broken_frames": counters.broken.load(Relaxed),
             "reopens": counters.reopens.load(Relaxed),
+            // A network camera over its budget: frames it sent faster than
+            // its cap (dropped), bytes that were not frames, and how long
+            // reading paused because it sent more than allowed.
+            "frames_over_rate": counters.over_rate.load(Relaxed),
+            "junk_bytes": counters.junk_bytes.load(Relaxed),
+            "throttled_sec": counters.throttled_ms.load(Relaxed) as f64 / 1000.0,
         },
         "viewers": cam.viewers(),
         "clips": usage,
@@ -94,6 +100,8 @@ pub fn camera_summary(cam: &Camera) -> Value {
         "fps": round2(cam.hub.measured_fps()),
         "codec": cam.codec(),
         "reconnects": cam.hub.counters.reopens.load(std::sync::atomic::Ordering::Relaxed),
+        "broken_frames": cam.hub.counters.broken.load(std::sync::atomic::Ordering::Relaxed),
+        "frames_over_rate": cam.hub.counters.over_rate.load(std::sync::atomic::Ordering::Relaxed),
         "live_mp4": cam.sends_video().then(|| format!("/cameras/{}/live.mp4", cam.id)),
         "viewers": cam.viewers(),
         "recording": active.is_some(),

@@ -132,15 +132,25 @@ impl Decoder {
     /// Decodes `jpeg` into `out` (resized to the JPEG's even-cropped size).
     /// Odd widths/heights lose their last column/row: 4:2:0 needs even sizes.
     pub fn decode(&mut self, jpeg: &[u8], out: &mut Yuv420) -> Result<(), String> {
+        let side = crate::frame::MAX_SIDE as usize;
         let opts = DecoderOptions::default()
-            .set_max_width(8192)
-            .set_max_height(8192);
+            .set_max_width(side)
+            .set_max_height(side);
         let mut dec = JpegDecoder::new_with_options(ZCursor::new(jpeg), opts);
         dec.decode_headers()
             .map_err(|e| format!("JPEG headers: {e:?}"))?;
         let (w, h) = dec
             .dimensions()
             .ok_or_else(|| "JPEG without dimensions".to_string())?;
+        // The one size rule, before anything is allocated for the picture.
+        let fits = u32::try_from(w)
+            .is_ok_and(|w| u32::try_from(h).is_ok_and(|h| crate::frame::size_ok((w, h))));
+        if !fits {
+            return Err(format!(
+                "JPEG of {w}x{h} is over the size limit ({})",
+                crate::frame::SIZE_RULE
+            ));
+        }
         let (ew, eh) = (w & !1, h & !1);
         if ew == 0 || eh == 0 {
             return Err(format!("JPEG too small to encode: {w}x{h}"));
@@ -295,6 +305,16 @@ mod tests {
         j.truncate(j.len() / 3);
         // Truncated data may decode to gray or fail, but must never panic.
         let _ = d.decode(&j, &mut out);
+    }
+
+    #[test]
+    fn a_jpeg_over_the_size_rule_is_refused_before_any_allocation() {
+        let mut d = Decoder::new();
+        let mut out = Yuv420::new(2, 2);
+        let j = crate::source::jpeg::tests::with_sof_size(jpeg_rgb(16, 16, [9, 9, 9]), 3000, 3000);
+        let e = d.decode(&j, &mut out).unwrap_err();
+        assert!(e.contains("over the size limit"), "{e}");
+        assert_eq!((d.scratch.capacity(), out.data.len()), (0, 6));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Drawing happens once at start (or once per outage), never per frame.
 
 use super::SourceError;
+use crate::frame;
 
 pub type Rgb = [u8; 3];
 
@@ -178,13 +179,16 @@ pub struct NoSignal {
 }
 
 impl NoSignal {
-    /// The next NO SIGNAL picture at `size` naming `source`; `cache` keeps
-    /// the drawings between calls (drawn again when the size changes).
+    /// The next NO SIGNAL picture naming `source`, and its size: `size`
+    /// (the last accepted frame's) if the size rule allows it, else
+    /// [`frame::DEFAULT_SIZE`], never what a camera merely claimed. `cache`
+    /// keeps the drawings between calls (drawn again when the size changes).
     pub fn next(
         cache: &mut Option<NoSignal>,
         size: (u32, u32),
         source: &str,
-    ) -> Result<Vec<u8>, SourceError> {
+    ) -> Result<(Vec<u8>, (u32, u32)), SourceError> {
+        let size = frame::drawable(size);
         let ns = match cache.take() {
             Some(n) if n.size == size => n,
             _ => {
@@ -201,7 +205,7 @@ impl NoSignal {
             next: 1 - ns.next,
             ..ns
         });
-        Ok(jpeg)
+        Ok((jpeg, size))
     }
 }
 
@@ -267,6 +271,16 @@ mod tests {
         assert_eq!(&c.pixels[5 * 3..5 * 3 + 3], &BLACK);
         assert_eq!(text_width("TT", 2), 22);
         assert_eq!(fit_scale("TT", 22, 10), 2);
+    }
+
+    #[test]
+    fn no_signal_is_drawn_at_a_size_we_chose() {
+        let mut cache = None;
+        let (j, size) = NoSignal::next(&mut cache, (65535, 65535), "cam").unwrap();
+        assert_eq!(size, frame::DEFAULT_SIZE);
+        assert_eq!(super::super::jpeg::sanitize(j).unwrap().1, size);
+        let (_, size) = NoSignal::next(&mut cache, (320, 240), "cam").unwrap();
+        assert_eq!(size, (320, 240));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Format, RawFrame, Source, SourceError};
+use super::{Excess, Format, RawFrame, Source, SourceError};
 use crate::sync::lock;
 
 /// Beyond the source's own timeout, how long a read may take.
@@ -50,7 +50,8 @@ pub struct Opener {
     stuck: Arc<AtomicUsize>,
 }
 
-type Answer = Result<Option<RawFrame>, SourceError>;
+/// A frame (or why not), and what the source refused meanwhile.
+type Answer = (Result<Option<RawFrame>, SourceError>, Excess);
 
 pub struct Detached {
     name: String,
@@ -60,6 +61,8 @@ pub struct Detached {
     answers: Receiver<Answer>,
     fate: Arc<Mutex<Fate>>,
     stuck: bool,
+    /// What the source refused, until the watchdog takes it.
+    excess: Excess,
 }
 
 impl Opener {
@@ -107,6 +110,7 @@ impl Opener {
                 answers: answer_rx,
                 fate,
                 stuck: false,
+                excess: Excess::default(),
             })),
             Ok(Err(e)) => Err(e),
             Err(RecvTimeoutError::Timeout) => {
@@ -145,7 +149,8 @@ fn serve<F>(
         return;
     }
     while let Ok(timeout) = asks.recv() {
-        if answers.send(src.next_frame(timeout)).is_err() {
+        let got = src.next_frame(timeout);
+        if answers.send((got, src.take_excess())).is_err() {
             return;
         }
     }
@@ -163,7 +168,10 @@ impl Source for Detached {
         let ask = self.ask.as_ref().ok_or_else(gone)?;
         ask.send(timeout).map_err(|_| gone())?;
         match self.answers.recv_timeout(timeout + GRACE) {
-            Ok(answer) => answer,
+            Ok((answer, excess)) => {
+                self.excess.add(excess);
+                answer
+            }
             Err(RecvTimeoutError::Timeout) => {
                 self.stuck = true;
                 self.ask = None;
@@ -185,6 +193,10 @@ impl Source for Detached {
 
     fn pixel_format(&self) -> &'static str {
         self.pixel_format
+    }
+
+    fn take_excess(&mut self) -> Excess {
+        std::mem::take(&mut self.excess)
     }
 }
 
@@ -219,6 +231,12 @@ mod tests {
         fn format(&self) -> Format {
             FMT
         }
+        fn take_excess(&mut self) -> Excess {
+            Excess {
+                frames_over_rate: 1,
+                ..Excess::default()
+            }
+        }
     }
 
     #[test]
@@ -234,6 +252,9 @@ mod tests {
         assert_eq!(s.format(), FMT);
         assert!(s.next_frame(Duration::from_millis(10)).unwrap().is_some());
         assert!(s.next_frame(Duration::from_millis(10)).unwrap().is_some());
+        // What the source refused crosses over with its frames.
+        assert_eq!(s.take_excess().frames_over_rate, 2);
+        assert!(s.take_excess().is_empty());
         let t0 = std::time::Instant::now();
         let e = s.next_frame(Duration::from_millis(10)).unwrap_err();
         assert!(e.0.contains("did not return"), "{e}");

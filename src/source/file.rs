@@ -14,8 +14,8 @@ use super::{Format, Pacer, RawFrame, Source, SourceError};
 /// Bytes read at a time.
 const CHUNK: usize = 256 * 1024;
 /// A "frame" larger than this is garbage: it is handed out (and counted as
-/// broken) rather than buffered without bound.
-const MAX_FRAME: usize = 64 << 20;
+/// broken) rather than buffered without bound (the camera's budget).
+const MAX_FRAME: usize = crate::budget::FRAME_BYTES;
 
 pub struct FileSource {
     path: PathBuf,
@@ -101,12 +101,15 @@ fn no_frames(path: &Path) -> SourceError {
     ))
 }
 
-/// Size of the first JPEG in the file whose header parses.
+/// Size of the first JPEG in the file whose header parses; 0x0 for one
+/// over the size limit (a JPEG file, but its frames are refused as broken).
 fn first_frame_size(path: &Path) -> Result<(u32, u32), SourceError> {
     let mut pass = Pass::open(path, CHUNK)?;
     while let Some(jpeg) = pass.next(path)? {
-        if let Ok(head) = super::jpeg::parse_header(&jpeg) {
-            return Ok((head.width, head.height));
+        match super::jpeg::parse_header(&jpeg) {
+            Ok(head) => return Ok((head.width, head.height)),
+            Err(super::jpeg::TOO_LARGE) => return Ok((0, 0)),
+            Err(_) => {}
         }
     }
     Err(no_frames(path))
@@ -250,6 +253,17 @@ mod tests {
             assert!(f.capture > last);
             last = f.capture;
         }
+    }
+
+    #[test]
+    fn a_file_of_frames_over_the_size_limit_gives_no_size_and_no_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = crate::source::jpeg::tests::with_sof_size(sample_jpeg(16, 16), 65535, 65535);
+        let p = write(dir.path(), "huge.mjpeg", &[huge.clone(), huge]);
+        let mut src = FileSource::open(&p, want()).unwrap();
+        assert_eq!((src.format().width, src.format().height), (0, 0));
+        let f = src.next_frame(Duration::from_secs(1)).unwrap().unwrap();
+        assert_eq!(sanitize(f.jpeg), Err(crate::source::jpeg::TOO_LARGE));
     }
 
     #[test]

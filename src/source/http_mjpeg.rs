@@ -23,11 +23,22 @@
 //!   the real one). `want`'s size is ignored.
 //! - Frames are stamped when their part completed, on our clocks: a network
 //!   camera's own clock is not trusted.
+//! - What the camera may send is its [`Budget`] (from its configured rate):
+//!   buffers are bounded where they grow, frames beyond the rate are
+//!   dropped and counted, and over budget nothing is read until it refills
+//!   ([`meter`]), so a camera flooding us costs a bounded share of a core.
+//! - Every message passes through the URL's [`Secrets`]: text the camera
+//!   sent (a reason phrase, a header) never shows its password.
 
 mod auth;
 mod conn;
+mod handshake;
 mod head;
+#[cfg(test)]
+mod hostile_tests;
+mod meter;
 mod multipart;
+mod secrets;
 #[cfg(test)]
 mod tests;
 mod url;
@@ -36,11 +47,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Format, RawFrame, Source, SourceError};
-use auth::Auth;
+use super::{Excess, Format, RawFrame, Source, SourceError};
+use crate::budget::Budget;
 use conn::{Conn, Got};
-use head::{Dechunk, Head};
+use head::Dechunk;
+use meter::{Meter, Over};
 use multipart::{Multipart, printable};
+use secrets::Secrets;
 use url::Url;
 
 pub use url::redact;
@@ -52,9 +65,6 @@ pub fn check(url: &str) -> Result<(), String> {
     Url::parse(url).map(|_| ())
 }
 
-/// Largest part accepted; a bigger one is an error (and the connection is
-/// dropped), not an unbounded buffer. A 4K JPEG is ~2 MiB.
-pub const PART_CAP: usize = 8 << 20;
 /// Connecting, asking, and receiving the first frame must take no longer,
 /// which keeps `open` inside the capture thread's 5 s open deadline.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(4);
@@ -67,16 +77,16 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// What tests shrink.
 struct Options {
-    part_cap: usize,
+    budget: Budget,
     open_timeout: Duration,
     /// `None`: trust the system's CAs.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Options {
-    fn standard() -> Options {
+    fn standard(fps: u32) -> Options {
         Options {
-            part_cap: PART_CAP,
+            budget: Budget::for_fps(fps),
             open_timeout: OPEN_TIMEOUT,
             tls: None,
         }
@@ -86,6 +96,10 @@ impl Options {
 pub struct HttpMjpegSource {
     /// The URL, redacted: what every message calls the camera.
     name: String,
+    /// Taken out of every message.
+    secrets: Secrets,
+    budget: Budget,
+    meter: Meter,
     conn: Conn,
     /// Set when the answer is chunked.
     dechunk: Option<Dechunk>,
@@ -101,16 +115,17 @@ impl HttpMjpegSource {
     /// Connects, sends the GET, checks the answer and reads the first frame
     /// (for its size); errors say what failed.
     pub fn open(url: &str, want: Format) -> Result<HttpMjpegSource, SourceError> {
-        Self::open_with(url, want, Options::standard())
+        Self::open_with(url, want, Options::standard(want.fps))
     }
 
     fn open_with(url: &str, want: Format, opts: Options) -> Result<HttpMjpegSource, SourceError> {
         let name = redact(url);
-        let fail = |m: String| SourceError(format!("{name}: {m}"));
+        let secrets = Secrets::of(url);
+        let fail = |m: String| SourceError(format!("{name}: {}", secrets.scrub(&m)));
         let deadline = Instant::now() + opts.open_timeout;
         let target = Url::parse(url).map_err(fail)?;
-        let (conn, head, rest) = request(target, deadline, &opts).map_err(fail)?;
-        let boundary = boundary(&head).map_err(fail)?;
+        let (conn, head, rest) = handshake::request(target, deadline, &opts).map_err(fail)?;
+        let boundary = handshake::boundary(&head).map_err(fail)?;
         let dechunk = match head.get("transfer-encoding").map(str::to_ascii_lowercase) {
             None => None,
             Some(te) if te.trim() == "identity" => None,
@@ -122,11 +137,15 @@ impl HttpMjpegSource {
                 )));
             }
         };
+        let budget = opts.budget;
         let mut src = HttpMjpegSource {
             name: name.clone(),
+            secrets: Secrets::of(url),
+            budget,
+            meter: Meter::new(&budget, Instant::now()),
             conn,
             dechunk,
-            parts: Multipart::new(&boundary, opts.part_cap),
+            parts: Multipart::new(&boundary, budget.frame_bytes, budget.part_head_bytes),
             format: Format {
                 width: 0,
                 height: 0,
@@ -140,18 +159,29 @@ impl HttpMjpegSource {
         let (width, height) = src.first_jpeg(deadline, opts.open_timeout)?;
         src.format.width = width;
         src.format.height = height;
-        log::info!("network camera {name}: {width}x{height} MJPEG, at the rate the camera sets");
+        let fps = budget.frames_per_sec;
+        if width == 0 {
+            log::warn!("network camera {name}: MJPEG, but its first frame is over the size limit");
+        } else {
+            log::info!(
+                "network camera {name}: {width}x{height} MJPEG, at the rate the camera sets \
+                 (at most {fps} frames a second taken)"
+            );
+        }
         Ok(src)
     }
 
     /// Reads parts until one is a JPEG whose header gives the frame size;
-    /// all are kept for `next_frame` (the watchdog counts broken ones).
+    /// all are kept for `next_frame` (the watchdog counts broken ones). A
+    /// JPEG whose size is over the limit proves the stream is MJPEG but
+    /// gives no size (0x0): the watchdog refuses it, counted as broken.
     fn first_jpeg(
         &mut self,
         deadline: Instant,
         budget: Duration,
     ) -> Result<(u32, u32), SourceError> {
-        while self.pending.len() < OPEN_PARTS_MAX {
+        let mut held = 0;
+        while self.pending.len() < OPEN_PARTS_MAX && held <= self.budget.frame_bytes {
             let frame = self.read_frame(deadline)?.ok_or_else(|| {
                 self.error(format!(
                     "the camera answered with an MJPEG stream but sent no whole frame within \
@@ -159,22 +189,27 @@ impl HttpMjpegSource {
                     budget.as_secs_f64()
                 ))
             })?;
-            let size = super::jpeg::parse_header(&frame.jpeg).map(|h| (h.width, h.height));
+            let size = match super::jpeg::parse_header(&frame.jpeg) {
+                Ok(h) => Some((h.width, h.height)),
+                Err(super::jpeg::TOO_LARGE) => Some((0, 0)),
+                Err(_) => None,
+            };
+            held += frame.jpeg.len();
             self.pending.push_back(frame);
-            if let Ok(size) = size {
+            if let Some(size) = size {
                 return Ok(size);
             }
         }
         let first = &self.pending[0].jpeg;
         Err(self.error(format!(
-            "the first {OPEN_PARTS_MAX} parts of the stream are not JPEGs (the first starts \
-             with {:?})",
+            "the first {} parts of the stream are not JPEGs (the first starts with {:?})",
+            self.pending.len(),
             printable(&String::from_utf8_lossy(&first[..first.len().min(24)]))
         )))
     }
 
     fn error(&self, m: String) -> SourceError {
-        SourceError(format!("{}: {m}", self.name))
+        SourceError(format!("{}: {}", self.name, self.secrets.scrub(&m)))
     }
 
     /// Body bytes from the camera into the part splitter.
@@ -207,11 +242,23 @@ impl HttpMjpegSource {
     fn read_part(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, String> {
         let mut first = true;
         loop {
-            while let Some(part) = self.parts.next_part()? {
+            // Over budget, nothing is parsed or read until it refills.
+            let (go_on, over) = self.meter.wait(deadline);
+            if let Some(over) = over {
+                self.log_over(over);
+            }
+            if !go_on {
+                return Ok(None);
+            }
+            let part = self.parts.next_part();
+            self.meter.junk(self.parts.take_junk(), Instant::now());
+            match part? {
                 // Some servers send empty parts as keep-alives: not frames.
-                if !part.is_empty() {
-                    return Ok(Some(part));
-                }
+                Some(part) if part.is_empty() => continue,
+                Some(part) if self.meter.frame(Instant::now()) => return Ok(Some(part)),
+                // Over the rate: dropped, counted, and a pause before the next.
+                Some(_) => continue,
+                None => {}
             }
             if self.dechunk.as_ref().is_some_and(Dechunk::done) {
                 return Err("the camera closed the stream (last chunk)".into());
@@ -224,7 +271,10 @@ impl HttpMjpegSource {
             let mut scratch = std::mem::take(&mut self.scratch);
             let got = self.conn.read_by(&mut scratch, deadline);
             let fed = match got {
-                Ok(Got::Bytes(n)) => self.feed(&scratch[..n]),
+                Ok(Got::Bytes(n)) => {
+                    self.meter.read(n, Instant::now());
+                    self.feed(&scratch[..n])
+                }
                 Ok(Got::TimedOut) => {
                     self.scratch = scratch;
                     return Ok(None);
@@ -235,6 +285,29 @@ impl HttpMjpegSource {
             self.scratch = scratch;
             fed?;
         }
+    }
+
+    /// Says (at most every few seconds per kind) that the camera sends more
+    /// than its budget; the counts go to `/status`.
+    fn log_over(&self, over: Over) {
+        let b = &self.budget;
+        let what = match over {
+            Over::Frames => format!(
+                "more than {} frames a second (asked for {} fps): the excess is dropped and \
+                 counted (frames_over_rate), and reading pauses",
+                b.frames_per_sec, self.format.fps
+            ),
+            Over::Bytes => format!(
+                "more than {} MiB a second: reading pauses",
+                b.bytes_per_sec >> 20
+            ),
+            Over::Junk => format!(
+                "more than {} KiB a second that are not frames (blank lines, junk between \
+                 parts): reading pauses",
+                b.junk_per_sec >> 10
+            ),
+        };
+        log::warn!("network camera {}: sends {what}", self.name);
     }
 }
 
@@ -249,169 +322,8 @@ impl Source for HttpMjpegSource {
     fn format(&self) -> Format {
         self.format
     }
-}
 
-/// Sends the GET, following same-host redirects and answering one
-/// authentication challenge (two if the camera says the nonce was stale),
-/// until a 2xx answer: its connection, head and the body bytes read with it.
-fn request(
-    mut target: Url,
-    deadline: Instant,
-    opts: &Options,
-) -> Result<(Conn, Head, Vec<u8>), String> {
-    let mut redirects = 0;
-    let mut auth: Option<Auth> = None;
-    let mut challenges = 0;
-    loop {
-        let mut conn = Conn::connect(&target, deadline, opts.tls.as_ref())?;
-        let authorization = match (&mut auth, &target.credentials) {
-            (Some(a), Some((user, pass))) => Some(a.authorization(user, pass, &target.target)),
-            _ => None,
-        };
-        let req = head::request(
-            &target.target,
-            &target.host_header(),
-            authorization.as_deref(),
-        );
-        conn.write_by(&req, deadline)?;
-        let (head, rest) = read_head(&mut conn, deadline, opts.open_timeout)?;
-        match head.status {
-            200..=299 => return Ok((conn, head, rest)),
-            301 | 302 | 303 | 307 | 308 => {
-                redirects += 1;
-                if redirects > MAX_REDIRECTS {
-                    return Err(format!("more than {MAX_REDIRECTS} redirects"));
-                }
-                let location = head.get("location").ok_or_else(|| {
-                    format!(
-                        "the camera answered {} without a Location",
-                        head.status_text()
-                    )
-                })?;
-                target = target.redirect(location)?;
-            }
-            401 => {
-                if target.credentials.is_none() {
-                    return Err(
-                        "the camera wants a user name and password: put them in the URL, \
-                                as http://user:password@host/path"
-                            .into(),
-                    );
-                }
-                let stale = head.all("www-authenticate").any(|v| {
-                    let v = v.to_ascii_lowercase().replace(['"', ' '], "");
-                    v.contains("stale=true")
-                });
-                if let Some(a) = &auth
-                    && (!stale || challenges >= 2)
-                {
-                    return Err(format!(
-                        "the camera refused the user name and password ({} authentication, 401 \
-                         Unauthorized)",
-                        a.scheme()
-                    ));
-                }
-                challenges += 1;
-                auth = Some(Auth::choose(head.all("www-authenticate"))?);
-            }
-            _ => {
-                return Err(format!(
-                    "the camera answered {}{}",
-                    head.status_text(),
-                    hint(head.status)
-                ));
-            }
-        }
-    }
-}
-
-/// What a failure status usually means with cameras.
-fn hint(status: u16) -> &'static str {
-    match status {
-        404 => " (is the path that of its MJPEG stream?)",
-        403 => " (does this user have the right to view the stream?)",
-        503 => " (busy? many cameras serve one or two streams at a time)",
-        _ => "",
-    }
-}
-
-/// Reads the answer's head by `deadline`: it and the bytes after it.
-fn read_head(
-    conn: &mut Conn,
-    deadline: Instant,
-    budget: Duration,
-) -> Result<(Head, Vec<u8>), String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = head::head_end(&buf).filter(|&e| e <= head::HEAD_MAX) {
-            let h = head::parse_head(&buf[..end])?;
-            buf.drain(..end);
-            // 1xx: an interim answer, the real one follows.
-            if (100..200).contains(&h.status) {
-                continue;
-            }
-            return Ok((h, buf));
-        }
-        if buf.len() > head::HEAD_MAX {
-            return Err(format!(
-                "the answer's head is longer than {} KiB",
-                head::HEAD_MAX / 1024
-            ));
-        }
-        match conn.read_by(&mut chunk, deadline)? {
-            Got::Bytes(n) => buf.extend_from_slice(&chunk[..n]),
-            Got::TimedOut => {
-                return Err(format!(
-                    "connected, but no answer within {:.1} s",
-                    budget.as_secs_f64()
-                ));
-            }
-            Got::Eof if buf.is_empty() => {
-                return Err("the camera closed the connection without answering".into());
-            }
-            Got::Eof => return Err("the camera closed the connection in mid-answer".into()),
-        }
-    }
-}
-
-/// The boundary of a `multipart/x-mixed-replace` answer, or why the answer
-/// is not an MJPEG stream.
-fn boundary(head: &Head) -> Result<String, String> {
-    let Some(value) = head.get("content-type") else {
-        return Err("the answer has no Content-Type; expected an MJPEG stream \
-                    (multipart/x-mixed-replace)"
-            .into());
-    };
-    let (kind, params) = head::media_type(value);
-    match kind.as_str() {
-        "multipart/x-mixed-replace" | "multipart/mixed" => {}
-        "image/jpeg" | "image/jpg" => {
-            return Err(
-                "the URL gives a single JPEG (a snapshot), not a stream: give the \
-                        camera's MJPEG stream URL (often /stream, /video or /mjpg/video.mjpg)"
-                    .into(),
-            );
-        }
-        "text/html" => {
-            return Err(
-                "the URL gives a web page, not an MJPEG stream: give the camera's \
-                        stream URL"
-                    .into(),
-            );
-        }
-        _ => {
-            return Err(format!(
-                "the answer is {:?}, not an MJPEG stream (multipart/x-mixed-replace)",
-                printable(value)
-            ));
-        }
-    }
-    match params.into_iter().find(|(k, _)| k == "boundary") {
-        Some((_, b)) if !b.is_empty() && b.len() <= 200 => Ok(b),
-        _ => Err(format!(
-            "the answer {:?} gives no usable boundary parameter",
-            printable(value)
-        )),
+    fn take_excess(&mut self) -> Excess {
+        self.meter.take_excess()
     }
 }

@@ -10,6 +10,11 @@
 /// Why a frame was dropped (for the log; the count goes to `/status`).
 pub type Broken = &'static str;
 
+/// A SOF giving a size over [`crate::frame::size_ok`]'s rule: such a frame
+/// is refused (counted as broken) before anyone allocates for its size.
+pub const TOO_LARGE: Broken =
+    "SOF gives a size over the limit (at most 3840 pixels a side and 3840x2160 pixels in all)";
+
 /// What the header says about a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -155,6 +160,9 @@ pub fn parse_header(data: &[u8]) -> Result<Header, Broken> {
             if width == 0 || height == 0 {
                 return Err("SOF gives a zero frame size");
             }
+            if !crate::frame::size_ok((width, height)) {
+                return Err(TOO_LARGE);
+            }
             size = Some((width, height));
         } else if marker == 0xC4 {
             has_dht = true;
@@ -180,6 +188,9 @@ pub fn sanitize(mut jpeg: Vec<u8>) -> Result<(Vec<u8>, (u32, u32)), Broken> {
     // UVC drivers hand out whole buffers; some cameras pad after EOI with zeros.
     let end = jpeg.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     jpeg.truncate(end);
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        return Err("does not start with SOI (FFD8)");
+    }
     if !jpeg.ends_with(&[0xFF, 0xD9]) || jpeg.len() < 4 {
         return Err("truncated: does not end with EOI (FFD9)");
     }
@@ -283,6 +294,34 @@ pub(crate) mod tests {
         let mut bad = j.clone();
         bad[2] = 0x12;
         assert!(sanitize(bad).is_err());
+    }
+
+    /// `jpeg` with its SOF saying `w`x`h` (the data stays as it was).
+    pub(crate) fn with_sof_size(mut jpeg: Vec<u8>, w: u16, h: u16) -> Vec<u8> {
+        let mut pos = 2;
+        while !is_sof(jpeg[pos + 1]) {
+            pos += 2 + be16(&jpeg, pos + 2);
+        }
+        jpeg[pos + 5..pos + 7].copy_from_slice(&h.to_be_bytes());
+        jpeg[pos + 7..pos + 9].copy_from_slice(&w.to_be_bytes());
+        jpeg
+    }
+
+    #[test]
+    fn frames_over_the_size_rule_are_refused_by_their_header() {
+        let j = sample_jpeg(16, 16);
+        assert_eq!(
+            sanitize(with_sof_size(j.clone(), 320, 240)).unwrap().1,
+            (320, 240)
+        );
+        for (w, h) in [(65535, 65535), (16384, 16384), (3841, 16), (3840, 2161)] {
+            let big = with_sof_size(j.clone(), w, h);
+            assert_eq!(parse_header(&big), Err(TOO_LARGE), "{w}x{h}");
+            assert_eq!(sanitize(big), Err(TOO_LARGE), "{w}x{h}");
+        }
+        assert!(TOO_LARGE.contains(crate::frame::SIZE_RULE));
+        let wide = with_sof_size(j, 3840, 2160);
+        assert_eq!(sanitize(wide).unwrap().1, (3840, 2160));
     }
 
     #[test]

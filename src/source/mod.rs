@@ -44,6 +44,30 @@ impl fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+/// What a source refused or held back since it was last asked (a network
+/// camera over its [`crate::budget::Budget`]), for the camera's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Excess {
+    /// Frames sent faster than the budget allows, dropped.
+    pub frames_over_rate: u64,
+    /// Bytes that were not frames.
+    pub junk_bytes: u64,
+    /// Time reading paused because the camera sent more than its budget.
+    pub throttled: Duration,
+}
+
+impl Excess {
+    pub fn is_empty(&self) -> bool {
+        *self == Excess::default()
+    }
+
+    pub fn add(&mut self, other: Excess) {
+        self.frames_over_rate += other.frames_over_rate;
+        self.junk_bytes += other.junk_bytes;
+        self.throttled += other.throttled;
+    }
+}
+
 pub trait Source: Send {
     /// Blocks up to `timeout` for the next frame; `Ok(None)` means nothing came
     /// in time (a stall), an error means the source is gone and must be reopened.
@@ -53,6 +77,10 @@ pub trait Source: Send {
     /// What the source itself delivers (frames reach the hub as JPEGs).
     fn pixel_format(&self) -> &'static str {
         "MJPEG"
+    }
+    /// What it refused since last asked (taken: the next call starts at 0).
+    fn take_excess(&mut self) -> Excess {
+        Excess::default()
     }
 }
 

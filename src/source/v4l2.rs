@@ -81,6 +81,14 @@ pub fn open(path: &Path, want: Format) -> Result<Box<dyn Source>, SourceError> {
         Ok(info) => choose_size(&info, (want.width, want.height)),
         Err(_) => (want.width, want.height),
     };
+    if !crate::frame::size_ok(size) {
+        return Err(SourceError(format!(
+            "camera {dev}: offers only sizes over the limit ({}), {}x{} the closest",
+            crate::frame::SIZE_RULE,
+            size.0,
+            size.1
+        )));
+    }
     let intervals = match cam.intervals(&fourcc, size) {
         Ok(info) => rank_intervals(&info, want.fps),
         Err(_) => vec![(1, want.fps)],

@@ -8,6 +8,7 @@ use rand_core::RngCore;
 use sha2::Digest as _;
 
 use super::head::{split_outside_quotes, unquote};
+use super::multipart::printable;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Algorithm {
@@ -101,7 +102,7 @@ impl Auth {
                     }
                 },
                 other => {
-                    unsupported.push(format!("{other} authentication"));
+                    unsupported.push(format!("{} authentication", printable(other)));
                     None
                 }
             };
@@ -171,7 +172,7 @@ fn digest(c: &Challenge) -> Result<Digest, String> {
     let algorithm = match base.as_str() {
         "MD5" => Algorithm::Md5,
         "SHA-256" => Algorithm::Sha256,
-        _ => return Err(format!("Digest with algorithm {upper}")),
+        _ => return Err(format!("Digest with algorithm {}", printable(&upper))),
     };
     let qop = param(c, "qop");
     let qop_auth = qop.is_some_and(|q| q.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")));

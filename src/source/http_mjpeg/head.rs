@@ -2,10 +2,11 @@
 //! (bounded in size and count), header parameters, and chunked transfer
 //! coding (Go's and Python's servers stream multipart that way).
 
-use super::multipart::printable;
+use super::multipart::{printable, printable_max};
 
-/// Longest answer head (status line and headers).
-pub const HEAD_MAX: usize = 16 * 1024;
+/// Most characters of a reason phrase shown (`503 Service Unavailable`):
+/// what a camera writes there goes into `/status` and the log.
+pub const REASON_MAX: usize = 40;
 /// Most header lines in an answer.
 pub const HEADERS_MAX: usize = 100;
 
@@ -25,7 +26,7 @@ pub fn request(target: &str, host: &str, authorization: Option<&str>) -> Vec<u8>
 /// The answer's status line and headers.
 pub struct Head {
     pub status: u16,
-    /// The reason phrase, made printable.
+    /// The reason phrase, made printable and short.
     pub reason: String,
     /// Names lower-cased, in order, repeated ones kept.
     pub headers: Vec<(String, String)>,
@@ -117,7 +118,7 @@ pub fn parse_head(head: &[u8]) -> Result<Head, String> {
     }
     Ok(Head {
         status,
-        reason: printable(reason),
+        reason: printable_max(reason, REASON_MAX),
         headers,
     })
 }
@@ -278,6 +279,13 @@ mod tests {
         let auth: Vec<&str> = h.all("www-authenticate").collect();
         assert_eq!(auth, ["Digest realm=\"a\"", "Basic realm=\"b\""]);
         assert_eq!(h.get("x"), Some(""));
+        let long = format!("HTTP/1.1 500 {}\r\n\r\n", "x".repeat(5000));
+        let h = parse_head(long.as_bytes()).unwrap();
+        assert_eq!(
+            h.reason.chars().count(),
+            REASON_MAX + 1,
+            "cut short, with …"
+        );
         let h = parse_head(b"HTTP/1.0 200\n\n").unwrap();
         assert_eq!((h.status, h.status_text().as_str()), (200, "200"));
         assert_eq!(head_end(b"HTTP/1.0 200 OK\n\nx"), Some(17));

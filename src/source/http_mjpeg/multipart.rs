@@ -3,10 +3,11 @@
 //! and without `Content-Length`, a boundary named with or without its
 //! leading `--`, preambles and stray CRLFs, bounded part headers and sizes.
 
-/// Longest part header block (the lines between a boundary and the body).
-const PART_HEAD_MAX: usize = 8 * 1024;
 /// Most header lines in one part.
 const PART_HEADERS_MAX: usize = 100;
+/// What is kept of a body that is not a JPEG: enough for the watchdog to
+/// count it as broken, never the body (blank lines forever cost nothing).
+const NOT_JPEG_KEPT: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -17,6 +18,9 @@ enum State {
     Head,
     /// Reading the body: exactly this many bytes, or up to the next boundary.
     Body(Option<usize>),
+    /// A body without length that is not a JPEG: skipped up to the next
+    /// boundary, only its first bytes kept.
+    NotJpeg,
 }
 
 pub struct Multipart {
@@ -27,6 +31,8 @@ pub struct Multipart {
     /// when it was named with a leading `--` (cameras disagree on that).
     delims: Vec<Vec<u8>>,
     cap: usize,
+    /// Longest part header block.
+    head_max: usize,
     state: State,
     /// In a body without length: how far it was already searched.
     scanned: usize,
@@ -34,13 +40,18 @@ pub struct Multipart {
     skipped: usize,
     /// Whether the unconsumed bytes start a line (a boundary line must).
     line_start: bool,
+    /// The first bytes of a body that is not a JPEG.
+    kept: Vec<u8>,
+    /// Bytes consumed that were not part bodies, since last taken.
+    junk: usize,
 }
 
 /// What went wrong; the caller adds which camera.
 pub type Error = String;
 
 impl Multipart {
-    pub fn new(boundary: &str, cap: usize) -> Multipart {
+    /// Parts of at most `cap` bytes, part headers of at most `head_max`.
+    pub fn new(boundary: &str, cap: usize, head_max: usize) -> Multipart {
         let mut delims = vec![format!("--{boundary}").into_bytes()];
         if boundary.starts_with("--") && boundary.len() > 2 {
             delims.push(boundary.as_bytes().to_vec());
@@ -50,11 +61,21 @@ impl Multipart {
             at: 0,
             delims,
             cap,
+            head_max,
             state: State::Delimiter,
             scanned: 0,
             skipped: 0,
             line_start: true,
+            kept: Vec::new(),
+            junk: 0,
         }
+    }
+
+    /// Bytes consumed that were not part bodies (boundary lines, part
+    /// headers, CRLFs, preambles, bodies that are not JPEGs) since the last
+    /// call: what the camera's junk budget is charged.
+    pub fn take_junk(&mut self) -> usize {
+        std::mem::take(&mut self.junk)
     }
 
     /// Appends bytes received from the camera.
@@ -80,6 +101,7 @@ impl Multipart {
                 State::Delimiter => match self.find_delimiter(data, 0)? {
                     Found::At(i, line) => {
                         self.at += i + line;
+                        self.junk += i + line;
                         self.skipped = 0;
                         self.state = State::Head;
                     }
@@ -88,6 +110,7 @@ impl Multipart {
                             self.line_start = data[drop - 1] == b'\n';
                         }
                         self.at += drop;
+                        self.junk += drop;
                         self.skipped += drop;
                         if self.skipped > self.cap {
                             return Err(format!(
@@ -99,9 +122,10 @@ impl Multipart {
                         return Ok(None);
                     }
                 },
-                State::Head => match parse_part_head(data, self.cap)? {
+                State::Head => match parse_part_head(data, self.cap, self.head_max)? {
                     Some((len, consumed)) => {
                         self.at += consumed;
+                        self.junk += consumed;
                         self.scanned = 0;
                         self.line_start = true;
                         self.state = State::Body(len);
@@ -118,23 +142,57 @@ impl Multipart {
                     self.state = State::Delimiter;
                     return Ok(Some(part));
                 }
+                State::Body(None) if self.scanned == 0 && !starts_jpeg(data) => {
+                    if data.len() < 2 {
+                        return Ok(None);
+                    }
+                    self.kept.clear();
+                    self.state = State::NotJpeg;
+                }
+                State::NotJpeg => match self.find_delimiter(data, 0)? {
+                    Found::At(i, _) => {
+                        keep_some(&mut self.kept, &data[..i]);
+                        // All of it kept: the line end before the boundary
+                        // belongs to the boundary (an empty body stays empty).
+                        if self.kept.len() == self.skipped + i {
+                            let end = before_line_end(&self.kept, self.kept.len());
+                            self.kept.truncate(end);
+                        }
+                        self.at += i;
+                        self.junk += i;
+                        self.skipped = 0;
+                        self.line_start = true;
+                        self.state = State::Delimiter;
+                        return Ok(Some(std::mem::take(&mut self.kept)));
+                    }
+                    Found::NeedMore(drop) => {
+                        if drop > 0 {
+                            self.line_start = data[drop - 1] == b'\n';
+                        }
+                        keep_some(&mut self.kept, &data[..drop]);
+                        self.at += drop;
+                        self.junk += drop;
+                        self.skipped += drop;
+                        if self.skipped > self.cap {
+                            return Err(cap_error(
+                                &format!("more than {}", self.skipped),
+                                self.cap,
+                            ));
+                        }
+                        return Ok(None);
+                    }
+                },
                 State::Body(None) => {
                     let from = self.scanned;
                     match self.find_delimiter(data, from)? {
                         Found::At(i, _) => {
-                            // The CRLF before the boundary belongs to it.
-                            let mut end = i;
-                            if end > 0 && data[end - 1] == b'\n' {
-                                end -= 1;
-                                if end > 0 && data[end - 1] == b'\r' {
-                                    end -= 1;
-                                }
-                            }
+                            let end = before_line_end(data, i);
                             if end > self.cap {
                                 return Err(cap_error(&end.to_string(), self.cap));
                             }
                             let part = data[..end].to_vec();
                             self.at += i;
+                            self.junk += i - end;
                             self.line_start = true;
                             self.state = State::Delimiter;
                             return Ok(Some(part));
@@ -231,7 +289,11 @@ fn line_end(rest: &[u8]) -> LineEnd {
 /// Parses the part's header lines: `Some((content_length, bytes))` once the
 /// blank line ending them is in `data`. A JPEG right after the boundary line
 /// (some cameras send no headers and no blank line) starts the body.
-fn parse_part_head(data: &[u8], cap: usize) -> Result<Option<(Option<usize>, usize)>, Error> {
+fn parse_part_head(
+    data: &[u8],
+    cap: usize,
+    head_max: usize,
+) -> Result<Option<(Option<usize>, usize)>, Error> {
     if data.starts_with(&[0xFF, 0xD8]) {
         return Ok(Some((None, 0)));
     }
@@ -239,16 +301,16 @@ fn parse_part_head(data: &[u8], cap: usize) -> Result<Option<(Option<usize>, usi
     let mut pos = 0;
     for _ in 0..=PART_HEADERS_MAX {
         let Some(nl) = data[pos..].iter().position(|&b| b == b'\n') else {
-            if data.len() > PART_HEAD_MAX {
-                return Err(format!("part headers longer than {PART_HEAD_MAX} bytes"));
+            if data.len() > head_max {
+                return Err(format!("part headers longer than {head_max} bytes"));
             }
             return Ok(None);
         };
         let line = &data[pos..pos + nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         pos += nl + 1;
-        if pos > PART_HEAD_MAX {
-            return Err(format!("part headers longer than {PART_HEAD_MAX} bytes"));
+        if pos > head_max {
+            return Err(format!("part headers longer than {head_max} bytes"));
         }
         if line.is_empty() {
             return Ok(Some((len, pos)));
@@ -272,6 +334,34 @@ fn parse_part_head(data: &[u8], cap: usize) -> Result<Option<(Option<usize>, usi
     ))
 }
 
+/// Where a body ends that a boundary line at `i` ends: the CRLF (or LF)
+/// before the boundary belongs to it.
+fn before_line_end(data: &[u8], i: usize) -> usize {
+    let mut end = i;
+    if end > 0 && data[end - 1] == b'\n' {
+        end -= 1;
+        if end > 0 && data[end - 1] == b'\r' {
+            end -= 1;
+        }
+    }
+    end
+}
+
+/// Adds to `kept` what it has room for of `more` (up to [`NOT_JPEG_KEPT`]).
+fn keep_some(kept: &mut Vec<u8>, more: &[u8]) {
+    let room = NOT_JPEG_KEPT.saturating_sub(kept.len());
+    kept.extend_from_slice(&more[..more.len().min(room)]);
+}
+
+/// Whether a body starts like a JPEG (SOI), so far as it has come.
+fn starts_jpeg(data: &[u8]) -> bool {
+    match data {
+        [] => true,
+        [b] => *b == 0xFF,
+        [a, b, ..] => [*a, *b] == [0xFF, 0xD8],
+    }
+}
+
 fn cap_error(size: &str, cap: usize) -> Error {
     let cap = if cap.is_multiple_of(1 << 20) {
         format!("{} MiB", cap >> 20)
@@ -283,6 +373,12 @@ fn cap_error(size: &str, cap: usize) -> Error {
 
 /// Text from the camera made safe for a log line: printable ASCII, short.
 pub fn printable(s: &str) -> String {
+    printable_max(s, 80)
+}
+
+/// As [`printable`], at most `max` characters (then `…`, which tells
+/// `Secrets::scrub` where a secret may have been cut).
+pub fn printable_max(s: &str, max: usize) -> String {
     let mut out: String = s
         .trim()
         .chars()
@@ -293,168 +389,14 @@ pub fn printable(s: &str) -> String {
                 '?'
             }
         })
-        .take(80)
+        .take(max)
         .collect();
-    if s.trim().chars().count() > 80 {
+    if s.trim().chars().count() > max {
         out.push('…');
     }
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn feed_all(m: &mut Multipart, data: &[u8], step: usize) -> Result<Vec<Vec<u8>>, Error> {
-        let mut out = Vec::new();
-        for chunk in data.chunks(step) {
-            m.extend(chunk);
-            while let Some(p) = m.next_part()? {
-                out.push(p);
-            }
-        }
-        Ok(out)
-    }
-
-    fn part(boundary: &str, body: &[u8], with_len: bool) -> Vec<u8> {
-        let mut p = format!("--{boundary}\r\nContent-Type: image/jpeg\r\n").into_bytes();
-        if with_len {
-            p.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-        }
-        p.extend_from_slice(b"\r\n");
-        p.extend_from_slice(body);
-        p.extend_from_slice(b"\r\n");
-        p
-    }
-
-    const BODIES: [&[u8]; 3] = [
-        b"\xFF\xD8first\r\n-- not a boundary\xFF\xD9",
-        b"\xFF\xD8second\xFF\xD9",
-        b"\xFF\xD8\r\n--fo\r\nthird\xFF\xD9",
-    ];
-
-    #[test]
-    fn splits_parts_with_and_without_length_in_any_chunking() {
-        for with_len in [true, false] {
-            let mut stream = b"\r\n\r\npreamble text\r\n".to_vec();
-            for b in BODIES {
-                stream.extend_from_slice(&part("foo", b, with_len));
-            }
-            // The last part without length ends when the next boundary comes.
-            stream.extend_from_slice(b"--foo\r\n");
-            for step in [1, 2, 3, 7, 64, stream.len()] {
-                let mut m = Multipart::new("foo", 1000);
-                let got = feed_all(&mut m, &stream, step).unwrap();
-                assert_eq!(got, BODIES, "with_len {with_len}, step {step}");
-            }
-        }
-    }
-
-    #[test]
-    fn accepts_the_boundary_with_or_without_leading_dashes() {
-        // Header says `--foo`; the camera writes `--foo` lines (the quirk)…
-        let mut quirky = Vec::new();
-        for b in BODIES {
-            quirky.extend_from_slice(&part("foo", b, true));
-        }
-        let mut m = Multipart::new("--foo", 1000);
-        assert_eq!(feed_all(&mut m, &quirky, 5).unwrap(), BODIES);
-        // …or by the book, `----foo`.
-        let mut strict = Vec::new();
-        for b in BODIES {
-            strict.extend_from_slice(&part("--foo", b, false));
-        }
-        strict.extend_from_slice(b"----foo\r\n");
-        let mut m = Multipart::new("--foo", 1000);
-        assert_eq!(feed_all(&mut m, &strict, 5).unwrap(), BODIES);
-    }
-
-    #[test]
-    fn tolerates_bare_lf_blanks_missing_headers_and_wrong_lengths() {
-        let mut s = b"--b  \n\n\xFF\xD8one\xFF\xD9\n--b\r\n\xFF\xD8two\xFF\xD9\r\n".to_vec();
-        // Content-Length too short: the rest is skipped up to the boundary.
-        s.extend_from_slice(b"--b\r\nContent-Length: 3\r\n\r\n\xFF\xD8three\r\n");
-        s.extend_from_slice(b"--b\r\ncontent-length:  4 \r\n\r\n\xFF\xD8\xFF\xD9");
-        let mut m = Multipart::new("b", 100);
-        let got = feed_all(&mut m, &s, 1).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                b"\xFF\xD8one\xFF\xD9".to_vec(),
-                b"\xFF\xD8two\xFF\xD9".to_vec(),
-                b"\xFF\xD8t".to_vec(),
-                b"\xFF\xD8\xFF\xD9".to_vec(),
-            ]
-        );
-        // `--bx` is not the boundary `b`.
-        let mut m = Multipart::new("b", 100);
-        let s = b"--b\r\n\r\nA\r\n--bx\r\nB\r\n--b\r\n";
-        assert_eq!(
-            feed_all(&mut m, s, 1).unwrap(),
-            vec![b"A\r\n--bx\r\nB".to_vec()]
-        );
-    }
-
-    #[test]
-    fn caps_part_size_and_headers() {
-        let big = vec![0xAB; 200];
-        let mut m = Multipart::new("b", 100);
-        let e = feed_all(&mut m, &part("b", &big, true), 50).unwrap_err();
-        assert_eq!(e, "part of 200 bytes exceeds the 100-byte cap");
-        let mut m = Multipart::new("b", 100);
-        let e = feed_all(&mut m, &part("b", &big, false), 50).unwrap_err();
-        assert!(
-            e.starts_with("part of more than") && e.ends_with("100-byte cap"),
-            "{e}"
-        );
-        // All of it at once, boundary included: still too big.
-        let mut whole = part("b", &big, false);
-        whole.extend_from_slice(b"--b\r\n");
-        let mut m = Multipart::new("b", 100);
-        let e = feed_all(&mut m, &whole, whole.len()).unwrap_err();
-        assert_eq!(e, "part of 200 bytes exceeds the 100-byte cap");
-        assert!(cap_error("9000000", 8 << 20).ends_with("the 8 MiB cap"));
-        let mut m = Multipart::new("b", 1 << 20);
-        let mut s = b"--b\r\n".to_vec();
-        s.extend(std::iter::repeat_n(b'x', PART_HEAD_MAX + 1));
-        assert!(
-            feed_all(&mut m, &s, 1000)
-                .unwrap_err()
-                .contains("part headers longer")
-        );
-        let mut m = Multipart::new("b", 1 << 20);
-        let s = format!("--b\r\n{}", "X: y\r\n".repeat(PART_HEADERS_MAX + 1));
-        assert!(
-            feed_all(&mut m, s.as_bytes(), 1000)
-                .unwrap_err()
-                .contains("header lines")
-        );
-        let mut m = Multipart::new("b", 100);
-        let e = feed_all(&mut m, b"--b\r\nContent-Length: lots\r\n\r\n", 1000).unwrap_err();
-        assert!(e.contains("bad Content-Length"), "{e}");
-    }
-
-    #[test]
-    fn garbage_without_boundary_is_bounded_and_close_delimiter_ends() {
-        let mut m = Multipart::new("b", 100);
-        let e = feed_all(&mut m, &[b'x'; 1000], 10).unwrap_err();
-        assert!(e.contains("no boundary line (--b)"), "{e}");
-        assert!(m.buffered() < 50, "skipped bytes are not kept");
-        // `x--b` split by a drop is still not a boundary line.
-        let mut s = b"xxxxxxxx--b\r\n\r\nfake".to_vec();
-        s.extend_from_slice(b"\r\n--b\r\n\r\nreal\r\n--b\r\n");
-        for step in [1, 3, 8] {
-            let mut m = Multipart::new("b", 100);
-            assert_eq!(feed_all(&mut m, &s, step).unwrap(), vec![b"real".to_vec()]);
-        }
-        let mut m = Multipart::new("b", 100);
-        let e = feed_all(&mut m, b"--b\r\n\r\nA\r\n--b--\r\n", 1).unwrap_err();
-        assert!(e.contains("ended the stream"), "{e}");
-    }
-
-    #[test]
-    fn printable_strips_control_characters() {
-        assert_eq!(printable(" OK\r\n\x1b[31m "), "OK???[31m");
-        assert_eq!(printable(&"a".repeat(100)).chars().count(), 81);
-    }
-}
+#[path = "multipart_tests.rs"]
+mod tests;

@@ -10,39 +10,40 @@ use base64::Engine;
 use md5::Digest as _;
 
 use super::*;
+use crate::budget::Budget;
 use crate::source::jpeg::{sanitize, tests::sample_jpeg};
 
-const WANT: Format = Format {
+pub(super) const WANT: Format = Format {
     width: 1280,
     height: 720,
     fps: 25,
 };
-const WAIT: Duration = Duration::from_secs(5);
+pub(super) const WAIT: Duration = Duration::from_secs(5);
 
-trait Stream: Read + Write + Send {}
+pub(super) trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
 /// Gets the request head and the connection; the connection closes when
 /// it returns.
-type Handler = Box<dyn FnOnce(&str, &mut dyn Stream) + Send>;
+pub(super) type Handler = Box<dyn FnOnce(&str, &mut dyn Stream) + Send>;
 
-struct Server {
-    port: u16,
+pub(super) struct Server {
+    pub(super) port: u16,
     thread: JoinHandle<Vec<String>>,
 }
 
 impl Server {
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// The request heads, once all handlers ran.
-    fn heads(self) -> Vec<String> {
+    pub(super) fn heads(self) -> Vec<String> {
         self.thread.join().unwrap()
     }
 }
 
-fn serve(handlers: Vec<Handler>) -> Server {
+pub(super) fn serve(handlers: Vec<Handler>) -> Server {
     serve_tls(handlers, None)
 }
 
@@ -82,12 +83,12 @@ fn read_request(s: &mut dyn Stream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-fn send(s: &mut dyn Stream, bytes: &[u8]) {
+pub(super) fn send(s: &mut dyn Stream, bytes: &[u8]) {
     let _ = s.write_all(bytes).and_then(|_| s.flush());
 }
 
 /// Writes `bytes` and closes.
-fn canned(bytes: impl Into<Vec<u8>>) -> Handler {
+pub(super) fn canned(bytes: impl Into<Vec<u8>>) -> Handler {
     let bytes = bytes.into();
     Box::new(move |_, s| send(s, &bytes))
 }
@@ -101,11 +102,11 @@ fn hold(bytes: impl Into<Vec<u8>>) -> Handler {
     })
 }
 
-fn ok_head(content_type: &str) -> String {
+pub(super) fn ok_head(content_type: &str) -> String {
     format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-cache\r\n\r\n")
 }
 
-fn part(line: &str, body: &[u8], with_len: bool) -> Vec<u8> {
+pub(super) fn part(line: &str, body: &[u8], with_len: bool) -> Vec<u8> {
     let mut p = format!("{line}\r\nContent-Type: image/jpeg\r\n").into_bytes();
     if with_len {
         p.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
@@ -118,7 +119,7 @@ fn part(line: &str, body: &[u8], with_len: bool) -> Vec<u8> {
 
 /// A whole answer: head, parts, and (without lengths) the boundary line
 /// that ends the last part.
-fn mjpeg(content_type: &str, line: &str, frames: &[Vec<u8>], with_len: bool) -> Vec<u8> {
+pub(super) fn mjpeg(content_type: &str, line: &str, frames: &[Vec<u8>], with_len: bool) -> Vec<u8> {
     let mut out = ok_head(content_type).into_bytes();
     for f in frames {
         out.extend_from_slice(&part(line, f, with_len));
@@ -131,7 +132,7 @@ fn mjpeg(content_type: &str, line: &str, frames: &[Vec<u8>], with_len: bool) -> 
 
 fn opts() -> Options {
     Options {
-        part_cap: PART_CAP,
+        budget: Budget::for_fps(WANT.fps),
         open_timeout: Duration::from_secs(3),
         tls: None,
     }
@@ -304,7 +305,10 @@ fn part_over_the_cap_is_an_error() {
         let ct = "multipart/x-mixed-replace; boundary=b";
         let srv = serve(vec![canned(mjpeg(ct, "--b", &f, with_len))]);
         let o = Options {
-            part_cap: cap,
+            budget: Budget {
+                frame_bytes: cap,
+                ..Budget::for_fps(WANT.fps)
+            },
             ..opts()
         };
         let mut src = HttpMjpegSource::open_with(&srv.url("/"), WANT, o).unwrap();
@@ -703,7 +707,10 @@ fn no_message_holds_the_password() {
         srv.port
     );
     let o = || Options {
-        part_cap: 4096,
+        budget: Budget {
+            frame_bytes: 4096,
+            ..Budget::for_fps(WANT.fps)
+        },
         open_timeout: Duration::from_millis(500),
         tls: None,
     };

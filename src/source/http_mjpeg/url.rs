@@ -166,7 +166,7 @@ fn request_target(target: &str) -> Result<String, String> {
 }
 
 /// `%XX` escapes decoded (as UTF-8, lossily); a stray `%` is kept as is.
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -190,7 +190,7 @@ fn percent_decode(s: &str) -> String {
 
 /// Query parameters whose values are masked: cheap cameras take their
 /// credentials there (`videostream.cgi?user=admin&pwd=…`).
-const SECRET_PARAMS: [&str; 8] = [
+pub const SECRET_PARAMS: [&str; 8] = [
     "pass", "pw", "token", "key", "auth", "secret", "sig", "cred",
 ];
 

@@ -71,7 +71,7 @@ pub struct RtspSettings {
 /// few MiB. Beyond it the session ends (a fragment that never ends would
 /// otherwise pin the camera's read buffer without bound); what one camera
 /// may hold at once is this plus an RTSP message (1 MiB, retina's bound).
-pub const MAX_ACCESS_UNIT: usize = 8 << 20;
+pub const MAX_ACCESS_UNIT: usize = crate::budget::ACCESS_UNIT_BYTES;
 
 /// Connecting, DESCRIBE, SETUP and PLAY each must answer within this.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -51,7 +51,7 @@ pub fn choose_size(info: &ResolutionInfo, want: (u32, u32)) -> (u32, u32) {
             };
             sizes
                 .iter()
-                .filter(|(w, h)| *w > 0 && *h > 0)
+                .filter(|&&s| crate::frame::size_ok(s))
                 .min_by(|a, b| {
                     score(a)
                         .total_cmp(&score(b))
@@ -63,6 +63,7 @@ pub fn choose_size(info: &ResolutionInfo, want: (u32, u32)) -> (u32, u32) {
         }
         ResolutionInfo::Stepwise { min, max, step } => {
             let fit = |want: u32, min: u32, max: u32, step: u32| {
+                let max = max.min(crate::frame::MAX_SIDE);
                 let v = want.clamp(min, max.max(min));
                 let step = step.max(1);
                 min + (v - min) / step * step
@@ -192,6 +193,15 @@ mod tests {
         assert_eq!(choose_size(&step, (1290, 725)), (1280, 720));
         assert_eq!(choose_size(&step, (4000, 3000)), (1920, 1080));
         assert_eq!(choose_size(&step, (16, 16)), (160, 120));
+        // Sizes over the one size rule are never picked.
+        let huge = ResolutionInfo::Discretes(vec![(65535, 65535), (640, 480), (7680, 4320)]);
+        assert_eq!(choose_size(&huge, (7680, 4320)), (640, 480));
+        let huge = ResolutionInfo::Stepwise {
+            min: (16, 16),
+            max: (65535, 65535),
+            step: (2, 2),
+        };
+        assert_eq!(choose_size(&huge, (65535, 100)), (3840, 100));
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! the real binary on a free port (`server`), speaks HTTP to it with a small
 //! client of our own (`client`), checks clips (`media`), bounds child
 //! processes (`process`), and brings the stand-ins: a USB webcam
-//! (`fakecam`), a network camera (`mjpeg_server`), preloaded fixtures
+//! (`fakecam`), a network camera (`mjpeg_server`) and one that attacks
+//! (`hostile_camera`), preloaded fixtures
 //! (`preload`), credentials (`creds`).
 
 pub mod client;
 pub mod creds;
 pub mod fakecam;
+pub mod hostile_camera;
 pub mod media;
 pub mod mjpeg_server;
 pub mod preload;
