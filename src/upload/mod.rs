@@ -14,6 +14,7 @@ mod job;
 mod s3;
 mod send;
 pub mod setup;
+mod sigv4;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
