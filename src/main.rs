@@ -76,13 +76,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let s3_creds = match upload::setup::credentials_for(&cfg) {
+        Ok(c) => c,
+        Err((key, e)) => {
+            eprintln!("video-recorder: {key}: {e}");
+            return ExitCode::from(2);
+        }
+    };
     forget_secrets_in_environment();
     if let Err(e) = http::auth::check_exposure(&cfg, &creds) {
         log::error!("{e}");
         eprintln!("video-recorder: {e}");
         return ExitCode::from(2);
     }
-    match run(cfg, creds) {
+    match run(cfg, creds, s3_creds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -99,6 +106,9 @@ fn init_logging(cfg: &Config) {
         .set_time_format_rfc3339()
         .set_target_level(log::LevelFilter::Off)
         .set_thread_level(log::LevelFilter::Off)
+        // ureq's debug lines show requests and its trace lines their bytes,
+        // signatures and session tokens among them: never ours to print.
+        .add_filter_ignore_str("ureq")
         .build();
     let _ = simplelog::TermLogger::init(
         level,
@@ -108,7 +118,8 @@ fn init_logging(cfg: &Config) {
     );
 }
 
-/// Plain secrets are hashed by now: take them out of the environment, and
+/// Plain secrets are hashed (and S3's read) by now: take them out of the
+/// environment, and
 /// wipe the bytes the kernel shows in `/proc/PID/environ` (unsetting alone
 /// leaves them there for the life of the process). Runs before any other
 /// thread exists: the environment is not thread-safe.
@@ -116,7 +127,14 @@ fn forget_secrets_in_environment() {
     unsafe extern "C" {
         static mut environ: *mut *mut libc::c_char;
     }
-    const SECRETS: [&str; 3] = ["VR_PASSWORD", "VR_VIEWER_PASSWORD", "VR_API_TOKEN"];
+    const SECRETS: [&str; 6] = [
+        "VR_PASSWORD",
+        "VR_VIEWER_PASSWORD",
+        "VR_API_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
     let mut found: Vec<(*mut libc::c_char, usize)> = Vec::new();
     // SAFETY: single-threaded; `environ` is a null-terminated array of C
     // strings that glibc never frees, so the pointers stay valid after
@@ -184,7 +202,11 @@ fn read_password() -> Result<String, String> {
     Ok(password)
 }
 
-fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
+fn run(
+    cfg: Config,
+    creds: http::auth::Credentials,
+    s3_creds: Option<rusty_s3::Credentials>,
+) -> Result<(), String> {
     // First of all: a SIGTERM from here on finishes clips instead of killing
     // us. SIGHUP (a closed terminal, `systemctl kill -s HUP`) and SIGQUIT do
     // the same; their default would kill the process with the clip unfinished.
@@ -243,7 +265,8 @@ fn run(cfg: Config, creds: http::auth::Credentials) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;
 
-    let uploader = upload::setup::start(&cfg, &clips).map_err(|(key, e)| format!("{key}: {e}"))?;
+    let uploader =
+        upload::setup::start(&cfg, &clips, s3_creds).map_err(|(key, e)| format!("{key}: {e}"))?;
     let cameras = camera::Cameras::start(&cfg.cameras, &clips)?;
     for c in cameras.iter() {
         log::info!("camera {}: {}", c.id, c.hub.status().name);

@@ -7,49 +7,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use common::s3::recorder::*;
 use common::s3::{CorruptingProxy, S3Server};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-const WAIT: Duration = Duration::from_secs(60);
-const BUCKET: &str = "vr-test-clips";
 const SECRET: &str = "Zq9-s3-secret";
 
-fn sha(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
 fn server(clips: &Path, endpoint: &str, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--source",
-        "test",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "30",
-        "--clips-min-free-mb",
-        "0",
-        "--s3-bucket",
-        BUCKET,
-        "--s3-endpoint-url",
-        endpoint,
-        "--s3-path-style",
-        "--s3-device",
-        "testdev",
-    ];
-    args.extend_from_slice(extra);
-    Server::start_env(
+    recorder(
         clips,
-        &args,
+        endpoint,
+        extra,
         &[
             ("AWS_ACCESS_KEY_ID", "AKIATEST"),
             ("AWS_SECRET_ACCESS_KEY", SECRET),
@@ -57,65 +29,8 @@ fn server(clips: &Path, endpoint: &str, extra: &[&str]) -> Server {
     )
 }
 
-fn record(s: &Server, ms: u64) -> Value {
-    assert_eq!(s.post("/start", "").status, 200);
-    s.wait_status(WAIT, "frames", |st| {
-        st["recorder"]["frames"].as_u64() >= Some(ms * 30 / 1000)
-    });
-    let stop = s.post("/stop", "");
-    assert_eq!(stop.status, 200, "{}", stop.text());
-    stop.json()
-}
-
 fn uploads(s: &Server) -> Value {
     s.get("/status").json()["uploads"].clone()
-}
-
-fn wait_uploaded(s: &Server, n: u64) -> Value {
-    s.wait_status(WAIT, &format!("{n} uploaded"), |st| {
-        st["uploads"]["uploaded"].as_u64() == Some(n) && st["uploads"]["pending"] == 0
-    })["uploads"]
-        .clone()
-}
-
-fn key_of(id: &str) -> String {
-    let d = &id[id.len() - 15..id.len() - 7];
-    format!(
-        "testdev/cam/{}-{}-{}/{id}.mp4",
-        &d[0..4],
-        &d[4..6],
-        &d[6..8]
-    )
-}
-
-fn local(clip: &Value) -> PathBuf {
-    PathBuf::from(clip["path"].as_str().unwrap())
-}
-
-/// Every clip in the bucket once, byte for byte, with its manifest.
-fn assert_in_bucket(s3: &S3Server, clips: &[Value]) {
-    let listed = s3.list(BUCKET);
-    let mp4s: Vec<&(String, u64)> = listed.iter().filter(|(k, _)| k.ends_with(".mp4")).collect();
-    assert_eq!(mp4s.len(), clips.len(), "{listed:?}");
-    for c in clips {
-        let id = c["id"].as_str().unwrap();
-        let key = key_of(id);
-        let bytes = std::fs::read(local(c)).unwrap();
-        let stored = s3
-            .get(BUCKET, &key)
-            .unwrap_or_else(|| panic!("{key} missing: {listed:?}"));
-        assert_eq!(sha(&stored), sha(&bytes), "{key}");
-        let manifest: Value =
-            serde_json::from_slice(&s3.get(BUCKET, &key.replace(".mp4", ".json")).unwrap())
-                .unwrap();
-        assert_eq!(manifest["id"], id);
-        assert_eq!(manifest["camera"], "cam");
-        assert_eq!(manifest["device"], "testdev");
-        assert_eq!(manifest["size_bytes"], bytes.len() as u64);
-        assert_eq!(manifest["sha256"], sha(&bytes).as_str());
-        assert_eq!(manifest["frames"], c["frames"]);
-        assert!(manifest["end"].as_str().is_some() && manifest["start"].as_str().is_some());
-    }
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod job;
 mod s3;
 mod send;
 pub mod setup;
+mod sigv4;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -51,6 +52,11 @@ const BACKOFF_MIN: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How often the clips index is looked at for newly finished clips.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// How long shutdown waits for the request in flight. A server that answers
+/// late (or never) must not hold the exit past systemd's `TimeoutStopSec`
+/// (30 s): what is cut off resumes at the next start, as after a power cut
+/// (the job record is only ever replaced whole).
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 struct Entry {
     job: Job,
@@ -70,6 +76,8 @@ struct Shared {
     deleted_before_upload: u64,
     /// Asked to try a clip now (`POST /clips/<id>/upload`).
     nudged: bool,
+    /// The uploader thread has returned.
+    exited: bool,
     /// Clips whose job could not be recorded (unreadable, a full disk):
     /// not tried again before this monotonic time.
     unrecorded: HashMap<String, Duration>,
@@ -143,13 +151,29 @@ impl Uploader {
         Ok(up)
     }
 
-    /// Stops after the request in flight (shutdown).
+    /// Stops (shutdown): a paced body ends at once, and a request still
+    /// waiting for its answer after `STOP_GRACE` is left to the exit.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_all();
-        if let Some(h) = lock(&self.thread).take() {
-            let _ = h.join();
+        let Some(h) = lock(&self.thread).take() else {
+            return;
+        };
+        let s = lock(&self.shared);
+        let (s, wait) = self
+            .wake
+            .wait_timeout_while(s, STOP_GRACE, |s| !s.exited)
+            .unwrap_or_else(|e| e.into_inner());
+        if wait.timed_out() {
+            log::warn!(
+                "upload of {} still waits for the server after {} s: left for the next start",
+                s.current.as_deref().unwrap_or("a clip"),
+                STOP_GRACE.as_secs()
+            );
+            return;
         }
+        drop(s);
+        let _ = h.join();
     }
 
     fn waiting(&self, id: &str) -> bool {
@@ -234,6 +258,15 @@ impl Uploader {
     }
 
     fn run(self: Arc<Self>) {
+        /// Says the thread returned, however it did (a panic too).
+        struct Exited<'a>(&'a Uploader);
+        impl Drop for Exited<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.shared).exited = true;
+                self.0.wake.notify_all();
+            }
+        }
+        let _exited = Exited(&self);
         let mut looked = Duration::ZERO;
         while !self.stopping.load(Ordering::Acquire) {
             let now = crate::clock::monotonic_now();

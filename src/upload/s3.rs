@@ -1,23 +1,29 @@
-//! The few S3 calls the uploader makes, signed by `rusty-s3` (SigV4 in the
-//! query string, sans-IO) and sent by `ureq` (blocking, rustls), so the
-//! uploader stays a plain thread. Errors are words, never a URL: a signed
-//! URL carries the access key id.
+//! The few S3 calls the uploader makes, each signed in its `Authorization`
+//! header (`sigv4.rs`, as the SDKs do: servers such as moto with IAM on
+//! read no other) and sent by `ureq` (blocking, rustls), so the uploader
+//! stays a plain thread. rusty-s3 builds the URLs and the multipart XML; no
+//! URL is presigned. A body goes out after `Expect: 100-continue`, so a
+//! server that refuses the signature before reading the body is heard
+//! ("the secret key is wrong"), not cut off mid-send. Errors are words,
+//! never a URL, a header, or a secret.
+
+mod words;
 
 use std::io::Read;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
-use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ListParts, S3Action,
-    UploadPart,
-};
+use rusty_s3::actions::{CompleteMultipartUpload, CreateMultipartUpload};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
+use sha2::{Digest as _, Sha256};
 
-/// How long a signed request stays valid.
-const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
+use super::sigv4;
+pub use words::Part;
+use words::{error_words, parse_parts};
 
-/// How long sending `size` bytes may take: as over a 256 kbit/s link, plus
-/// a minute (ureq counts the time our rate cap spends in the reader).
-fn send_deadline(size: u64) -> Option<Duration> {
+/// How long sending or receiving `size` bytes may take: as over a 256 kbit/s
+/// link, plus a minute (ureq counts the time our rate cap spends in the reader).
+fn transfer_deadline(size: u64) -> Option<Duration> {
     Some(Duration::from_secs(60 + size * 8 / 256_000))
 }
 
@@ -57,71 +63,24 @@ impl std::fmt::Display for S3Error {
     }
 }
 
-pub struct Part {
-    pub number: u16,
-    pub etag: String,
+/// A body to send: its reader (paced, counted), size and digests.
+pub struct Payload<'a> {
+    pub reader: &'a mut dyn Read,
     pub size: u64,
+    /// Base64 MD5, for `Content-MD5`.
+    pub md5_b64: &'a str,
+    pub sha256: [u8; 32],
 }
 
-/// An S3 error body's `<Code>` and `<Message>`, for the words.
-fn error_words(status: u16, body: &str) -> S3Error {
-    let tag = |t: &str| {
-        let open = format!("<{t}>");
-        let start = body.find(&open)? + open.len();
-        let end = body[start..].find(&format!("</{t}>"))? + start;
-        Some(body[start..end].to_string())
-    };
-    let code = tag("Code").unwrap_or_default();
-    let words = match (status, code.as_str()) {
-        (403, "InvalidAccessKeyId") => "the access key is not known to the server".into(),
-        (403, "SignatureDoesNotMatch") => "the secret key is wrong (signature refused)".into(),
-        (403, _) => "access denied by the server (403)".to_string(),
-        (404, "NoSuchBucket") => "no such bucket".into(),
-        (404, "NoSuchUpload") => "the multipart upload is gone from the server".into(),
-        (412, _) => "the object exists already".into(),
-        (s, c) if !c.is_empty() => format!("the server answered {s} {c}"),
-        (s, _) => format!("the server answered {s}"),
-    };
-    // The server's own message says more (an expired or skewed request: a
-    // Pi whose clock is not set yet); it never holds a secret.
-    let words = match tag("Message").filter(|m| !m.is_empty() && status == 403) {
-        Some(m) => format!("{words}: {}", m.chars().take(200).collect::<String>()),
-        None => words,
-    };
-    S3Error {
-        message: words,
-        not_found: status == 404,
-        exists: status == 412,
-        forbidden: status == 403,
-    }
+type Answer = (u16, ureq::http::HeaderMap, String);
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// The `<Part>`s of a ListParts answer. Read by hand: servers differ in
-/// the root element (AWS `ListPartsResult`, moto `ListPartsResponse`),
-/// which rusty-s3's parser insists on. (Truncated lists, past 1000 parts,
-/// are not followed: parts not listed are sent again.)
-fn parse_parts(body: &str) -> Vec<Part> {
-    let tag = |block: &str, t: &str| -> Option<String> {
-        let open = format!("<{t}>");
-        let start = block.find(&open)? + open.len();
-        let end = block[start..].find(&format!("</{t}>"))? + start;
-        Some(block[start..end].trim().to_string())
-    };
-    body.split("<Part>")
-        .skip(1)
-        .filter_map(|block| {
-            let block = block.split("</Part>").next()?;
-            Some(Part {
-                number: tag(block, "PartNumber")?.parse().ok()?,
-                etag: tag(block, "ETag")?
-                    .replace("&quot;", "")
-                    .replace("&#34;", "")
-                    .trim_matches('"')
-                    .to_string(),
-                size: tag(block, "Size")?.parse().ok()?,
-            })
-        })
-        .collect()
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl S3 {
@@ -150,6 +109,9 @@ impl S3 {
             .map_err(|e| format!("s3_bucket: {e}"))?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // A redirect (another region) is said, not followed with our signature.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .timeout_recv_body(Some(Duration::from_secs(60)))
@@ -163,8 +125,22 @@ impl S3 {
         })
     }
 
-    fn transport(e: ureq::Error) -> S3Error {
-        // ureq's own words, minus anything that may quote the signed URL.
+    /// What must never be part of an error: the access key id, the session
+    /// token (the secret is never sent).
+    fn secrets(&self) -> [&str; 3] {
+        [
+            self.creds.key(),
+            self.creds.token().unwrap_or(""),
+            self.creds.secret(),
+        ]
+    }
+
+    fn words(&self, status: u16, body: &str) -> S3Error {
+        error_words(status, body, &self.secrets())
+    }
+
+    fn transport(&self, e: ureq::Error) -> S3Error {
+        // ureq's own words, minus anything that may quote a URL.
         let text = e.to_string();
         let text = text
             .split("http")
@@ -172,21 +148,102 @@ impl S3 {
             .unwrap_or("")
             .trim()
             .trim_end_matches(':');
-        S3Error::new(format!("cannot reach the server: {text}"))
+        S3Error::new(format!(
+            "cannot reach the server: {}",
+            words::scrub(text, &self.secrets())
+        ))
     }
 
-    fn answer(
-        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, ureq::http::HeaderMap, String), S3Error> {
-        let mut r = r.map_err(S3::transport)?;
+    /// Sends one signed request: to `key` (or the bucket), with `query`
+    /// pairs, extra headers to sign, and a body or none.
+    fn send(
+        &self,
+        method: &str,
+        key: Option<&str>,
+        query: &[(&str, &str)],
+        headers: &[(&str, String)],
+        body: Option<Payload>,
+        recv_body: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, S3Error> {
+        let mut url = match key {
+            Some(k) => self.bucket.object_url(k),
+            None => self.bucket.base_url().clone(),
+        };
+        let q = sigv4::query(query);
+        url.set_query((!q.is_empty()).then_some(q.as_str()));
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_string(),
+        };
+        let payload_hash = body
+            .as_ref()
+            .map_or(sigv4::EMPTY_SHA256.to_string(), |b| hex(&b.sha256));
+        let mut signed: Vec<(&str, String)> = headers.to_vec();
+        if let Some(b) = &body {
+            signed.push(("content-md5", b.md5_b64.to_string()));
+        }
+        let req = sigv4::Request {
+            method,
+            host: &host,
+            path: url.path(),
+            query: &q,
+            headers: &signed,
+            payload_sha256: &payload_hash,
+        };
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(url.as_str());
+        for (k, v) in sigv4::sign(&self.creds, self.bucket.region(), &req, SystemTime::now()) {
+            builder = builder.header(k, v);
+        }
+        let recv_body = recv_body.or(Some(Duration::from_secs(60)));
+        let built = |e: ureq::http::Error| S3Error::new(format!("cannot build the request: {e}"));
+        let result = match body {
+            Some(b) => {
+                let request = builder
+                    .header("content-length", b.size.to_string())
+                    .header("expect", "100-continue")
+                    .body(ureq::SendBody::from_reader(b.reader))
+                    .map_err(built)?;
+                let request = self
+                    .agent
+                    .configure_request(request)
+                    .timeout_send_body(transfer_deadline(b.size))
+                    .timeout_recv_body(recv_body)
+                    .build();
+                self.agent.run(request)
+            }
+            None => {
+                let request = builder.body(()).map_err(built)?;
+                let request = self
+                    .agent
+                    .configure_request(request)
+                    .timeout_recv_body(recv_body)
+                    .build();
+                self.agent.run(request)
+            }
+        };
+        result.map_err(|e| self.transport(e))
+    }
+
+    /// Sends a request and reads its whole (small) answer.
+    fn call(
+        &self,
+        method: &str,
+        key: Option<&str>,
+        query: &[(&str, &str)],
+        headers: &[(&str, String)],
+        body: Option<Payload>,
+    ) -> Result<Answer, S3Error> {
+        let mut r = self.send(method, key, query, headers, body, None)?;
         let status = r.status().as_u16();
-        let body = r
+        let text = r
             .body_mut()
             .with_config()
             .limit(1 << 20)
             .read_to_string()
             .unwrap_or_default();
-        Ok((status, r.headers().clone(), body))
+        Ok((status, r.headers().clone(), text))
     }
 
     fn etag(headers: &ureq::http::HeaderMap) -> String {
@@ -198,31 +255,16 @@ impl S3 {
             .to_string()
     }
 
-    /// A PUT of `size` bytes with their MD5, and time to send them.
-    fn put_request(
-        &self,
-        url: &str,
-        size: u64,
-        md5: &str,
-    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-        self.agent
-            .put(url)
-            .config()
-            .timeout_send_body(send_deadline(size))
-            .build()
-            .header("Content-Length", size.to_string())
-            .header("Content-MD5", md5)
+    fn class_header(&self) -> Vec<(&str, String)> {
+        let class = self.storage_class.iter();
+        class.map(|c| ("x-amz-storage-class", c.clone())).collect()
     }
 
     /// Size and ETag of an object, `not_found` when there is none.
     pub fn head(&self, key: &str) -> Result<(u64, String), S3Error> {
-        let url = self
-            .bucket
-            .head_object(Some(&self.creds), key)
-            .sign(SIGNED_FOR);
-        let (status, headers, body) = S3::answer(self.agent.head(url.as_str()).call())?;
+        let (status, headers, body) = self.call("HEAD", Some(key), &[], &[], None)?;
         if status != 200 {
-            return Err(error_words(status, &body));
+            return Err(self.words(status, &body));
         }
         let size = headers
             .get("content-length")
@@ -231,55 +273,66 @@ impl S3 {
         Ok((size, S3::etag(&headers)))
     }
 
-    /// PUTs `body` (`size` bytes, base64 `md5`) at `key`; `only_new` sends
-    /// `If-None-Match: *` so an earlier copy is never replaced. The ETag.
+    /// Reads an object back and hashes it: its SHA-256, or why not. At most
+    /// `size` bytes are read (more is an error); a shutdown ends it.
+    pub fn sha256_of(&self, key: &str, size: u64, stop: &AtomicBool) -> Result<[u8; 32], S3Error> {
+        let mut r = self.send("GET", Some(key), &[], &[], None, transfer_deadline(size))?;
+        let status = r.status().as_u16();
+        if status != 200 {
+            let text = r.body_mut().read_to_string().unwrap_or_default();
+            return Err(self.words(status, &text));
+        }
+        let mut reader = r.body_mut().with_config().limit(size + 1).reader();
+        let (mut h, mut got, mut buf) = (Sha256::new(), 0u64, vec![0u8; 1 << 16]);
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return Err(S3Error::new("shutting down"));
+            }
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return Err(S3Error::new(format!("reading the object back: {e}"))),
+            };
+            h.update(&buf[..n]);
+            got += n as u64;
+        }
+        if got != size {
+            return Err(S3Error::new(format!(
+                "reading the object back gave {got} bytes, not {size}"
+            )));
+        }
+        Ok(h.finalize().into())
+    }
+
+    /// PUTs `body` at `key` with its `Content-MD5` and
+    /// `x-amz-checksum-sha256` (AWS refuses a body that matches neither);
+    /// `only_new` sends `If-None-Match: *` so an earlier copy is never
+    /// replaced. The ETag.
     pub fn put(
         &self,
         key: &str,
-        body: &mut dyn Read,
-        size: u64,
-        md5: &str,
+        body: Payload,
         content_type: &str,
         only_new: bool,
     ) -> Result<String, S3Error> {
-        let mut action = self.bucket.put_object(Some(&self.creds), key);
-        if let Some(class) = &self.storage_class {
-            action
-                .headers_mut()
-                .insert("x-amz-storage-class", class.clone());
-        }
-        let url = action.sign(SIGNED_FOR);
-        let mut req = self
-            .put_request(url.as_str(), size, md5)
-            .header("Content-Type", content_type);
-        if let Some(class) = &self.storage_class {
-            req = req.header("x-amz-storage-class", class);
-        }
+        let mut headers = self.class_header();
+        headers.push(("content-type", content_type.to_string()));
+        headers.push(("x-amz-checksum-sha256", b64(&body.sha256)));
         if only_new {
-            req = req.header("If-None-Match", "*");
+            headers.push(("if-none-match", "*".into()));
         }
-        let (status, headers, text) = S3::answer(req.send(ureq::SendBody::from_reader(body)))?;
+        let (status, h, text) = self.call("PUT", Some(key), &[], &headers, Some(body))?;
         if status != 200 {
-            return Err(error_words(status, &text));
+            return Err(self.words(status, &text));
         }
-        Ok(S3::etag(&headers))
+        Ok(S3::etag(&h))
     }
 
     pub fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
-        let mut action = CreateMultipartUpload::new(&self.bucket, Some(&self.creds), key);
-        if let Some(class) = &self.storage_class {
-            action
-                .headers_mut()
-                .insert("x-amz-storage-class", class.clone());
-        }
-        let url = action.sign(SIGNED_FOR);
-        let mut req = self.agent.post(url.as_str());
-        if let Some(class) = &self.storage_class {
-            req = req.header("x-amz-storage-class", class);
-        }
-        let (status, _, body) = S3::answer(req.send_empty())?;
+        let headers = self.class_header();
+        let (status, _, body) = self.call("POST", Some(key), &[("uploads", "")], &headers, None)?;
         if status != 200 {
-            return Err(error_words(status, &body));
+            return Err(self.words(status, &body));
         }
         CreateMultipartUpload::parse_response(&body)
             .map(|r| r.upload_id().to_string())
@@ -291,81 +344,59 @@ impl S3 {
         key: &str,
         upload_id: &str,
         number: u16,
-        body: &mut dyn Read,
-        size: u64,
-        md5: &str,
+        body: Payload,
     ) -> Result<String, S3Error> {
-        let action = UploadPart::new(&self.bucket, Some(&self.creds), key, number, upload_id);
-        let url = action.sign(SIGNED_FOR);
-        let req = self.put_request(url.as_str(), size, md5);
-        let (status, headers, text) = S3::answer(req.send(ureq::SendBody::from_reader(body)))?;
+        let n = number.to_string();
+        let query = [("partNumber", n.as_str()), ("uploadId", upload_id)];
+        let (status, h, text) = self.call("PUT", Some(key), &query, &[], Some(body))?;
         if status != 200 {
-            return Err(error_words(status, &text));
+            return Err(self.words(status, &text));
         }
-        Ok(S3::etag(&headers))
+        Ok(S3::etag(&h))
     }
 
     /// The parts the server holds for an upload (to resume after a restart).
     pub fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<Part>, S3Error> {
-        let action = ListParts::new(&self.bucket, Some(&self.creds), key, upload_id);
-        let url = action.sign(SIGNED_FOR);
-        let (status, _, body) = S3::answer(self.agent.get(url.as_str()).call())?;
+        let (status, _, body) =
+            self.call("GET", Some(key), &[("uploadId", upload_id)], &[], None)?;
         if status != 200 {
-            return Err(error_words(status, &body));
+            return Err(self.words(status, &body));
         }
         Ok(parse_parts(&body))
     }
 
     pub fn complete(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<(), S3Error> {
         let quoted: Vec<String> = etags.iter().map(|e| format!("\"{e}\"")).collect();
-        let action = CompleteMultipartUpload::new(
+        let xml = CompleteMultipartUpload::new(
             &self.bucket,
             Some(&self.creds),
             key,
             upload_id,
             quoted.iter().map(String::as_str),
-        );
-        let url = action.sign(SIGNED_FOR);
-        let body = action.body();
-        let (status, _, text) = S3::answer(self.agent.post(url.as_str()).send(body.as_bytes()))?;
+        )
+        .body();
+        let md5: [u8; 16] = md5::Md5::digest(xml.as_bytes()).into();
+        let body = Payload {
+            reader: &mut xml.as_bytes(),
+            size: xml.len() as u64,
+            md5_b64: &b64(&md5),
+            sha256: Sha256::digest(xml.as_bytes()).into(),
+        };
+        let query = [("uploadId", upload_id)];
+        let (status, _, text) = self.call("POST", Some(key), &query, &[], Some(body))?;
         // S3 may answer 200 with an error in the body.
         if status != 200 || text.contains("<Error>") {
-            return Err(error_words(if status == 200 { 500 } else { status }, &text));
+            return Err(self.words(if status == 200 { 500 } else { status }, &text));
         }
         Ok(())
     }
 
     pub fn abort(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
-        let action = AbortMultipartUpload::new(&self.bucket, Some(&self.creds), key, upload_id);
-        let url = action.sign(SIGNED_FOR);
-        let (status, _, body) = S3::answer(self.agent.delete(url.as_str()).call())?;
+        let query = [("uploadId", upload_id)];
+        let (status, _, body) = self.call("DELETE", Some(key), &query, &[], None)?;
         if !(200..300).contains(&status) && status != 404 {
-            return Err(error_words(status, &body));
+            return Err(self.words(status, &body));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parts_are_read_whatever_the_root_element() {
-        let body = r#"<?xml version="1.0"?><ListPartsResponse xmlns="x"><Bucket>b</Bucket>
-            <Part><PartNumber>1</PartNumber><ETag>&quot;aa11&quot;</ETag><Size>65536</Size></Part>
-            <Part><PartNumber>2</PartNumber><ETag>"bb22"</ETag><Size>100</Size></Part>
-            </ListPartsResponse>"#;
-        let p = parse_parts(body);
-        assert_eq!(p.len(), 2);
-        assert_eq!(
-            (p[0].number, p[0].etag.as_str(), p[0].size),
-            (1, "aa11", 65536)
-        );
-        assert_eq!(
-            (p[1].number, p[1].etag.as_str(), p[1].size),
-            (2, "bb22", 100)
-        );
-        assert!(parse_parts("<Error><Code>NoSuchUpload</Code></Error>").is_empty());
     }
 }

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use md5::{Digest as _, Md5};
+use md5::{Digest, Md5};
 use serde_json::json;
 use sha2::Sha256;
 
 use super::Uploader;
 use super::job::{DonePart, Job, Multipart, manifest_key};
+use super::s3::Payload;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -143,20 +144,19 @@ fn single(up: &Uploader, job: &mut Job, file: &mut File) -> Result<(), String> {
     let d = md5(&data);
     // An earlier try may have stored it and lost the answer: never twice.
     let only_new = match up.s3.head(&job.key) {
-        Ok((size, etag)) if size == job.size && etag == d.hex => return Ok(()),
+        Ok((size, etag)) if already_there(up, job, size, &etag, &d.hex)? => return Ok(()),
         Ok(_) => false, // a wrong copy (damaged on the way): replace it
         // (AWS says 403 for a missing key to one without s3:ListBucket.)
         Err(e) if e.not_found || e.forbidden => true,
         Err(e) => return Err(e.message),
     };
-    match up.s3.put(
-        &job.key,
-        &mut up.paced(&data, 0),
-        job.size,
-        &d.b64,
-        "video/mp4",
-        only_new,
-    ) {
+    let body = Payload {
+        reader: &mut up.paced(&data, 0),
+        size: job.size,
+        md5_b64: &d.b64,
+        sha256: Sha256::digest(&data).into(),
+    };
+    match up.s3.put(&job.key, body, "video/mp4", only_new) {
         Ok(_) => {}
         Err(e) if e.exists => {} // stored meanwhile: checked below
         Err(e) => return Err(e.message),
@@ -164,29 +164,70 @@ fn single(up: &Uploader, job: &mut Job, file: &mut File) -> Result<(), String> {
     verify(up, job, &d.hex)
 }
 
-/// The object counts only when the server shows the size and MD5 we sent.
-fn verify(up: &Uploader, job: &mut Job, want_etag: &str) -> Result<(), String> {
-    let (size, etag) = up.s3.head(&job.key).map_err(|e| e.message)?;
-    if size == job.size && etag == want_etag {
-        return Ok(());
+/// Whether the object found before sending is the clip. After a copy was
+/// found wrong, it is replaced without reading it back again.
+fn already_there(
+    up: &Uploader,
+    job: &Job,
+    size: u64,
+    etag: &str,
+    want_etag: &str,
+) -> Result<bool, String> {
+    if size != job.size || (etag != want_etag && job.reuploads > 0) {
+        return Ok(false);
     }
-    // Sent again twice, the right size each time, and still another ETag:
-    // this server's ETags are not MD5s (SSE-KMS, some S3-compatible ones);
-    // its Content-MD5 check at the PUT is what is left.
-    if size == job.size && job.reuploads >= 2 {
-        log::warn!(
-            "upload of {}: the server's ETag is not the MD5 of what was sent (an encrypted \
-             bucket?); counted on its size and the server's Content-MD5 check",
+    proven(up, job, size, etag, want_etag)
+}
+
+/// Whether the stored object provably holds the clip's bytes. Its ETag is
+/// the MD5 the server computed of what it stores (a single PUT; for a
+/// multipart upload, the MD5 of its parts' MD5s): equal to ours, that is
+/// proof. Where it is not (an SSE-KMS bucket, servers whose ETags are not
+/// MD5s, or damage), the object is read back and its SHA-256 compared.
+/// A checksum the server returns is no proof: moto echoes whatever
+/// `x-amz-checksum-sha256` was sent, damaged body or not.
+fn proven(up: &Uploader, job: &Job, size: u64, etag: &str, want: &str) -> Result<bool, String> {
+    if size != job.size {
+        return Ok(false);
+    }
+    if etag == want {
+        return Ok(true);
+    }
+    let sha = up
+        .s3
+        .sha256_of(&job.key, job.size, &up.stopping)
+        .map_err(|e| {
+            format!(
+                "the server's ETag is not the clip's MD5 and reading the object back failed \
+                 ({e}): the copy is unproven, so the clip stays here"
+            )
+        })?;
+    let same = hex(&sha) == job.sha256;
+    if same {
+        log::info!(
+            "upload of {}: the server's ETag is not the clip's MD5; read back, the object's \
+             SHA-256 is the clip's",
             job.id
         );
+    }
+    Ok(same)
+}
+
+/// The object counts only when the server proves it holds the clip's bytes.
+fn verify(up: &Uploader, job: &mut Job, want_etag: &str) -> Result<(), String> {
+    let (size, etag) = up.s3.head(&job.key).map_err(|e| e.message)?;
+    if proven(up, job, size, &etag, want_etag)? {
         return Ok(());
     }
     job.reuploads += 1;
     job.multipart = None;
     Err(format!(
-        "the stored object is not the clip (size {size}, ETag {etag}, want {} and {want_etag}); \
-         sending it again",
-        job.size
+        "the stored object is not the clip (size {size}, ETag {etag}; want {} bytes with \
+         SHA-256 {}…): it is not counted as uploaded, the clip stays here, and it is sent \
+         again ({} times so far)",
+        job.size,
+        &job.sha256[..job.sha256.len().min(12)],
+        job.reuploads
     ))
 }
 
@@ -212,8 +253,7 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
     // cut, a failed manifest): the object itself says.
     let want = format!("{}-{count}", parts_md5(file, part, job.size)?);
     if let Ok((size, etag)) = up.s3.head(&job.key)
-        && size == job.size
-        && etag == want
+        && already_there(up, job, size, &etag, &want)?
     {
         return Ok(());
     }
@@ -258,9 +298,12 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
                     &job.key,
                     &mp.upload_id,
                     number,
-                    &mut up.paced(&data, offset),
-                    len,
-                    &d.b64,
+                    Payload {
+                        reader: &mut up.paced(&data, offset),
+                        size: len,
+                        md5_b64: &d.b64,
+                        sha256: Sha256::digest(&data).into(),
+                    },
                 )
                 .map_err(|e| format!("part {n} of {count}: {e}"))?;
             if etag != d.hex {
@@ -323,15 +366,14 @@ fn manifest(up: &Uploader, job: &Job, clip: &crate::clips::ClipEntry) -> Result<
     let bytes = serde_json::to_vec_pretty(&body).map_err(|e| e.to_string())?;
     let d = md5(&bytes);
     let key = manifest_key(&job.key);
+    let body = Payload {
+        reader: &mut &bytes[..],
+        size: bytes.len() as u64,
+        md5_b64: &d.b64,
+        sha256: Sha256::digest(&bytes).into(),
+    };
     up.s3
-        .put(
-            &key,
-            &mut &bytes[..],
-            bytes.len() as u64,
-            &d.b64,
-            "application/json",
-            false,
-        )
+        .put(&key, body, "application/json", false)
         .map_err(|e| format!("manifest: {e}"))?;
     Ok(())
 }

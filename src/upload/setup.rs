@@ -15,12 +15,24 @@ use crate::config::Config;
 /// `(key, why)`: what is wrong with the upload settings.
 pub type SetupError = (&'static str, String);
 
-/// The uploader the config asks for: `None` when no bucket is set.
-pub fn start(config: &Config, clips: &Arc<Clips>) -> Result<Option<Arc<Uploader>>, SetupError> {
+/// The credentials uploads need (`None` when no bucket is set). Read at
+/// start, before the environment's secrets are wiped (`main`).
+pub fn credentials_for(config: &Config) -> Result<Option<Credentials>, SetupError> {
     if config.s3_bucket.is_empty() {
         return Ok(None);
     }
-    let creds = credentials(&config.s3_credentials_file)?;
+    credentials(&config.s3_credentials_file).map(Some)
+}
+
+/// The uploader the config asks for: `None` when no bucket is set.
+pub fn start(
+    config: &Config,
+    clips: &Arc<Clips>,
+    creds: Option<Credentials>,
+) -> Result<Option<Arc<Uploader>>, SetupError> {
+    let Some(creds) = creds.filter(|_| !config.s3_bucket.is_empty()) else {
+        return Ok(None);
+    };
     let device = if config.s3_device.is_empty() {
         host_name()
     } else {

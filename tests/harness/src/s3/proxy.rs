@@ -1,6 +1,8 @@
 //! A TCP proxy that damages the body of the first PUTs on their way to
-//! the S3 server (the upload's checksums must catch it).
+//! the S3 server (the upload's checksums must catch it) and, asked to,
+//! checks requests as AWS's front door does (`gate.rs`).
 
+use super::gate::{Head, check_md5, check_signature};
 use super::*;
 
 /// Where in a PUT's body the proxy damages a byte (the last byte of a
@@ -16,33 +18,75 @@ pub const CORRUPT_AT: usize = 100;
 pub struct CorruptingProxy {
     addr: SocketAddr,
     corrupted: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
     done: Arc<AtomicBool>,
+}
+
+/// What the proxy does besides passing requests on.
+#[derive(Clone, Default)]
+pub struct Checks {
+    /// PUT bodies to damage (one byte each, `CORRUPT_AT`), the first ones.
+    pub corrupt_puts: usize,
+    /// Refuse a body whose `Content-MD5` it does not match (after any
+    /// damage): `400 BadDigest`, as AWS does.
+    pub content_md5: bool,
+    /// When not empty: refuse a request not signed by one of these
+    /// (`403 InvalidAccessKeyId` / `SignatureDoesNotMatch`) before reading
+    /// its body, and answer `Expect: 100-continue` only after the check.
+    pub keys: Vec<Key>,
+}
+
+struct Counts {
+    corrupted: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl CorruptingProxy {
     pub fn start(upstream: SocketAddr, corrupt_puts: usize) -> CorruptingProxy {
+        CorruptingProxy::with(
+            upstream,
+            Checks {
+                corrupt_puts,
+                ..Checks::default()
+            },
+        )
+    }
+
+    pub fn with(upstream: SocketAddr, checks: Checks) -> CorruptingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let addr = listener.local_addr().unwrap();
         let corrupted = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicBool::new(false));
-        let (count, stop) = (corrupted.clone(), done.clone());
+        let (c, r, stop) = (corrupted.clone(), refused.clone(), done.clone());
+        let checks = Arc::new(checks);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let count = count.clone();
+                let counts = Counts {
+                    corrupted: c.clone(),
+                    refused: r.clone(),
+                };
+                let checks = checks.clone();
                 std::thread::spawn(move || {
-                    let _ = proxy_connection(conn, upstream, corrupt_puts, &count);
+                    let _ = proxy_connection(conn, upstream, &checks, &counts);
                 });
             }
         });
         CorruptingProxy {
             addr,
             corrupted,
+            refused,
             done,
         }
+    }
+
+    /// How many requests it answered itself (refused), so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// `http://127.0.0.1:PORT`
@@ -71,8 +115,8 @@ impl Drop for CorruptingProxy {
 fn proxy_connection(
     client: TcpStream,
     upstream: SocketAddr,
-    limit: usize,
-    count: &AtomicUsize,
+    checks: &Checks,
+    counts: &Counts,
 ) -> std::io::Result<()> {
     let up = TcpStream::connect(upstream)?;
     // Answers: byte for byte, and the client's end closes with upstream's.
@@ -81,19 +125,40 @@ fn proxy_connection(
         let _ = std::io::copy(&mut up_r, &mut client_w);
         let _ = client_w.shutdown(Shutdown::Write);
     });
+    let mut answers = client.try_clone()?;
     let mut reader = BufReader::new(client);
     let mut up_w = up;
-    let result = forward_requests(&mut reader, &mut up_w, limit, count);
+    let result = forward_requests(&mut reader, &mut up_w, &mut answers, checks, counts);
     let _ = up_w.shutdown(Shutdown::Write);
     result
+}
+
+/// Damages one byte of a PUT's body (at `CORRUPT_AT`, or its last byte)
+/// while fewer than `limit` have been: `chunk` holds bytes `at..` of it.
+fn damage(method: &str, length: u64, chunk: &mut [u8], at: u64, limit: usize, count: &AtomicUsize) {
+    let Some(t) = (method == "PUT" && length > 0).then(|| (CORRUPT_AT as u64).min(length - 1))
+    else {
+        return;
+    };
+    if (at..at + chunk.len() as u64).contains(&t)
+        && count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                (c < limit).then_some(c + 1)
+            })
+            .is_ok()
+    {
+        chunk[(t - at) as usize] ^= 0xff;
+    }
 }
 
 fn forward_requests(
     reader: &mut BufReader<TcpStream>,
     up: &mut TcpStream,
-    limit: usize,
-    count: &AtomicUsize,
+    client: &mut TcpStream,
+    checks: &Checks,
+    counts: &Counts,
 ) -> std::io::Result<()> {
+    let (limit, count) = (checks.corrupt_puts, &*counts.corrupted);
     loop {
         // The head, as sent.
         let mut head = Vec::new();
@@ -139,13 +204,24 @@ fn forward_requests(
                 chunked = true;
             }
         }
+        if !checks.keys.is_empty() || checks.content_md5 {
+            if chunked {
+                return Err(std::io::Error::other(
+                    "a chunked body at the checking proxy",
+                ));
+            }
+            if !checked(reader, up, client, &head, length, checks, counts)? {
+                // Refused: the connection closes, as AWS's does.
+                return Ok(());
+            }
+            continue;
+        }
         up.write_all(&head)?;
         if chunked {
             // Unchanged, and no more heads to look at: the rest as it comes.
             std::io::copy(reader, up)?;
             return Ok(());
         }
-        let target = (method == "PUT" && length > 0).then(|| (CORRUPT_AT as u64).min(length - 1));
         let mut sent: u64 = 0;
         let mut buf = vec![0u8; 64 * 1024];
         while sent < length {
@@ -154,18 +230,67 @@ fn forward_requests(
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            if let Some(t) = target
-                && (sent..sent + n as u64).contains(&t)
-                && count
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
-                        (c < limit).then_some(c + 1)
-                    })
-                    .is_ok()
-            {
-                buf[(t - sent) as usize] ^= 0xff;
-            }
+            damage(&method, length, &mut buf[..n], sent, limit, count);
             up.write_all(&buf[..n])?;
             sent += n as u64;
         }
     }
+}
+
+/// One request through the checks: `Ok(false)` when refused (answered here).
+fn checked(
+    reader: &mut BufReader<TcpStream>,
+    up: &mut TcpStream,
+    client: &mut TcpStream,
+    head: &[u8],
+    length: u64,
+    checks: &Checks,
+    counts: &Counts,
+) -> std::io::Result<bool> {
+    let parsed = Head::parse(head);
+    let refuse = |client: &mut TcpStream, answer: Vec<u8>| -> std::io::Result<bool> {
+        counts.refused.fetch_add(1, Ordering::SeqCst);
+        client.write_all(&answer)?;
+        // Unread body bytes make the close a reset, as a server's does.
+        let _ = client.shutdown(Shutdown::Both);
+        Ok(false)
+    };
+    if !checks.keys.is_empty()
+        && let Err(answer) = check_signature(&parsed, &checks.keys)
+    {
+        return refuse(client, answer);
+    }
+    // Continue now; upstream never sees the Expect.
+    let expect = parsed
+        .get("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expect && length > 0 {
+        client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    let kept: Vec<u8> = String::from_utf8_lossy(head)
+        .split_inclusive('\n')
+        .filter(|l| !l.to_ascii_lowercase().starts_with("expect:"))
+        .collect::<String>()
+        .into_bytes();
+    if length > 64 << 20 {
+        return Err(std::io::Error::other("a body over 64 MiB"));
+    }
+    let mut body = vec![0u8; length as usize];
+    reader.read_exact(&mut body)?;
+    damage(
+        &parsed.method,
+        length,
+        &mut body,
+        0,
+        checks.corrupt_puts,
+        &counts.corrupted,
+    );
+    if checks.content_md5
+        && let Err(answer) = check_md5(&parsed, &body)
+    {
+        return refuse(client, answer);
+    }
+    up.write_all(&kept)?;
+    up.write_all(&body)?;
+    Ok(true)
 }

@@ -44,6 +44,7 @@ fn hmac_sha256_vectors() {
 fn sigv4_is_the_one_in_the_aws_example() {
     let empty = hex(&Sha256::digest(b""));
     let auth = sigv4(
+        "s3",
         "GET",
         "/test.txt",
         "",
@@ -268,7 +269,16 @@ fn the_proxy_damages_the_first_put_only() {
     assert_eq!(proxy.endpoint(), format!("http://{}", proxy.addr()));
     let body = pattern(5000, 7);
     let via = |m, key: &str, b: &[u8]| {
-        signed_request(proxy.addr(), m, &format!("/{BUCKET}/{key}"), &[], &[], b).unwrap()
+        signed_request(
+            proxy.addr(),
+            &s3.key,
+            m,
+            &format!("/{BUCKET}/{key}"),
+            &[],
+            &[],
+            b,
+        )
+        .unwrap()
     };
     let first = via("PUT", "one.mp4", &body);
     assert_eq!(first.status, 200, "{}", first.text());

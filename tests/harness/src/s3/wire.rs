@@ -5,9 +5,10 @@
 use super::*;
 
 /// One S3 request over a fresh connection (`Connection: close`), signed
-/// with SigV4 (`UNSIGNED-PAYLOAD`) as `test`/`test` in us-east-1.
+/// with SigV4 (`UNSIGNED-PAYLOAD`) as `key` in us-east-1.
 pub(super) fn signed_request(
     addr: SocketAddr,
+    key: &Key,
     method: &str,
     path: &str,
     query: &[(&str, &str)],
@@ -30,7 +31,15 @@ pub(super) fn signed_request(
     let uri = uri_encode(path, false);
     let query = canonical_query(query);
     let authorization = sigv4(
-        method, &uri, &query, &signed, payload, &amz_date, ACCESS_KEY, SECRET_KEY,
+        "s3",
+        method,
+        &uri,
+        &query,
+        &signed,
+        payload,
+        &amz_date,
+        &key.id,
+        &key.secret,
     );
     let target = if query.is_empty() {
         uri
@@ -127,6 +136,7 @@ pub(super) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 /// `uri` and `query` already canonical, every header in `headers` signed.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn sigv4(
+    service: &str,
     method: &str,
     uri: &str,
     query: &str,
@@ -145,13 +155,13 @@ pub(super) fn sigv4(
     let request =
         format!("{method}\n{uri}\n{query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}");
     let day = &amz_date[..8];
-    let scope = format!("{day}/{REGION}/s3/aws4_request");
+    let scope = format!("{day}/{REGION}/{service}/aws4_request");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex(&Sha256::digest(request.as_bytes()))
     );
     let mut key = hmac_sha256(format!("AWS4{secret_key}").as_bytes(), day.as_bytes());
-    for part in [REGION, "s3", "aws4_request"] {
+    for part in [REGION, service, "aws4_request"] {
         key = hmac_sha256(&key, part.as_bytes());
     }
     let signature = hex(&hmac_sha256(&key, to_sign.as_bytes()));
