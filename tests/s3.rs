@@ -230,3 +230,45 @@ fn the_rate_cap_holds_and_delete_after_upload_keeps_nothing_here() {
     assert!(!local(&clip).exists(), "deleted here once in the bucket");
     assert!(!local(&clip).with_extension("upload").exists());
 }
+
+/// moto checking every request's signature (IAM on), as AWS, MinIO and
+/// Garage do: whole clips and multipart ones go up signed, and a wrong
+/// secret is said in words with the secret nowhere.
+#[test]
+fn a_server_that_checks_every_signature_takes_the_clips_and_a_wrong_secret_is_said() {
+    let Some(s3) = S3Server::start_iam(&[("S3_UPLOAD_PART_MIN_SIZE", "1024")]) else {
+        return;
+    };
+    s3.create_bucket(BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let creds = [
+        ("AWS_ACCESS_KEY_ID", s3.key.id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.key.secret.as_str()),
+    ];
+    // Parts of 20 KiB: the second clip goes up in several.
+    let parts = ["--s3-part-mb", "0.02", "--bitrate-kbps", "3000"];
+    let s = recorder(&tmp.path().join("clips"), &s3.endpoint(), &parts, &creds);
+    let clips = vec![record(&s, 300), record(&s, 1500)];
+    let part = (0.02f64 * 1024.0 * 1024.0) as u64;
+    assert!(clips[1]["size_bytes"].as_u64() > Some(2 * part), "{}", clips[1]);
+    wait_uploaded(&s, 2);
+    assert_in_bucket(&s3, &clips);
+    drop(s);
+
+    let wrong = "Wrong-secret-Zq9";
+    let creds = [
+        ("AWS_ACCESS_KEY_ID", s3.key.id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", wrong),
+    ];
+    let s = recorder(&tmp.path().join("other"), &s3.endpoint(), &[], &creds);
+    record(&s, 300);
+    let st = s.wait_status(WAIT, "a refused upload", |st| {
+        st["uploads"]["failed"].as_u64() >= Some(1)
+    });
+    let said = st["uploads"]["last_error"].as_str().unwrap_or_default();
+    assert!(said.contains("secret key is wrong"), "{st}");
+    for text in [st.to_string(), s.get("/clips").text(), s.log()] {
+        assert!(!text.contains(wrong), "the secret shows: {text}");
+        assert!(!text.contains(&s3.key.secret), "a secret shows: {text}");
+    }
+}
