@@ -2,7 +2,9 @@
 //! declares a huge message, never ends a head or a line, trickles a byte at
 //! a time, or sends a video fragment that never ends. Each must be refused
 //! with its reason, retried, and never take the process down or its memory
-//! up, while a good camera beside them records every frame.
+//! up, while a good camera beside them records every frame. Beside them two
+//! hostile HTTP cameras (`vr_harness::hostile_camera`): JPEGs that claim
+//! 65535x65535 then a stall, and valid JPEGs as fast as TCP takes them.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use common::hostile_camera::{HostileCamera, Step, mjpeg_head, part, with_sof_size};
 use common::rtsp::{RtspCamera, RtspOptions};
 use common::rtsp_hostile::{Hostile, HostileRtsp, SEND_BUFFER, receive_buffer_max};
 use serde_json::Value;
@@ -18,7 +21,7 @@ use serde_json::Value;
 const PI_MEMORY: u64 = 1 << 30;
 
 /// Resident memory the whole process may reach meanwhile (the good camera
-/// recording, five hostile ones retrying); each hostile one may hold at most
+/// recording, seven hostile ones retrying); each hostile one may hold at most
 /// an RTSP message (1 MiB) or an access unit (8 MiB) at a time.
 const RSS_BOUND_KIB: u64 = 200 * 1024;
 
@@ -32,7 +35,7 @@ fn camera<'a>(cams: &'a Value, id: &str) -> &'a Value {
 }
 
 #[test]
-fn hostile_rtsp_cameras_are_refused_and_a_good_one_records_beside_them() {
+fn seven_hostile_cameras_are_refused_and_a_good_one_records_beside_them() {
     let Some(good) = RtspCamera::start(RtspOptions::default()) else {
         return;
     };
@@ -70,6 +73,17 @@ fn hostile_rtsp_cameras_are_refused_and_a_good_one_records_beside_them() {
         .iter()
         .map(|&(id, how, why, _)| (id, HostileRtsp::start(how), why))
         .collect();
+    // Five tiny JPEGs whose SOF says 65535x65535, then silence (the issue's
+    // camera: NO SIGNAL was drawn at that size, 12.9 GB); and a flood.
+    let giant = with_sof_size(small_jpeg(), 65535, 65535);
+    let giant = HostileCamera::start(move |_| {
+        let mut all = mjpeg_head();
+        all.extend(part(&giant).repeat(5));
+        vec![Step::Send(all), Step::Hold]
+    });
+    let one = part(&small_jpeg()).repeat(256);
+    let flood =
+        HostileCamera::start(move |_| vec![Step::Send(mjpeg_head()), Step::Forever(one.clone())]);
     let tmp = tempfile::tempdir().unwrap();
     let mut config = format!(
         "clips_min_free_mb = 0\n\n[[camera]]\nid = \"good\"\nsource = \"{}\"\n",
@@ -77,6 +91,12 @@ fn hostile_rtsp_cameras_are_refused_and_a_good_one_records_beside_them() {
     );
     for (id, cam, _) in &cams {
         config += &format!("\n[[camera]]\nid = \"{id}\"\nsource = \"{}\"\n", cam.url());
+    }
+    for (id, cam) in [("giant", &giant), ("flood", &flood)] {
+        config += &format!(
+            "\n[[camera]]\nid = \"{id}\"\nsource = \"{}\"\n",
+            cam.url("")
+        );
     }
     let path = tmp.path().join("vr.toml");
     std::fs::write(&path, config).unwrap();
@@ -153,6 +173,20 @@ fn hostile_rtsp_cameras_are_refused_and_a_good_one_records_beside_them() {
         );
     }
 
+    // The giant JPEGs were refused as broken, never shown, and the camera
+    // tried again; the flood was held to its rate.
+    s.wait_status(WAIT, "giant JPEGs refused twice over", |_| {
+        let st = s.get("/cameras/giant/status").json();
+        st["source"]["broken_frames"].as_u64() >= Some(10) && giant.connections() >= 2
+    });
+    let st = s.get("/cameras/giant/status").json();
+    assert_eq!(st["source"]["frames"], 0, "{st:#}");
+    s.wait_status(WAIT, "the flood held to its rate", |_| {
+        let st = s.get("/cameras/flood/status").json();
+        st["source"]["frames_over_rate"].as_u64() > Some(100)
+    });
+    peak_kib = peak_kib.max(s.rss_kib());
+
     // The good camera records every frame while the hostile ones go on.
     assert_eq!(s.post("/cameras/good/start", "").status, 200);
     s.wait_status(WAIT, "4 s recorded", |st| {
@@ -185,4 +219,16 @@ fn hostile_rtsp_cameras_are_refused_and_a_good_one_records_beside_them() {
     // Still serving, and nothing aborted.
     assert_eq!(s.get("/status").status, 200);
     assert!(!s.log().contains("memory allocation"), "{}", s.log());
+}
+
+fn small_jpeg() -> Vec<u8> {
+    let (w, h) = (16u16, 16u16);
+    let px: Vec<u8> = (0..usize::from(w) * usize::from(h))
+        .flat_map(|i| [(i * 7) as u8, (i * 3) as u8, 90])
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 80)
+        .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
 }

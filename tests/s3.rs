@@ -250,7 +250,11 @@ fn a_server_that_checks_every_signature_takes_the_clips_and_a_wrong_secret_is_sa
     let s = recorder(&tmp.path().join("clips"), &s3.endpoint(), &parts, &creds);
     let clips = vec![record(&s, 300), record(&s, 1500)];
     let part = (0.02f64 * 1024.0 * 1024.0) as u64;
-    assert!(clips[1]["size_bytes"].as_u64() > Some(2 * part), "{}", clips[1]);
+    assert!(
+        clips[1]["size_bytes"].as_u64() > Some(2 * part),
+        "{}",
+        clips[1]
+    );
     wait_uploaded(&s, 2);
     assert_in_bucket(&s3, &clips);
     drop(s);
