@@ -118,8 +118,9 @@ fn init_logging(cfg: &Config) {
     );
 }
 
-/// Plain secrets are hashed (and S3's read) by now: take them out of the
-/// environment, and
+/// Plain secrets are hashed (and S3's read, and the settings parsed) by now:
+/// take them out of the environment (and any `VR_*` setting whose value is a
+/// URL with credentials, such as `VR_SOURCE=rtsp://user:pw@cam/`), and
 /// wipe the bytes the kernel shows in `/proc/PID/environ` (unsetting alone
 /// leaves them there for the life of the process). Runs before any other
 /// thread exists: the environment is not thread-safe.
@@ -136,6 +137,7 @@ fn forget_secrets_in_environment() {
         "AWS_SESSION_TOKEN",
     ];
     let mut found: Vec<(*mut libc::c_char, usize)> = Vec::new();
+    let mut keys: Vec<String> = SECRETS.iter().map(|k| k.to_string()).collect();
     // SAFETY: single-threaded; `environ` is a null-terminated array of C
     // strings that glibc never frees, so the pointers stay valid after
     // unsetenv, and overwriting their bytes in place is allowed.
@@ -143,14 +145,18 @@ fn forget_secrets_in_environment() {
         let mut p = environ;
         while !p.is_null() && !(*p).is_null() {
             let entry = std::ffi::CStr::from_ptr(*p).to_bytes();
-            if SECRETS.iter().any(|k| {
+            let named = SECRETS.iter().any(|k| {
                 entry.len() > k.len() && entry.starts_with(k.as_bytes()) && entry[k.len()] == b'='
-            }) {
+            });
+            if named {
+                found.push((*p, entry.len()));
+            } else if let Some(key) = url_with_credentials(entry) {
+                keys.push(key);
                 found.push((*p, entry.len()));
             }
             p = p.add(1);
         }
-        for key in SECRETS {
+        for key in &keys {
             std::env::remove_var(key);
         }
         for (ptr, len) in found {
@@ -159,6 +165,15 @@ fn forget_secrets_in_environment() {
             }
         }
     }
+}
+
+/// The name of a `VR_*=scheme://user:password@host…` environment entry.
+fn url_with_credentials(entry: &[u8]) -> Option<String> {
+    let entry = std::str::from_utf8(entry).ok()?;
+    let (key, value) = entry.split_once('=')?;
+    let (_, rest) = value.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (key.starts_with("VR_") && authority.contains('@')).then(|| key.to_string())
 }
 
 /// Viewers each hold a socket: let the process use all the descriptors it may.

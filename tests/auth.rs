@@ -405,6 +405,36 @@ fn plain_secrets_leave_the_environment_and_typed_passwords_the_log() {
     assert!(!env.contains(ADMIN_PW));
 }
 
+/// A camera URL with a password given in the environment leaves it once
+/// read (the camera is still the one configured); one without stays.
+#[test]
+fn a_camera_password_in_the_environment_leaves_it() {
+    if std::env::var_os("VRTEST_RUNNER").is_some() {
+        eprintln!("environment check skipped under an emulator (VRTEST_RUNNER)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let source = "http://cam:Cam-Env-Secret-7@127.0.0.1:9/video";
+    let s = common::Server::start_env(
+        &tmp.path().join("clips"),
+        &[],
+        &[("VR_SOURCE", source), ("VR_FPS", "12")],
+    );
+    let st = s.get("/status").json();
+    assert_eq!(
+        st["source"]["kind"], "http",
+        "the camera is the one given: {st}"
+    );
+    let env = std::fs::read(format!("/proc/{}/environ", s.child.id())).unwrap();
+    let env = String::from_utf8_lossy(&env);
+    assert!(
+        !env.contains("Cam-Env-Secret-7"),
+        "the password is in /proc/PID/environ"
+    );
+    assert!(!env.contains("VR_SOURCE"), "{env}");
+    assert!(env.contains("VR_FPS=12"), "other settings stay: {env}");
+}
+
 /// A page that opens many requests at once right after sign-in, before the
 /// credentials are cached, and a browser that sends its login form several
 /// times: each is let in, none refused as busy (its checks queue behind the

@@ -59,9 +59,13 @@ pub fn wait_uploaded(s: &Server, n: u64) -> Value {
         .clone()
 }
 
-/// The object key of a clip id under the default `s3_prefix`.
+/// The object key of a clip id (`cam-YYYYMMDD-HHMMSS`, and `-N` for a
+/// second clip in the same second) under the default `s3_prefix`.
 pub fn key_of(id: &str) -> String {
-    let d = &id[id.len() - 15..id.len() - 7];
+    let d = id
+        .split('-')
+        .find(|w| w.len() == 8 && w.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no date in clip id {id}"));
     format!(
         "testdev/cam/{}-{}-{}/{id}.mp4",
         &d[0..4],
