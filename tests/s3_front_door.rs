@@ -45,7 +45,7 @@ fn a_damaged_body_is_bad_digest_and_wrong_keys_are_said_in_words() {
     let st = wait_uploaded(&s, 1);
     assert_eq!(proxy.corrupted(), 1, "the proxy damaged the first PUT");
     assert!(proxy.refused() >= 1, "the damaged PUT was refused: {st}");
-    assert_in_bucket(&s3, &[clip.clone()]);
+    assert_in_bucket(&s3, std::slice::from_ref(&clip));
     drop(s);
 
     for (dir, id, secret, words) in [
