@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use common::hostile_camera::{HostileCamera, Step, mjpeg_head, part, with_sof_size};
+use common::hostile_camera::{HostileCamera, Step, jpeg, mjpeg_head, part, with_sof_size};
 use common::rtsp::{RtspCamera, RtspOptions};
 use common::rtsp_hostile::{Hostile, HostileRtsp, SEND_BUFFER, receive_buffer_max};
 use serde_json::Value;
@@ -75,13 +75,13 @@ fn seven_hostile_cameras_are_refused_and_a_good_one_records_beside_them() {
         .collect();
     // Five tiny JPEGs whose SOF says 65535x65535, then silence (the issue's
     // camera: NO SIGNAL was drawn at that size, 12.9 GB); and a flood.
-    let giant = with_sof_size(small_jpeg(), 65535, 65535);
+    let giant = with_sof_size(jpeg(16, 16), 65535, 65535);
     let giant = HostileCamera::start(move |_| {
         let mut all = mjpeg_head();
         all.extend(part(&giant).repeat(5));
         vec![Step::Send(all), Step::Hold]
     });
-    let one = part(&small_jpeg()).repeat(256);
+    let one = part(&jpeg(16, 16)).repeat(256);
     let flood =
         HostileCamera::start(move |_| vec![Step::Send(mjpeg_head()), Step::Forever(one.clone())]);
     let tmp = tempfile::tempdir().unwrap();
@@ -219,16 +219,4 @@ fn seven_hostile_cameras_are_refused_and_a_good_one_records_beside_them() {
     // Still serving, and nothing aborted.
     assert_eq!(s.get("/status").status, 200);
     assert!(!s.log().contains("memory allocation"), "{}", s.log());
-}
-
-fn small_jpeg() -> Vec<u8> {
-    let (w, h) = (16u16, 16u16);
-    let px: Vec<u8> = (0..usize::from(w) * usize::from(h))
-        .flat_map(|i| [(i * 7) as u8, (i * 3) as u8, 90])
-        .collect();
-    let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, 80)
-        .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
-        .unwrap();
-    out
 }

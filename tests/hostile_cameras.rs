@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use common::hostile_camera::{
-    HostileCamera, Step, cpu_time, mjpeg_head, part, sof_size, with_sof_size,
+    HostileCamera, Step, cpu_time, jpeg, mjpeg_head, part, sof_size, with_sof_size,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -23,17 +23,6 @@ fn rss_bound_kib() -> u64 {
     } else {
         200 << 10
     }
-}
-
-fn jpeg(w: u16, h: u16) -> Vec<u8> {
-    let px: Vec<u8> = (0..usize::from(w) * usize::from(h))
-        .flat_map(|i| [(i * 7) as u8, (i * 3) as u8, 90])
-        .collect();
-    let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, 80)
-        .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
-        .unwrap();
-    out
 }
 
 /// The server with one `[[camera]]` per `(id, url)`, at `fps`.

@@ -99,6 +99,18 @@ fn play(conn: TcpStream, steps: &[Step], sent: &AtomicU64) -> std::io::Result<()
 }
 
 /// A 200 answer opening an MJPEG stream.
+/// A real JPEG of `w` x `h` with a pattern in it.
+pub fn jpeg(w: u16, h: u16) -> Vec<u8> {
+    let px: Vec<u8> = (0..usize::from(w) * usize::from(h))
+        .flat_map(|i| [(i * 7) as u8, (i * 3) as u8, 90])
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 80)
+        .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+        .expect("encode a test JPEG");
+    out
+}
+
 pub fn mjpeg_head() -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\n\
