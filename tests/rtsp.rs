@@ -434,6 +434,12 @@ fn the_live_fmp4_is_the_cameras_stream_and_mjpeg_is_decoded_only_while_watched()
     let n: u64 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
     assert!(n >= 30, "{n} frames in 2 s");
     assert!(packets(&out)[0].1, "starts on a keyframe");
+    // The response's own timeline starts at 0 (VLC stops on a first decode
+    // time hours in), and GStreamer's demuxer plays it from there too.
+    let bytes = std::fs::read(&out).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"tfdt").expect("a tfdt") + 8;
+    assert_eq!(&bytes[at..at + 8], &[0; 8], "first decode time");
+    assert_first_pts_is_zero_in_gstreamer(&url);
     assert_eq!(
         s.get("/cameras/cam/status").json()["source"]["decoded_frames"],
         0
@@ -526,4 +532,36 @@ fn viewers_who_leave_while_the_camera_is_away_give_their_seats_back() {
     let mut mp4 = common::LiveMp4::open(s.addr, "/cameras/cam/live.mp4");
     let kinds: Vec<String> = (0..4).map(|_| mp4.next_box().unwrap()).collect();
     assert_eq!(kinds, ["ftyp", "moov", "moof", "mdat"]);
+}
+
+/// GStreamer's HTTP source and MP4 demuxer (a player's, not a browser's
+/// stack) read 30 frames of live.mp4; the first is at time 0.
+fn assert_first_pts_is_zero_in_gstreamer(url: &str) {
+    if !common::have_tool("gst-launch-1.0") {
+        return;
+    }
+    let out = Command::new("gst-launch-1.0")
+        .args(["-v", "souphttpsrc"])
+        .arg(format!("location={url}"))
+        .args([
+            "!",
+            "qtdemux",
+            "!",
+            "identity",
+            "eos-after=30",
+            "silent=false",
+        ])
+        .args(["!", "fakesink", "sync=false"])
+        .output_within(common::CHILD_TIMEOUT)
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "gst-launch: {out:?}");
+    let first = text
+        .lines()
+        .find_map(|l| {
+            l.split_once(" pts: ")
+                .map(|(_, r)| r.split(',').next().unwrap_or(r))
+        })
+        .unwrap_or_else(|| panic!("no buffer in: {text}"));
+    assert_eq!(first, "0:00:00.000000000", "{text}");
 }

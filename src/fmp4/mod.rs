@@ -126,6 +126,10 @@ pub fn init_segment(sample_entry: &[u8], width: u16, height: u16, timescale: u32
     out
 }
 
+/// Where `fragment_head` puts the 8-byte decode time (tfdt version 1): moof
+/// (8) + mfhd (16) + traf (8) + tfhd (16) + tfdt's header and version (12).
+pub const DECODE_TIME_AT: usize = 60;
+
 /// moof (mfhd with `sequence`, traf: tfhd with default-base-is-moof, tfdt version 1 with
 /// `decode_time`, trun with one sample: duration, size, flags (sync or non-sync,
 /// depends_on etc. set properly), data offset pointing just past the mdat header)

@@ -489,3 +489,13 @@ fn ffprobe_reads_spliced_mp4() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_decode_time_is_where_decode_time_at_says() {
+    let h = fragment_head(7, 0x0102_0304_0506_0708, 3000, 100, true);
+    assert_eq!(
+        &h[DECODE_TIME_AT..DECODE_TIME_AT + 8],
+        &0x0102_0304_0506_0708u64.to_be_bytes()
+    );
+    assert_eq!(&h[DECODE_TIME_AT - 8..DECODE_TIME_AT - 4], b"tfdt");
+}

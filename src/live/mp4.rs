@@ -3,6 +3,9 @@
 //! segment, then one `moof`+`mdat` per frame. A frame goes out when the
 //! next one arrives (its duration is then the camera's, not a guess), and
 //! its fragment head is built once and kept in the frame for every viewer.
+//! Each response's timeline starts at 0 (its first frame's decode time is
+//! patched into a copy of that head): players such as VLC stop on a first
+//! `tfdt` that is the hub's running time, hours in.
 //! A viewer that falls behind skips to the latest keyframe; new stream
 //! parameters (the camera came back at another size) get a new init
 //! segment in the same response, which MSE accepts before a keyframe.
@@ -49,8 +52,8 @@ pub fn response_head(extra: &[(&str, &str)]) -> String {
 }
 
 /// The fragment head of `frame` lasting `duration` ticks. Decode times are
-/// the capture clock's, shared by every viewer (the page seeks to where its
-/// buffer starts).
+/// the capture clock's, shared by every viewer; `send` rebases them to the
+/// viewer's first frame.
 fn head(frame: &Frame, duration: u32, size: usize) -> Vec<u8> {
     let key = frame.payload.is_key();
     fmp4::fragment_head(
@@ -62,11 +65,14 @@ fn head(frame: &Frame, duration: u32, size: usize) -> Vec<u8> {
     )
 }
 
+/// Sends `frame` with its decode time counted from `origin` (ticks of the
+/// viewer's first frame).
 fn send<W: Write + ?Sized>(
     out: &mut W,
     frame: &Frame,
     next: Option<&Frame>,
     fallback: u32,
+    origin: u64,
 ) -> io::Result<()> {
     let Some(v) = frame.payload.video() else {
         return Ok(());
@@ -87,6 +93,19 @@ fn send<W: Write + ?Sized>(
             &built
         }
     };
+    let at = fmp4::DECODE_TIME_AT..fmp4::DECODE_TIME_AT + 8;
+    let time = ticks(frame.capture).saturating_sub(origin).to_be_bytes();
+    // A copy of the shared head with this viewer's time (about 100 bytes).
+    let mut mine = [0u8; 160];
+    let mut long = Vec::new();
+    let h: &mut [u8] = if h.len() <= mine.len() {
+        mine[..h.len()].copy_from_slice(h);
+        &mut mine[..h.len()]
+    } else {
+        long.extend_from_slice(h);
+        &mut long
+    };
+    h[at].copy_from_slice(&time);
     write_all_vectored(out, &mut [IoSlice::new(h), IoSlice::new(&v.data)])
 }
 
@@ -102,6 +121,8 @@ pub fn stream<W: Write + ?Sized>(
     let fallback = (f64::from(TIMESCALE) / hub.status().nominal_fps.clamp(1.0, 120.0)) as u32;
     let mut params: Option<Arc<VideoParams>> = None;
     let mut pending: Option<Arc<Frame>> = None;
+    // This response's time 0: its first frame's capture time.
+    let mut origin = None;
     let mut after = None;
     let mut sent = 0;
     let mut wrote = Instant::now();
@@ -122,6 +143,7 @@ pub fn stream<W: Write + ?Sized>(
         let Some(v) = frame.payload.video() else {
             continue;
         };
+        let origin = *origin.get_or_insert(ticks(frame.capture));
         let changed = match &params {
             None => true,
             Some(p) => !Arc::ptr_eq(p, &v.params) && **p != *v.params,
@@ -129,7 +151,7 @@ pub fn stream<W: Write + ?Sized>(
         if changed {
             // What was before goes out first, with the duration it had.
             if let Some(prev) = pending.take() {
-                send(out, &prev, None, fallback)?;
+                send(out, &prev, None, fallback, origin)?;
                 sent += 1;
             }
             let p = &v.params;
@@ -143,7 +165,7 @@ pub fn stream<W: Write + ?Sized>(
             params = Some(p.clone());
         }
         if let Some(prev) = pending.take() {
-            send(out, &prev, (!skipped).then_some(&*frame), fallback)?;
+            send(out, &prev, (!skipped).then_some(&*frame), fallback, origin)?;
             sent += 1;
         }
         pending = Some(frame);
