@@ -126,9 +126,20 @@ impl Server {
 
     /// Waits until the log contains `needle`, or panics after `timeout`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_log_since(0, needle, timeout)
+    }
+
+    /// How much has been logged so far: a mark for `wait_log_since`.
+    pub fn log_len(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Waits until what was logged after `mark` (a `log_len`) holds
+    /// `needle`; returns that part of the log.
+    pub fn wait_log_since(&self, mark: usize, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let log = self.log();
+            let log = self.log().get(mark..).unwrap_or_default().to_string();
             if log.contains(needle) {
                 return log;
             }
