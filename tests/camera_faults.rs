@@ -74,10 +74,7 @@ fn a_stalled_camera_is_called_down_and_reopened() {
         st["source"]["state"] == "down"
     });
     let message = st["source"]["message"].as_str().unwrap();
-    assert!(
-        message.ends_with("no frame for 1.0 s (stalled)"),
-        "{st}"
-    );
+    assert!(message.ends_with("no frame for 1.0 s (stalled)"), "{st}");
     until_no_signal(&mut c, &frames);
     // A stalled camera often streams again once reopened; this one does.
     until_camera_frame(&mut c, &frames, WAIT);

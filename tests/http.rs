@@ -398,3 +398,38 @@ fn probe_refuses_a_file_that_is_not_an_mp4() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Routes under `/cameras/<id>/` for a camera that is not configured are
+/// 404 in words naming it, whatever the method; `/clips?limit=` outside
+/// 1..=1000 is refused and says the range.
+#[test]
+fn an_unknown_camera_is_404_in_words_and_a_page_limit_out_of_range_refused() {
+    let s = Server::start(SMALL);
+    for (method, path) in [
+        ("GET", "/cameras/nope/status"),
+        ("GET", "/cameras/nope/video"),
+        ("GET", "/cameras/nope/live.mp4"),
+        ("GET", "/cameras/nope/snapshot.jpg"),
+        ("POST", "/cameras/nope/start"),
+        ("POST", "/cameras/nope/stop"),
+    ] {
+        let r = if method == "GET" {
+            s.get(path)
+        } else {
+            s.post(path, "")
+        };
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(e.contains("nope"), "{method} {path}: {e}");
+    }
+    // Not a number: 400; a number out of range: 422.
+    for (limit, status) in [("0", 422), ("1001", 422), ("-1", 400), ("many", 400)] {
+        let r = s.get(&format!("/clips?limit={limit}"));
+        assert_eq!(r.status, status, "limit={limit}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(e.contains("limit must be"), "limit={limit}: {e}");
+    }
+    for limit in ["1", "1000"] {
+        assert_eq!(s.get(&format!("/clips?limit={limit}")).status, 200);
+    }
+}

@@ -98,6 +98,13 @@ impl ApiError {
         ApiError::new(Kind::NotFound, format!("no such {what}"))
     }
 
+    /// No camera with the id a client named (quoted, at most 64 characters
+    /// of it: the id is the client's).
+    pub fn no_camera(id: &str) -> ApiError {
+        let id: String = id.chars().take(64).collect();
+        ApiError::new(Kind::NotFound, format!("no such camera {id:?}"))
+    }
+
     /// Something failed inside: the whole story goes to the log, the
     /// client gets `context` and the system's reason (`Input/output
     /// error`), without paths.

@@ -58,7 +58,7 @@ pub fn list(app: &App, q: &Query) -> Result<Reply, ApiError> {
         && app.cameras.get(cam).is_none()
         && app.clips.list(Some(cam), None, 1).is_empty()
     {
-        return Err(ApiError::not_found("camera"));
+        return Err(ApiError::no_camera(cam));
     }
     let page = app
         .clips

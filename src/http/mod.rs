@@ -79,10 +79,7 @@ impl App {
     fn camera(&self, cam: &Cam) -> Result<&Camera, ApiError> {
         match cam {
             Cam::First => Ok(self.cameras.first()),
-            Cam::Named(id) => self
-                .cameras
-                .get(id)
-                .ok_or_else(|| ApiError::not_found("camera")),
+            Cam::Named(id) => self.cameras.get(id).ok_or_else(|| ApiError::no_camera(id)),
         }
     }
 
