@@ -261,6 +261,28 @@ fn viewer_may_watch_but_not_record() {
         assert_eq!((r.status, r.body.len()), (200, size), "viewer {url}");
         assert_eq!(r.header("Content-Type"), Some("video/mp4"));
     }
+    // Nor deletes, uploads, or records a camera by its own route; the
+    // clip is still there and nothing started.
+    let cams = req(&s, "GET", "/cameras", &[("Authorization", &viewer)]).json();
+    let cam = cams["cameras"][0]["id"].as_str().unwrap().to_string();
+    for (method, url) in [
+        ("DELETE", format!("/clips/{id}")),
+        ("POST", format!("/clips/{id}/upload")),
+        ("POST", format!("/cameras/{cam}/start")),
+        ("POST", format!("/cameras/{cam}/stop")),
+    ] {
+        let r = req(&s, method, &url, &[("Authorization", &viewer)]);
+        assert_json_error(&r, 403, &format!("viewer {method} {url}"));
+    }
+    let r = req(
+        &s,
+        "GET",
+        &format!("/clips/{id}.mp4"),
+        &[("Authorization", &admin)],
+    );
+    assert_eq!((r.status, r.body.len()), (200, size), "the clip is kept");
+    let st = req(&s, "GET", "/status", &[("Authorization", &admin)]).json();
+    assert_eq!(st["recording"], false, "{st}");
 }
 
 #[test]
