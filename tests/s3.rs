@@ -1,8 +1,8 @@
 //! Uploads to a real S3 API server (moto in server mode, `vr_harness::s3`):
 //! clips arrive once with equal bytes under the templated key, with their
-//! manifests; through an outage and a restart; a `kill -9` mid multipart
-//! upload resumes from the parts already there; a byte damaged on the way
-//! is caught and sent again; a missing bucket is said in words and the
+//! manifests (each written once, as moto's request log shows); through an
+//! outage and restarts; a `kill -9` mid multipart upload resumes from the
+//! parts already there; a byte damaged on the way is caught and sent again; a missing bucket is said in words and the
 //! upload goes on once it exists; the rate cap holds.
 
 mod common;
@@ -44,6 +44,7 @@ fn clips_arrive_once_byte_for_byte_with_their_manifests() {
     let clips = vec![record(&s, 1000), record(&s, 1500)];
     wait_uploaded(&s, 2);
     assert_in_bucket(&s3, &clips);
+    assert_written_once(&s3, &clips);
     let lib = s.get("/clips").json();
     for c in lib["clips"].as_array().unwrap() {
         assert_eq!(c["upload"]["state"], "uploaded", "{c}");
@@ -87,10 +88,20 @@ fn through_an_outage_and_a_restart_every_clip_arrives_once() {
     // Back (empty: moto keeps nothing), and the recorder restarted.
     s3.restart();
     s3.create_bucket(BUCKET);
-    let s = server(&dir, &s3.endpoint(), &[]);
+    let mut s = server(&dir, &s3.endpoint(), &[]);
     clips.push(record(&s, 1000));
     wait_uploaded(&s, 3);
     assert_in_bucket(&s3, &clips);
+    assert_written_once(&s3, &clips);
+    // Restarted with the server up: the clips already there are not sent
+    // again (the uploader goes oldest first, so once a new clip is up it
+    // has been through the old ones).
+    assert_eq!(s.signal(15).code(), Some(0));
+    let s = server(&dir, &s3.endpoint(), &[]);
+    clips.push(record(&s, 1000));
+    wait_uploaded(&s, 4);
+    assert_in_bucket(&s3, &clips);
+    assert_written_once(&s3, &clips);
 }
 
 #[test]

@@ -119,3 +119,21 @@ pub fn assert_in_bucket(s3: &S3Server, clips: &[Value]) {
         assert!(manifest["end"].as_str().is_some() && manifest["start"].as_str().is_some());
     }
 }
+
+/// Each clip's object was written once, as the server saw it: one PUT of
+/// the key (or one completed multipart upload) answered 200 in moto's
+/// request log, so a second PUT to the same key cannot pass unseen.
+pub fn assert_written_once(s3: &S3Server, clips: &[Value]) {
+    let log = s3.log();
+    for c in clips {
+        let key = key_of(c["id"].as_str().unwrap());
+        let put = format!("\"PUT /{BUCKET}/{key} HTTP/1.1\" 200");
+        let complete = format!("\"POST /{BUCKET}/{key}?uploadId=");
+        let writes = log
+            .lines()
+            .filter(|l| l.contains(&put) || (l.contains(&complete) && l.contains("\" 200")))
+            .count();
+        let seen: Vec<&str> = log.lines().filter(|l| l.contains(key.as_str())).collect();
+        assert_eq!(writes, 1, "{key} written {writes} times: {seen:#?}");
+    }
+}
