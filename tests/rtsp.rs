@@ -171,6 +171,11 @@ fn a_camera_that_drops_is_live_again_within_2_s_and_the_clip_plays_across() {
     let took = back.elapsed();
     assert!(took <= Duration::from_secs(2), "live again after {took:?}");
     assert!(live["source"]["reopens"].as_u64() >= Some(1), "{live}");
+    let listed = s.get("/cameras").json();
+    assert!(
+        listed["cameras"][0]["reconnects"].as_u64() >= Some(1),
+        "/cameras counts the reconnect: {listed}"
+    );
     let before = live["recorder"]["frames"].as_u64().unwrap();
     s.wait_status(WAIT, "recording again", |st| {
         st["recorder"]["frames"].as_u64() >= Some(before + 30)
@@ -398,9 +403,11 @@ fn h265_cameras_are_copied_as_hvc1() {
     );
     assert!(own["keyframes"].as_u64() >= Some(2), "{own}");
     // No H.265 decoder here: the MJPEG view says so rather than hang.
-    let snap = s.get("/snapshot.jpg");
-    assert_eq!(snap.status, 503);
-    assert!(snap.text().contains("H.265"), "{}", snap.text());
+    for path in ["/snapshot.jpg", "/video"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 503, "{path}");
+        assert!(r.text().contains("H.265"), "{path}: {}", r.text());
+    }
 }
 
 #[test]
