@@ -433,3 +433,54 @@ fn an_unknown_camera_is_404_in_words_and_a_page_limit_out_of_range_refused() {
         assert_eq!(s.get(&format!("/clips?limit={limit}")).status, 200);
     }
 }
+
+/// `/status` → `system`: the clock is this machine's now, and
+/// `clock_synchronized` is the kernel's own answer (what `timedatectl`
+/// asks), taken here the same way.
+#[test]
+fn status_system_shows_the_clock_and_whether_it_is_synchronised() {
+    let s = Server::start(SMALL);
+    let sys = s.get("/status").json()["system"].clone();
+    let clock = sys["clock"].as_str().unwrap_or_else(|| panic!("{sys}"));
+    let said = unix_seconds(clock).unwrap_or_else(|| panic!("not RFC 3339 UTC: {clock}"));
+    assert!((said - now()).abs() < 30.0, "{clock} is not now");
+    // SAFETY: modes = 0 only reads the kernel's state into a struct we own.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    if unsafe { libc::adjtimex(&mut tx) } >= 0 {
+        let synced = tx.status & libc::STA_UNSYNC == 0;
+        assert_eq!(sys["clock_synchronized"], synced, "{sys}");
+    } else {
+        assert!(sys["clock_synchronized"].is_boolean() || sys["clock_synchronized"].is_null());
+    }
+    for key in ["power", "temperature_c"] {
+        assert!(sys.get(key).is_some(), "{key} missing: {sys}");
+    }
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.f]Z`.
+fn unix_seconds(t: &str) -> Option<f64> {
+    let t = t.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let h: Vec<i64> = hms
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), h.as_slice()) else {
+        return None;
+    };
+    // Days from 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+    let y = if *m <= 2 { y - 1 } else { *y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
+}
