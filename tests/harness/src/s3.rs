@@ -303,6 +303,7 @@ mod wire;
 
 pub use proxy::{CORRUPT_AT, Checks, CorruptingProxy};
 pub use stub::{Behaviour, StubS3};
+pub use wire::amz_date;
 use wire::*;
 
 #[cfg(test)]

@@ -60,8 +60,9 @@ pub(super) fn signed_request(
     try_request(addr, method, &target, &all, body)
 }
 
-/// `YYYYMMDDTHHMMSSZ` for seconds since 1970 (UTC).
-pub(super) fn amz_date(secs: u64) -> String {
+/// `YYYYMMDDTHHMMSSZ` for seconds since 1970 (UTC): SigV4's date, and
+/// ISO 8601's basic format, whose strings sort as their times do.
+pub fn amz_date(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     // Days to a civil date (Howard Hinnant's algorithm).
