@@ -3,8 +3,8 @@
 //! segment, then one `moof`+`mdat` per frame. A frame goes out when the
 //! next one arrives (its duration is then the camera's, not a guess), and
 //! its fragment head is built once and kept in the frame for every viewer.
-//! Each response's timeline starts at 0 (its first frame's decode time is
-//! patched into a copy of that head): players such as VLC stop on a first
+//! Each response's timeline starts at 0 (the shared head goes out around
+//! the viewer's own decode time): players such as VLC stop on a first
 //! `tfdt` that is the hub's running time, hours in.
 //! A viewer that falls behind skips to the latest keyframe; new stream
 //! parameters (the camera came back at another size) get a new init
@@ -93,20 +93,18 @@ fn send<W: Write + ?Sized>(
             &built
         }
     };
-    let at = fmp4::DECODE_TIME_AT..fmp4::DECODE_TIME_AT + 8;
+    // The shared head around this viewer's decode time: nothing copied.
+    let at = fmp4::DECODE_TIME_AT;
     let time = ticks(frame.capture).saturating_sub(origin).to_be_bytes();
-    // A copy of the shared head with this viewer's time (about 100 bytes).
-    let mut mine = [0u8; 160];
-    let mut long = Vec::new();
-    let h: &mut [u8] = if h.len() <= mine.len() {
-        mine[..h.len()].copy_from_slice(h);
-        &mut mine[..h.len()]
-    } else {
-        long.extend_from_slice(h);
-        &mut long
-    };
-    h[at].copy_from_slice(&time);
-    write_all_vectored(out, &mut [IoSlice::new(h), IoSlice::new(&v.data)])
+    write_all_vectored(
+        out,
+        &mut [
+            IoSlice::new(&h[..at]),
+            IoSlice::new(&time),
+            IoSlice::new(&h[at + 8..]),
+            IoSlice::new(&v.data),
+        ],
+    )
 }
 
 /// Streams a video camera to one viewer until it goes away or the hub

@@ -279,7 +279,8 @@ impl S3 {
         let mut r = self.send("GET", Some(key), &[], &[], None, transfer_deadline(size))?;
         let status = r.status().as_u16();
         if status != 200 {
-            let text = r.body_mut().read_to_string().unwrap_or_default();
+            let body = r.body_mut().with_config().limit(1 << 20);
+            let text = body.read_to_string().unwrap_or_default();
             return Err(self.words(status, &text));
         }
         let mut reader = r.body_mut().with_config().limit(size + 1).reader();
