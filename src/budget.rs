@@ -27,9 +27,11 @@ pub const PREROLL_FRAMES: usize = 30 * 60;
 /// joins): a camera that never sends a keyframe must not grow it for good.
 pub const LIVE_FRAMES: usize = 600;
 pub const LIVE_BYTES: usize = 32 << 20;
-/// Largest RTSP access unit (one encoded picture, all its NAL units); a
-/// bigger one ends the session (retina, patched, also bounds each RTSP
-/// message at 1 MiB).
+/// Largest RTSP access unit (one encoded picture, all its NAL units: a 4K
+/// keyframe at a high bitrate is a few MiB); a bigger one ends the session,
+/// since a fragment that never ends would otherwise pin the camera's read
+/// buffer without bound (retina, patched, also bounds each RTSP message at
+/// 1 MiB).
 pub const ACCESS_UNIT_BYTES: usize = FRAME_BYTES;
 /// Bytes a second a network camera may send per frame a second it may
 /// send: room for 4K JPEGs.

@@ -67,12 +67,6 @@ pub struct RtspSettings {
     pub nominal_fps: u32,
 }
 
-/// The most one access unit may hold: a 4K keyframe at a high bitrate is a
-/// few MiB. Beyond it the session ends (a fragment that never ends would
-/// otherwise pin the camera's read buffer without bound); what one camera
-/// may hold at once is this plus an RTSP message (1 MiB, retina's bound).
-pub const MAX_ACCESS_UNIT: usize = crate::budget::ACCESS_UNIT_BYTES;
-
 /// Connecting, DESCRIBE, SETUP and PLAY each must answer within this.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnect delays: doubled from the first to the cap, reset once live.

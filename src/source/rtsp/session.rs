@@ -82,7 +82,7 @@ fn words(e: &retina::Error) -> String {
     } else if lower.contains("access unit larger than") {
         format!(
             "the camera sent a frame over {} MiB (refused)",
-            super::MAX_ACCESS_UNIT >> 20
+            crate::budget::ACCESS_UNIT_BYTES >> 20
         )
     } else if lower.contains("connection refused") {
         "connection refused (nothing listens on that port)".into()
@@ -213,7 +213,7 @@ async fn stream(
         SetupOptions::default()
             .transport(t)
             .frame_format(FrameFormat::MP4)
-            .max_frame_size(super::MAX_ACCESS_UNIT)
+            .max_frame_size(crate::budget::ACCESS_UNIT_BYTES)
     };
     match tokio::time::timeout(STEP_TIMEOUT, session.setup(track, options(*transport))).await {
         Ok(Ok(())) => {}
