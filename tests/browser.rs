@@ -7,7 +7,8 @@
 //! live preview, and a recorded clip playing). `cameras.mjs` (two cameras
 //! recording at once from their tiles, the clip library) runs in both.
 //! `rtsp.mjs` (an RTSP camera's H.264 through MSE, across an outage) runs
-//! in both.
+//! in both, and so does `tiles.mjs` (eight cameras on one page: every tile
+//! live over its WebSocket and the page's own requests still answered).
 //!
 //! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
 //! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
@@ -285,6 +286,104 @@ fn two_cameras_and_the_library_in_headless_firefox() {
     };
     let server = two_cameras();
     run_script_with(&dir, "cameras.mjs", &server, &[], &[("BROWSER", "firefox")]);
+}
+
+/// Eight cameras on one page (`tiles.mjs`): seven test sources, each of
+/// another width so that a tile showing the wrong camera is seen, and an
+/// RTSP camera, which goes away and comes back.
+fn eight_cameras(dir: &Path, browser: &str) {
+    let Some(cam) = common::rtsp::RtspCamera::start(common::rtsp::RtspOptions {
+        width: 336,
+        height: 192,
+        fps: 15,
+        key_int: 15,
+        bitrate_kbps: 300,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut config = String::from("fps = 10\nstall_timeout_sec = 1\n");
+    for i in 0..7 {
+        let w = 192 + 16 * i;
+        config.push_str(&format!(
+            "[[camera]]\nid = \"c{i}\"\nsource = \"test\"\nwidth = {w}\nheight = 144\n\n"
+        ));
+    }
+    config.push_str(&format!(
+        "[[camera]]\nid = \"rtsp\"\nsource = \"{}\"\n",
+        cam.url()
+    ));
+    let path = tmp.path().join("vr.toml");
+    std::fs::write(&path, config).expect("write config");
+    let mut server = Server::start_in(
+        &tmp.path().join("clips"),
+        &[
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--clips-min-free-mb",
+            "0",
+        ],
+    );
+    let outage = tempfile::tempdir().unwrap();
+    let control = outage_on_files(cam, outage.path().to_path_buf());
+    let out = outage.path().to_str().unwrap();
+    run_script_with(
+        dir,
+        "tiles.mjs",
+        &server,
+        &[],
+        &[("OUTAGE_DIR", out), ("BROWSER", browser)],
+    );
+    let _cam = control.join().expect("the outage thread");
+    // The tiles decoded nothing on the server (the RTSP tile played its
+    // live.mp4, not an MJPEG view).
+    let st = server.get("/cameras/rtsp/status").json();
+    assert_eq!(st["source"]["decoded_frames"], 0, "{st:#}");
+    server.keep(tmp);
+}
+
+#[test]
+fn eight_cameras_on_one_page_in_headless_chromium() {
+    if let Some((_guard, dir)) = setup() {
+        eight_cameras(&dir, "chrome");
+    }
+}
+
+#[test]
+fn eight_cameras_on_one_page_in_headless_firefox() {
+    if let Some((_guard, dir)) = setup_for("firefox-esr") {
+        eight_cameras(&dir, "firefox");
+    }
+}
+
+/// Stops the camera when `dir/stop` appears and starts it again when
+/// `dir/start` does. Gives the camera back when joined.
+fn outage_on_files(
+    mut cam: common::rtsp::RtspCamera,
+    dir: PathBuf,
+) -> std::thread::JoinHandle<common::rtsp::RtspCamera> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + NODE_TIMEOUT;
+        let wait = |name: &str| {
+            while !dir.join(name).exists() {
+                if Instant::now() > deadline {
+                    return false; // the script failed before; it says why
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            true
+        };
+        if !wait("stop") {
+            return cam;
+        }
+        let opts = cam.options().clone();
+        cam.stop();
+        if wait("start") {
+            cam.restart(opts);
+        }
+        cam
+    })
 }
 
 /// An RTSP camera (H.264) in the large view: its live.mp4 through MSE in a

@@ -26,6 +26,7 @@ mod sessions;
 pub mod tls;
 mod verifier;
 mod view;
+mod websocket;
 
 pub use checks::MAX_BODY;
 pub use replies::{Reply, header, json, security_headers};

@@ -6,11 +6,14 @@ use std::io::Write;
 
 use tiny_http::{Method, Request};
 
+use super::auth::{Via, same_origin};
 use super::errors::{ApiError, Kind};
 use super::server::spawn_with;
+use super::websocket;
 use super::{App, Reply, bytes, header, respond, security_headers};
 use crate::camera::Camera;
 use crate::hub::Hub;
+use crate::live::Wire;
 use std::sync::Arc;
 
 pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
@@ -42,8 +45,8 @@ pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
 /// its own for as long as it watches.
 pub fn live(app: &App, req: Request, camera: &Camera) {
     let Some(p) = &camera.preview else {
-        return watch(app, req, camera.hub.clone(), camera, |hub, out| {
-            crate::live::stream(hub, out, &security_headers())
+        return watch(app, req, camera.hub.clone(), camera, |hub, out, wire| {
+            crate::live::stream(hub, out, wire)
         });
     };
     // A video camera's MJPEG view: pictures decoded while this viewer watches.
@@ -51,9 +54,9 @@ pub fn live(app: &App, req: Request, camera: &Camera) {
         return respond(req, ApiError::new(Kind::Unavailable, e).reply());
     }
     let using = p.watch();
-    watch(app, req, p.hub.clone(), camera, move |hub, out| {
+    watch(app, req, p.hub.clone(), camera, move |hub, out, wire| {
         let _using = using;
-        crate::live::stream(hub, out, &security_headers())
+        crate::live::stream(hub, out, wire)
     });
 }
 
@@ -69,8 +72,8 @@ pub fn live_mp4(app: &App, req: Request, camera: &Camera) {
         );
         return respond(req, e.reply());
     }
-    watch(app, req, camera.hub.clone(), camera, |hub, out| {
-        crate::live::mp4::stream(hub, out, &security_headers())
+    watch(app, req, camera.hub.clone(), camera, |hub, out, wire| {
+        crate::live::mp4::stream(hub, out, wire)
     });
 }
 
@@ -78,11 +81,30 @@ pub fn live_mp4(app: &App, req: Request, camera: &Camera) {
 const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A viewer of `hub` (a camera's, or its preview's): a seat under the
-/// process's caps, then a thread of its own for as long as it watches.
+/// process's caps, then a thread of its own for as long as it watches,
+/// over its HTTP response or, when it asks, a WebSocket (the page's tiles).
 fn watch<F>(app: &App, req: Request, hub: Arc<Hub>, camera: &Camera, stream: F)
 where
-    F: FnOnce(&Hub, &mut dyn Write) -> std::io::Result<u64> + Send + 'static,
+    F: FnOnce(&Hub, &mut dyn Write, Wire) -> std::io::Result<u64> + Send + 'static,
 {
+    let ws = if websocket::wanted(&req) {
+        // A WebSocket carries the browser's cookies from any page: only
+        // this server's own page may open one (as for a state change).
+        if !same_origin(&req, Via::Session) {
+            let e = ApiError::new(Kind::Forbidden, "cross-site WebSocket refused");
+            return respond(req, e.reply());
+        }
+        match websocket::accept(&req) {
+            Ok(accept) => Some(accept),
+            Err(e) => {
+                let mut r = e.reply();
+                r.add_header(header("Sec-WebSocket-Version", "13"));
+                return respond(req, r);
+            }
+        }
+    } else {
+        None
+    };
     let ip = app.client(&req);
     let seat = match app.viewers.try_seat(ip) {
         Ok(seat) => seat,
@@ -106,8 +128,22 @@ where
     let watching = camera.watch();
     spawn_with("viewer", req, move |req| {
         let _seat = (seat, watching);
-        let mut out = req.into_writer();
-        match stream(&hub, &mut out) {
+        let out = req.into_writer();
+        let done = match ws {
+            None => {
+                let mut out = out;
+                stream(&hub, &mut out, Wire::Http(&security_headers()))
+            }
+            Some(accept) => {
+                let mut out = websocket::Messages::new(out);
+                let head = websocket::switching_head(&accept);
+                out.get_mut()
+                    .write_all(head.as_bytes())
+                    .and_then(|()| out.flush())
+                    .and_then(|()| stream(&hub, &mut out, Wire::Messages))
+            }
+        };
+        match done {
             Ok(n) => log::debug!("viewer done after {n} frames"),
             Err(e) => log::debug!("viewer gone: {e}"),
         }

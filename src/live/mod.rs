@@ -139,6 +139,17 @@ pub fn response_head(extra: &[(&str, &str)]) -> String {
     head
 }
 
+/// How a viewer's stream is framed on its socket.
+#[derive(Clone, Copy)]
+pub enum Wire<'a> {
+    /// An HTTP response of our own, with these extra headers: multipart
+    /// parts for MJPEG, a byte stream for fMP4.
+    Http(&'a [(&'a str, &'a str)]),
+    /// The socket frames each write as a message (a WebSocket): no head,
+    /// and each MJPEG message is a JPEG alone.
+    Messages,
+}
+
 /// Streams frames to one viewer until it goes away or the hub closes.
 /// Returns the number of frames delivered.
 ///
@@ -148,13 +159,11 @@ pub fn response_head(extra: &[(&str, &str)]) -> String {
 /// patch 9), so on plain HTTP the JPEG goes from the shared frame to the
 /// kernel in one `writev`, never copied in user space; under TLS rustls
 /// encrypts all three in one pass.
-pub fn stream<W: Write + ?Sized>(
-    hub: &Hub,
-    out: &mut W,
-    extra: &[(&str, &str)],
-) -> io::Result<u64> {
-    out.write_all(stream_head(extra).as_bytes())?;
-    out.flush()?;
+pub fn stream<W: Write + ?Sized>(hub: &Hub, out: &mut W, wire: Wire) -> io::Result<u64> {
+    if let Wire::Http(extra) = wire {
+        out.write_all(stream_head(extra).as_bytes())?;
+        out.flush()?;
+    }
     let mut last = 0;
     let mut sent = 0;
     // Start with the newest frame at once, so the picture appears immediately.
@@ -173,13 +182,17 @@ pub fn stream<W: Write + ?Sized>(
         let Some(jpeg) = frame.payload.jpeg() else {
             continue;
         };
-        // The next boundary right away: browsers draw a part only when it arrives.
-        let mut part = [
-            IoSlice::new(part_head(&frame, jpeg)),
-            IoSlice::new(jpeg),
-            IoSlice::new(PART_TAIL),
-        ];
-        write_all_vectored(out, &mut part)?;
+        if let Wire::Messages = wire {
+            write_all_vectored(out, &mut [IoSlice::new(jpeg)])?;
+        } else {
+            // The next boundary right away: browsers draw a part only when it arrives.
+            let mut part = [
+                IoSlice::new(part_head(&frame, jpeg)),
+                IoSlice::new(jpeg),
+                IoSlice::new(PART_TAIL),
+            ];
+            write_all_vectored(out, &mut part)?;
+        }
         sent += 1;
     }
 }
@@ -187,7 +200,7 @@ pub fn stream<W: Write + ?Sized>(
 /// Writes all of `bufs`, one vectored write at a time: a socket may take
 /// only part of them (a slow viewer's full send buffer, a signal), and the
 /// rest goes in the next call. (`Write::write_all_vectored` is unstable.)
-fn write_all_vectored<W: Write + ?Sized>(
+pub(crate) fn write_all_vectored<W: Write + ?Sized>(
     out: &mut W,
     mut bufs: &mut [IoSlice<'_>],
 ) -> io::Result<()> {

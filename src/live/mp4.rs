@@ -18,7 +18,7 @@ use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{WAIT, write_all_vectored};
+use super::{WAIT, Wire, write_all_vectored};
 use crate::clock::{TIMESCALE, ticks};
 use crate::fmp4;
 use crate::frame::{Frame, VideoParams};
@@ -109,13 +109,11 @@ fn send<W: Write + ?Sized>(
 
 /// Streams a video camera to one viewer until it goes away or the hub
 /// closes. Returns the frames delivered.
-pub fn stream<W: Write + ?Sized>(
-    hub: &Hub,
-    out: &mut W,
-    extra: &[(&str, &str)],
-) -> io::Result<u64> {
-    out.write_all(response_head(extra).as_bytes())?;
-    out.flush()?;
+pub fn stream<W: Write + ?Sized>(hub: &Hub, out: &mut W, wire: Wire) -> io::Result<u64> {
+    if let Wire::Http(extra) = wire {
+        out.write_all(response_head(extra).as_bytes())?;
+        out.flush()?;
+    }
     let fallback = (f64::from(TIMESCALE) / hub.status().nominal_fps.clamp(1.0, 120.0)) as u32;
     let mut params: Option<Arc<VideoParams>> = None;
     let mut pending: Option<Arc<Frame>> = None;

@@ -114,7 +114,7 @@ fn writes_parts_untouched_and_stops_on_hangup() {
         buf: Vec::new(),
         limit: 2000,
     };
-    let err = stream(&hub, &mut out, &[("X-Test", "1")]).unwrap_err();
+    let err = stream(&hub, &mut out, Wire::Http(&[("X-Test", "1")])).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     feeder.join().unwrap();
     let text = String::from_utf8_lossy(&out.buf);
@@ -205,7 +205,7 @@ fn each_part_is_one_vectored_write_and_short_writes_are_resumed() {
             vectored: 0,
             flushes: 0,
         };
-        let sent = stream(&hub, &mut out, &[]).unwrap();
+        let sent = stream(&hub, &mut out, Wire::Http(&[])).unwrap();
         feeder.join().unwrap();
         let lens = parts(&out.buf, &jpeg);
         assert!(sent >= 2, "only {sent} frames with max {max}");

@@ -89,9 +89,14 @@ export async function previewChanges(page, n, ms, every) {
 /// A small fingerprint of the preview's current picture, read back through
 /// a canvas: it differs between frames only if new frames are really drawn.
 export async function previewFingerprint(page) {
-  return page.evaluate(() => {
-    const img = document.getElementById("preview");
-    if (!img.naturalWidth) return null;
+  return fingerprint(page, "#preview");
+}
+
+/// The same for the first <img> matching `selector` (null: none shown yet).
+export async function fingerprint(page, selector) {
+  return page.evaluate((selector) => {
+    const img = document.querySelector(selector);
+    if (!img || !img.naturalWidth || !img.complete) return null;
     const c = document.createElement("canvas");
     c.width = 96;
     c.height = 54;
@@ -101,7 +106,30 @@ export async function previewFingerprint(page) {
     let h = 2166136261;
     for (let i = 0; i < d.length; i++) h = Math.imul(h ^ d[i], 16777619) >>> 0;
     return h;
-  });
+  }, selector);
+}
+
+/// Opens the library's clip `id` (the first card when null) and waits for
+/// it to play a little; its width.
+export async function playLibraryClip(page, id = null) {
+  await page.evaluate((id) => {
+    const li = id ? document.querySelector(`#lib-list li[data-id="${id}"]`) : document.querySelector("#lib-list li");
+    li.querySelector(".lib-card").click();
+  }, id);
+  return until(
+    "the library clip to play",
+    () =>
+      page.evaluate(async () => {
+        const v = document.getElementById("lib-video");
+        if (v.error) throw new Error(`media error ${v.error.code}`);
+        if (v.paused) {
+          v.muted = true;
+          await v.play().catch(() => {});
+        }
+        return v.currentTime > 0.3 && { t: v.currentTime, w: v.videoWidth };
+      }),
+    20_000,
+  );
 }
 
 /// Elements sticking out past the right edge of the viewport.

@@ -1,9 +1,15 @@
-// The live picture of a camera that sends H.264/H.265 (an RTSP camera):
-// its `live_mp4` (fragmented MP4, the camera's own video untouched) in a
-// <video data-live="mse"> through Media Source Extensions. Only where this
+// A live picture. A camera that sends H.264/H.265 (an RTSP camera): its
+// `live_mp4` (fragmented MP4, the camera's own video untouched) in a
+// <video data-live="mse"> through Media Source Extensions; only where this
 // browser cannot play that codec (or has no MediaSource) the camera's MJPEG
 // view in an <img data-live="mjpeg">: the server decodes the video for it,
-// so never when MSE will do. `VR.live.attach(container, cam, {className})`
+// so never when MSE will do. A camera that sends JPEGs: its MJPEG view.
+// Both come over a WebSocket (the same streams, a JPEG or a run of fMP4
+// bytes a message): a browser gives a server six HTTP/1.1 connections, and
+// a stream in each would leave none for the page (16 cameras must fit).
+// Where a WebSocket cannot be opened (twice, never opened) the player
+// falls back to plain HTTP for that camera until the server comes back.
+// `VR.live.attach(container, cam, {className})`
 // puts one in `container` (called again with the same camera it changes
 // nothing), `VR.live.detach(container)` takes it out and ends its stream.
 // Loaded before app.js, which adds the rest of `window.VR`.
@@ -26,14 +32,19 @@
   const mime = (codec) => `video/mp4; codecs="${codec}"`;
   const isH265 = (codec) => /^(hvc1|hev1)\./.test(codec || "");
   const mjpegUrl = (cam) => `/cameras/${encodeURIComponent(cam.id)}/video`;
+  const wsUrl = (path) => `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${path}`;
+  const WS_MISSES = 2; // sockets that never opened before plain HTTP is used
 
   /// "mse", "mjpeg", or null while the server does not know the codec yet
   /// (no frame from the camera so far): then nothing is shown, rather than
   /// having the server decode for an MJPEG view that MSE would replace.
   function choose(cam) {
-    if (typeof MediaSource === "undefined") return "mjpeg";
+    if (!cam.live_mp4) return "mjpeg"; // a camera that sends JPEGs
     if (!cam.codec) return null;
-    return MediaSource.isTypeSupported(mime(cam.codec)) ? "mse" : "mjpeg";
+    if (typeof MediaSource !== "undefined" && MediaSource.isTypeSupported(mime(cam.codec))) return "mse";
+    // The server decodes H.264 only: for H.265 no MJPEG view to ask for
+    // (it would answer 503 at every retry), only the note.
+    return isH265(cam.codec) ? "none" : "mjpeg";
   }
 
   function attach(container, cam, opts) {
@@ -44,9 +55,16 @@
       return mode;
     }
     detach(container);
-    p = { container, cam, mode, el: null, note: null, s: null, timer: 0, attempt: 0, since: 0 };
+    p = { container, cam, mode, el: null, note: null, s: null, timer: 0, attempt: 0, since: 0, http: false, misses: 0 };
     players.set(container, p);
     if (!mode) return mode;
+    if (mode === "none") {
+      p.note = document.createElement("span");
+      p.note.className = "live-note";
+      p.note.textContent = `${H265_NOTE}: record it, or open live.mp4 in a player`;
+      container.append(p.note);
+      return mode;
+    }
     const className = (opts && opts.className) || "";
     if (mode === "mse") {
       const v = document.createElement("video");
@@ -65,20 +83,15 @@
       img.addEventListener("load", () => {
         p.attempt = 0;
         img.hidden = false;
-        if (p.note) p.note.textContent = `${H265_NOTE}; MJPEG preview shown`;
+        if (p.s && p.s.ws) shown(p.s, img);
       });
       img.addEventListener("error", () => {
+        if (p.s && p.s.ws) return shown(p.s, img); // one bad picture: the next comes
         if (!img.getAttribute("src")) return; // we stopped it ourselves
         img.hidden = true; // no broken-image icon while it retries
-        if (p.note) p.note.textContent = H265_NOTE; // and no preview either (yet)
         retry(p);
       });
       p.el = img;
-      if (isH265(cam.codec)) {
-        p.note = document.createElement("span");
-        p.note.className = "live-note";
-        p.note.textContent = H265_NOTE;
-      }
     }
     p.el.className = className;
     p.el.dataset.live = mode;
@@ -102,7 +115,7 @@
     clearTimeout(p.timer);
     const s = p.s;
     p.s = null;
-    if (s) s.ctrl.abort();
+    if (s) s.close();
     if (p.el && p.el.getAttribute("src")) {
       p.el.removeAttribute("src");
       if (p.mode === "mse") p.el.load(); // lets go of the MediaSource
@@ -121,18 +134,25 @@
 
   function connect(p) {
     clearTimeout(p.timer);
-    if (document.hidden || players.get(p.container) !== p) return;
+    if (p.mode === "none" || document.hidden || players.get(p.container) !== p) return;
     p.since = performance.now();
     if (p.mode === "mjpeg") {
+      if (!p.http) {
+        const s = { heard: performance.now(), loading: false, pending: null, url: null };
+        p.s = s;
+        return socket(p, s, mjpegUrl(p.cam), (bytes) => picture(p, s, bytes));
+      }
       // A fresh URL after the first so that no cache answers for it.
       p.el.src = p.attempt ? `${mjpegUrl(p.cam)}?r=${Date.now()}` : mjpegUrl(p.cam);
-      p.s = { ctrl: new AbortController() };
+      const ctrl = new AbortController();
+      p.s = { close: () => ctrl.abort() };
       return;
     }
     // A new MediaSource each time: a new response starts with a new init
     // segment (new stream parameters, or a restarted server).
     const ms = new MediaSource();
-    const s = { ctrl: new AbortController(), ms, sb: null, queue: [], started: false, heard: performance.now() };
+    const ctrl = new AbortController();
+    const s = { close: () => ctrl.abort(), ctrl, ms, sb: null, queue: [], started: false, heard: performance.now() };
     p.s = s;
     p.el.src = URL.createObjectURL(ms);
     ms.addEventListener(
@@ -161,7 +181,69 @@
       },
       { once: true },
     );
-    read(p, s);
+    if (p.http) return read(p, s);
+    socket(p, s, p.cam.live_mp4, (bytes) => {
+      s.queue.push(bytes);
+      feed(p, s);
+    });
+  }
+
+  /// The stream over a WebSocket: each message to `take`; its end is a
+  /// reconnect, and sockets that never open mean plain HTTP for this player.
+  function socket(p, s, path, take) {
+    const ws = new WebSocket(wsUrl(path));
+    ws.binaryType = "arraybuffer";
+    let opened = false;
+    s.ws = ws;
+    s.close = () => {
+      ws.onclose = ws.onmessage = null;
+      ws.close();
+      if (s.url) URL.revokeObjectURL(s.url);
+      if (s.pending) URL.revokeObjectURL(s.pending);
+      s.url = s.pending = null;
+    };
+    ws.onopen = () => {
+      opened = true;
+      p.misses = 0;
+    };
+    ws.onmessage = (ev) => {
+      if (p.s !== s) return;
+      s.heard = performance.now();
+      take(new Uint8Array(ev.data));
+    };
+    ws.onclose = () => {
+      if (p.s !== s) return;
+      if (!opened && ++p.misses >= WS_MISSES) p.http = true;
+      retry(p);
+    };
+  }
+
+  /// A JPEG from the socket into the <img>: one decoding at a time, and
+  /// while one is, only the newest waits (a slow tab skips pictures).
+  function picture(p, s, bytes) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: "image/jpeg" }));
+    if (s.loading) {
+      if (s.pending) URL.revokeObjectURL(s.pending);
+      s.pending = url;
+      return;
+    }
+    s.loading = true;
+    p.el.src = url;
+  }
+
+  /// The <img> took (or refused) its picture: the one before it goes, and
+  /// the newest waiting one goes in.
+  function shown(s, img) {
+    const now = img.getAttribute("src");
+    if (s.url && s.url !== now) URL.revokeObjectURL(s.url);
+    s.url = now;
+    s.loading = false;
+    if (s.pending) {
+      const next = s.pending;
+      s.pending = null;
+      s.loading = true;
+      img.src = next;
+    }
   }
 
   /// The response, chunk by chunk, into the queue; its end (new stream
@@ -265,6 +347,8 @@
       if (!p.mode) continue;
       halt(p);
       p.attempt = 0;
+      p.http = false;
+      p.misses = 0;
       connect(p);
     }
   }

@@ -2,8 +2,9 @@
 // (name, state, REC with elapsed time, fps) with its own Start/Stop, and
 // "Record all". A tile's picture opens that camera in the large view
 // (app.js, through a `vr:select` event); that camera's tile then shows a
-// still instead of a second stream of the same camera. A camera that sends
-// H.264/H.265 plays through live.js (`live_mp4`) instead of the <img>.
+// still instead of a second stream of the same camera. Every tile plays
+// through live.js (a WebSocket each, so that 16 tiles leave the page's
+// HTTP connections free); the <img> holds only that still.
 "use strict";
 
 (function () {
@@ -42,6 +43,18 @@
     time.className = "rec-time";
     rec.append(time);
     screen.append(rec);
+    // Why a camera is down, on the tile itself (a tooltip is invisible on a
+    // phone): over a video camera's dark tile with NO SIGNAL, under a JPEG
+    // camera's picture (the server draws NO SIGNAL into it).
+    const down = document.createElement("span");
+    down.className = "tile-down";
+    down.hidden = true;
+    const downHead = document.createElement("strong");
+    downHead.textContent = "NO SIGNAL";
+    const why = document.createElement("span");
+    why.className = "tile-why";
+    down.append(downHead, why);
+    screen.append(down);
     const bar = document.createElement("div");
     bar.className = "tile-bar";
     const name = document.createElement("strong");
@@ -55,7 +68,7 @@
     btn.className = "btn-secondary tile-btn";
     bar.append(name, state, fps, btn);
     li.append(screen, bar);
-    const t = { li, screen, img, name, state, fps, rec, time, btn, anchor: null, recording: false, cam: c };
+    const t = { li, screen, img, name, state, fps, rec, time, btn, down, why, anchor: null, recording: false, cam: c };
     screen.addEventListener("click", () => {
       document.dispatchEvent(new CustomEvent("vr:select", { detail: { id: c.id } }));
       selected = c.id;
@@ -66,25 +79,25 @@
     return t;
   }
 
-  /// The tile's picture: a live stream, or a still for the camera shown large.
+  /// The tile's picture: a live stream, or for the camera shown large a
+  /// still (JPEG cameras; a still of a video camera would cost the server a
+  /// decode, so that tile stays dark).
   function picture(id, t) {
     const player = window.VR.live;
-    if (t.cam.live_mp4 && player) {
-      // Shown large, its tile stays dark: a still of a video camera would
-      // cost the server a decode.
+    const large = id === selected;
+    t.li.classList.toggle("selected", large);
+    if (!large) {
       t.img.hidden = true;
-      t.li.classList.toggle("selected", id === selected);
-      if (id === selected) player.detach(t.screen);
-      else player.attach(t.screen, t.cam, { className: "tile-img" });
+      t.img.removeAttribute("src");
+      t.still = false;
+      player.attach(t.screen, t.cam, { className: "tile-img" });
       return;
     }
-    t.img.hidden = false;
-    const want = id === selected ? `${camPath(id, "snapshot.jpg")}?t=${Date.now()}` : camPath(id, "video");
-    const live = id !== selected;
-    if (t.live === live && t.img.getAttribute("src")) return;
-    t.live = live;
-    t.img.src = want;
-    t.li.classList.toggle("selected", !live);
+    player.detach(t.screen);
+    t.img.hidden = !!t.cam.live_mp4;
+    if (t.cam.live_mp4 || t.still) return;
+    t.still = true;
+    t.img.src = `${camPath(id, "snapshot.jpg")}?t=${Date.now()}`;
   }
 
   async function toggle(id, t) {
@@ -144,6 +157,9 @@
       setText(t.state, { live: "Live", test: "Test", down: "No signal", starting: "Starting" }[c.state] || c.state);
       t.state.className = `state ${c.state}`;
       t.state.title = c.message || "";
+      t.down.hidden = c.state !== "down";
+      t.down.classList.toggle("video", !!c.live_mp4);
+      setText(t.why, c.message || "");
       const fps = Number(c.fps);
       setText(t.fps, fps > 0 ? `${fps.toFixed(1)} fps` : "");
       picture(c.id, t);
@@ -167,15 +183,5 @@
   document.addEventListener("vr:status", (e) => apply(e.detail));
   all.addEventListener("click", recordAll);
   setInterval(render, 250);
-  // A hidden tab holds no streams (and no camera bandwidth).
-  document.addEventListener("visibilitychange", () => {
-    for (const [id, t] of tiles) {
-      if (document.hidden) {
-        t.img.removeAttribute("src");
-        t.live = undefined;
-      } else {
-        picture(id, t);
-      }
-    }
-  });
+  // (A hidden tab holds no streams: live.js ends and reopens them.)
 })();
