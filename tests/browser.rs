@@ -290,7 +290,8 @@ fn two_cameras_and_the_library_in_headless_firefox() {
 
 /// Eight cameras on one page (`tiles.mjs`): seven test sources, each of
 /// another width so that a tile showing the wrong camera is seen, and an
-/// RTSP camera, which goes away and comes back.
+/// RTSP camera, which goes away and comes back; names as long as people
+/// give them (one was cut at 1,280 px).
 fn eight_cameras(dir: &Path, browser: &str) {
     let Some(cam) = common::rtsp::RtspCamera::start(common::rtsp::RtspOptions {
         width: 336,
@@ -307,11 +308,11 @@ fn eight_cameras(dir: &Path, browser: &str) {
     for i in 0..7 {
         let w = 192 + 16 * i;
         config.push_str(&format!(
-            "[[camera]]\nid = \"c{i}\"\nsource = \"test\"\nwidth = {w}\nheight = 144\n\n"
+            "[[camera]]\nid = \"garden-{i}\"\nsource = \"test\"\nwidth = {w}\nheight = 144\n\n"
         ));
     }
     config.push_str(&format!(
-        "[[camera]]\nid = \"rtsp\"\nsource = \"{}\"\n",
+        "[[camera]]\nid = \"ustreamer-door\"\nsource = \"{}\"\n",
         cam.url()
     ));
     let path = tmp.path().join("vr.toml");
@@ -338,7 +339,7 @@ fn eight_cameras(dir: &Path, browser: &str) {
     let _cam = control.join().expect("the outage thread");
     // The tiles decoded nothing on the server (the RTSP tile played its
     // live.mp4, not an MJPEG view).
-    let st = server.get("/cameras/rtsp/status").json();
+    let st = server.get("/cameras/ustreamer-door/status").json();
     assert_eq!(st["source"]["decoded_frames"], 0, "{st:#}");
     server.keep(tmp);
 }

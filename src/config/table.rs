@@ -293,7 +293,7 @@ settings! {
         clips_min_free_mb: u64 = 512u64, "N", "free disk kept; the oldest clips go first", any;
         max_viewers: usize = 1000usize, "N", "simultaneous live viewers, all cameras; more get 503",
             within(1, 100_000, "must be from 1 to 100000");
-        max_viewers_per_client: usize = 16usize, "N", "simultaneous live viewers from one client address",
+        max_viewers_per_client: usize = 40usize, "N", "simultaneous live viewers from one client address",
             within(1, 100_000, "must be from 1 to 100000");
         idle_timeout_sec: f64 = 30.0, "S", "close a connection silent this long",
             within(0.5, 3600.0, "must be from 0.5 to 3600 seconds");

@@ -136,10 +136,11 @@ fn open_file_limit() -> u64 {
 /// Caps on open connections from the descriptor limit: each connection
 /// takes two descriptors, and `RESERVED_FDS` stay free for recording, so a
 /// crowd of idle connections can neither stop the server nor a recording.
-/// One client may hold enough for its viewers and a browser's requests.
+/// One client may hold enough for its viewers (a connection each: the
+/// page's tiles are WebSockets) and a browser's requests (six at most).
 fn connection_caps(nofile: u64, viewers_per_client: usize) -> (usize, usize) {
     let total = (nofile.saturating_sub(RESERVED_FDS) / 2).max(16) as usize;
-    let per_client = (2 * viewers_per_client + 32).max(64).min(total);
+    let per_client = (viewers_per_client + 24).max(64).min(total);
     (total, per_client)
 }
 
@@ -173,10 +174,10 @@ mod tests {
     #[test]
     fn connection_caps_leave_descriptors_for_recording() {
         // The Pi unit's LimitNOFILE, and the default per-client viewer cap.
-        assert_eq!(connection_caps(8192, 16), (3968, 64));
-        assert_eq!(connection_caps(1024, 16), (384, 64));
+        assert_eq!(connection_caps(8192, 40), (3968, 64));
+        assert_eq!(connection_caps(1024, 40), (384, 64));
         // A benchmark allowing 1,000 viewers from one address.
-        assert_eq!(connection_caps(65536, 1000), (32640, 2032));
+        assert_eq!(connection_caps(65536, 1000), (32640, 1024));
         // Tiny limits still serve someone.
         assert_eq!(connection_caps(100, 16), (16, 16));
     }
