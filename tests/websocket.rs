@@ -91,18 +91,6 @@ fn frame(r: &mut impl Read) -> (u8, Vec<u8>) {
     (h[0], data)
 }
 
-/// Width and height from a JPEG's baseline or progressive frame header.
-fn jpeg_size(j: &[u8]) -> Option<(u16, u16)> {
-    let at = j
-        .windows(2)
-        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))?;
-    let b = j.get(at + 5..at + 9)?;
-    Some((
-        u16::from_be_bytes([b[2], b[3]]),
-        u16::from_be_bytes([b[0], b[1]]),
-    ))
-}
-
 fn viewers(s: &Server) -> u64 {
     s.get("/cameras").json()["cameras"][0]["viewers"]
         .as_u64()
@@ -132,7 +120,7 @@ fn each_message_is_one_jpeg_of_the_camera_and_the_seat_is_given_back() {
         assert_ne!(jpeg, last, "message {i} repeats the one before");
         last = jpeg;
     }
-    let (w, h) = jpeg_size(&last).expect("a JPEG's size");
+    let (w, h) = common::jpeg_size(&last).expect("a JPEG's size");
     assert_eq!((w, h), (320, 240));
     assert_eq!(viewers(&s), 1);
     // Gone: the seat comes back once a write fails (the next frame).

@@ -151,6 +151,7 @@ impl ApiError {
                 };
                 ApiError::new(Kind::DiskFull, message)
             }
+            RecError::Empty(why) => ApiError::new(Kind::Unavailable, format!("{context}: {why}")),
             RecError::Failed(why) => ApiError::internal(context, &why),
         }
     }

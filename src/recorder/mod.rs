@@ -97,6 +97,8 @@ pub enum RecError {
     NoRoom(String),
     /// The process is finishing its clips to exit: no new recording.
     Closing,
+    /// Stopped with nothing to keep: the camera sent no (usable) frame.
+    Empty(&'static str),
     /// Anything else, with context (which path, which step).
     Failed(String),
 }
@@ -144,6 +146,7 @@ impl std::fmt::Display for RecError {
             RecError::NotRecording => f.write_str("not recording"),
             RecError::NoRoom(e) => f.write_str(e),
             RecError::Closing => f.write_str("shutting down: no new recording"),
+            RecError::Empty(e) => f.write_str(e),
             RecError::Failed(e) => f.write_str(e),
         }
     }
@@ -344,7 +347,13 @@ impl Recorder {
         TapReceiver::end_at(&running.tap_until, end);
         match running.thread.join() {
             Ok(Ok(info)) => Ok(info),
-            Ok(Err(e)) => Err(RecError::Failed(format!("recording {}: {e}", running.id))),
+            Ok(Err(e)) => match [worker::NO_FRAMES, worker::NONE_ENCODED]
+                .into_iter()
+                .find(|&why| e == why)
+            {
+                Some(why) => Err(RecError::Empty(why)),
+                None => Err(RecError::Failed(format!("recording {}: {e}", running.id))),
+            },
             Err(_) => Err(RecError::Failed(format!(
                 "recording {}: recorder thread panicked",
                 running.id

@@ -140,6 +140,11 @@ impl Pipeline {
     }
 }
 
+/// Why a stop found nothing to keep: the source's fault, not ours, so
+/// `/stop` says it in words (503) rather than as an internal error.
+pub const NO_FRAMES: &str = "no frames arrived from the source; nothing recorded";
+pub const NONE_ENCODED: &str = "no frame could be encoded; nothing recorded";
+
 pub fn run(mut job: Job) -> Result<ClipInfo, String> {
     let mut p = Pipeline::new(&job.id);
     let mut pre = std::mem::take(&mut job.pre).into_iter();
@@ -222,11 +227,11 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
     }
     let Some(&(first_capture, first_wall)) = p.base.as_ref() else {
         job.writer.discard();
-        return Err("no frames arrived from the source; nothing recorded".into());
+        return Err(NO_FRAMES.into());
     };
     if job.writer.samples.is_empty() {
         job.writer.discard();
-        return Err("no frame could be encoded; nothing recorded".into());
+        return Err(NONE_ENCODED.into());
     }
     let last_pts = p.last_pts.unwrap_or(0);
     // The last sample lasts until the end; a frame taken after a stop lasts one interval.

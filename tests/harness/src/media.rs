@@ -68,3 +68,15 @@ pub fn make_mjpeg(dir: &Path, width: u32, height: u32, fps: u32, frames: u32) ->
     assert!(status.success(), "ffmpeg could not make {}", path.display());
     path
 }
+
+/// Width and height from a JPEG's baseline or progressive frame header.
+pub fn jpeg_size(j: &[u8]) -> Option<(u16, u16)> {
+    let at = j
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))?;
+    let b = j.get(at + 5..at + 9)?;
+    Some((
+        u16::from_be_bytes([b[2], b[3]]),
+        u16::from_be_bytes([b[0], b[1]]),
+    ))
+}
