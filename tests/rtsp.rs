@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::rtsp::{RtspCamera, RtspOptions};
-use common::{RunWithin, Server, ffprobe, own_probe};
+use common::{RunWithin, Server, avcc_sets, ffprobe, hvcc_sets, own_probe};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -32,53 +32,6 @@ fn server(tmp: &Path, source: &str, extra: &[&str]) -> Server {
 
 fn wait_state(s: &Server, state: &str) -> Value {
     s.wait_status(WAIT, state, |st| st["source"]["state"] == state)
-}
-
-/// The parameter sets in a clip's `avcC` (SPS, PPS), read from its bytes.
-fn avcc_sets(mp4: &[u8]) -> Vec<Vec<u8>> {
-    let at = common::find(mp4, b"avcC").expect("an avcC box") + 4;
-    let b = &mp4[at..];
-    let mut sets = Vec::new();
-    let mut i = 5;
-    let sps = usize::from(b[i] & 0x1f);
-    i += 1;
-    for n in 0..=sps {
-        if n == sps {
-            let pps = usize::from(b[i]);
-            i += 1;
-            for _ in 0..pps {
-                let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
-                sets.push(b[i + 2..i + 2 + len].to_vec());
-                i += 2 + len;
-            }
-            break;
-        }
-        let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
-        sets.push(b[i + 2..i + 2 + len].to_vec());
-        i += 2 + len;
-    }
-    sets
-}
-
-/// The parameter sets in a clip's `hvcC` (VPS, SPS, PPS in the order of
-/// its arrays), read from its bytes (ISO/IEC 14496-15 8.3.3.1: 22 bytes of
-/// fields, then the arrays, each a NAL type byte and counted units).
-fn hvcc_sets(mp4: &[u8]) -> Vec<Vec<u8>> {
-    let at = common::find(mp4, b"hvcC").expect("an hvcC box") + 4;
-    let b = &mp4[at..];
-    let be16 = |i: usize| usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
-    let mut sets = Vec::new();
-    let mut i = 23;
-    for _ in 0..b[22] {
-        let units = be16(i + 1);
-        i += 3;
-        for _ in 0..units {
-            let len = be16(i);
-            sets.push(b[i + 2..i + 2 + len].to_vec());
-            i += 2 + len;
-        }
-    }
-    sets
 }
 
 /// Bounds for a camera coming (back) up: the 2 s natively, more

@@ -80,3 +80,50 @@ pub fn jpeg_size(j: &[u8]) -> Option<(u16, u16)> {
         u16::from_be_bytes([b[0], b[1]]),
     ))
 }
+
+/// The parameter sets in a clip's `avcC` (SPS, PPS), read from its bytes.
+pub fn avcc_sets(mp4: &[u8]) -> Vec<Vec<u8>> {
+    let at = super::find(mp4, b"avcC").expect("an avcC box") + 4;
+    let b = &mp4[at..];
+    let mut sets = Vec::new();
+    let mut i = 5;
+    let sps = usize::from(b[i] & 0x1f);
+    i += 1;
+    for n in 0..=sps {
+        if n == sps {
+            let pps = usize::from(b[i]);
+            i += 1;
+            for _ in 0..pps {
+                let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+                sets.push(b[i + 2..i + 2 + len].to_vec());
+                i += 2 + len;
+            }
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+        sets.push(b[i + 2..i + 2 + len].to_vec());
+        i += 2 + len;
+    }
+    sets
+}
+
+/// The parameter sets in a clip's `hvcC` (VPS, SPS, PPS in the order of
+/// its arrays), read from its bytes (ISO/IEC 14496-15 8.3.3.1: 22 bytes of
+/// fields, then the arrays, each a NAL type byte and counted units).
+pub fn hvcc_sets(mp4: &[u8]) -> Vec<Vec<u8>> {
+    let at = super::find(mp4, b"hvcC").expect("an hvcC box") + 4;
+    let b = &mp4[at..];
+    let be16 = |i: usize| usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+    let mut sets = Vec::new();
+    let mut i = 23;
+    for _ in 0..b[22] {
+        let units = be16(i + 1);
+        i += 3;
+        for _ in 0..units {
+            let len = be16(i);
+            sets.push(b[i + 2..i + 2 + len].to_vec());
+            i += 2 + len;
+        }
+    }
+    sets
+}
