@@ -10,10 +10,11 @@
 // time on each, a tile opening its camera in the large view, the library
 // listing the clips with their thumbnails, the camera filter, a clip
 // playing inline, delete (press twice), "Record all", paging (More), each
-// tile's fps, the phone layout, and no page errors. SCREENSHOT=path saves
+// tile's fps, the phone layout, and no uncaught or console error, failed
+// request or HTTP error. SCREENSHOT=path saves
 // the page with both recording.
 
-import { apiFor, baseArg, check, fmt, horizontalOverflow, launchPuppeteer, log, parseClock, playLibraryClip, run, sleep, until } from "./lib.mjs";
+import { apiFor, baseArg, check, fmt, horizontalOverflow, launchPuppeteer, log, parseClock, playLibraryClip, run, sleep, until, watchErrors } from "./lib.mjs";
 
 const which = process.env.BROWSER || "chrome";
 const base = baseArg("node cameras.mjs http://HOST:PORT");
@@ -59,8 +60,7 @@ async function main() {
     log(`browser: ${await browser.version()}`);
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
+    const errors = watchErrors(page);
 
     // 1. Two live tiles.
     const resp = await page.goto(base + "/", { waitUntil: "load" });
@@ -212,7 +212,7 @@ async function main() {
     check(btn >= 44, `tile button ${btn} px high on a phone`);
     log("phone layout fits");
 
-    check(errors.length === 0, `page errors:\n  ${errors.join("\n  ")}`);
+    check(errors.length === 0, `errors:\n  ${errors.join("\n  ")}`);
   } finally {
     await close();
   }

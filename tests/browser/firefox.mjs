@@ -8,9 +8,10 @@
 // Expects a server with the `test` source and no recording running. Opens
 // `/`, checks the live preview draws changing frames, records a clip through
 // the API, then checks the page's clip <video> plays it: metadata (size,
-// duration), currentTime advancing, no media error. Exits 0 after PASS.
+// duration), currentTime advancing, no media error, and no uncaught or
+// console error, failed request or HTTP error. Exits 0 after PASS.
 
-import { apiFor, baseArg, check, fmt, launchPuppeteer, log, previewChanges, previewSize, run, sleep, until } from "./lib.mjs";
+import { apiFor, baseArg, check, fmt, launchPuppeteer, log, previewChanges, previewSize, run, sleep, until, watchErrors } from "./lib.mjs";
 const base = baseArg("node firefox.mjs http://HOST:PORT");
 const api = apiFor(base);
 
@@ -20,8 +21,7 @@ async function main() {
     const version = await browser.version();
     log(`browser: ${version}`);
     const page = await browser.newPage();
-    const pageErrors = [];
-    page.on("pageerror", (e) => pageErrors.push(e.message));
+    const errors = watchErrors(page);
 
     const resp = await page.goto(base + "/", { waitUntil: "load" });
     check(resp && resp.status() === 200, `GET / answered ${resp && resp.status()}`);
@@ -82,7 +82,7 @@ async function main() {
     log(`clip plays: currentTime ${start.toFixed(2)} -> ${advanced.toFixed(2)} s, ${meta.width}x${meta.height}, ` +
       `${meta.duration.toFixed(2)} s, ${decoded.total} frames decoded`);
 
-    check(pageErrors.length === 0, `uncaught page errors:\n  ${pageErrors.join("\n  ")}`);
+    check(errors.length === 0, `errors:\n  ${errors.join("\n  ")}`);
   } finally {
     await close();
   }

@@ -132,6 +132,27 @@ export async function playLibraryClip(page, id = null) {
   );
 }
 
+/// Collects what went wrong on `page` (puppeteer): uncaught exceptions,
+/// console errors, failed requests (not those the page itself ended) and
+/// answers of 400 or more. Returns the list, which a test checks is empty.
+export function watchErrors(page) {
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(`uncaught ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+  });
+  page.on("requestfailed", (r) => {
+    const why = (r.failure() && r.failure().errorText) || "";
+    // A request the page itself ended (a <video> seeking, a stream closed).
+    if (/ABORTED|NS_BINDING_ABORTED/i.test(why)) return;
+    errors.push(`request failed: ${r.url()} ${why}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) errors.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
+  return errors;
+}
+
 /// Elements sticking out past the right edge of the viewport.
 export async function horizontalOverflow(page) {
   return page.evaluate(() => {

@@ -21,7 +21,7 @@
 
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { apiFor, baseArg, check, fmt, launchPuppeteer, log, run, until } from "./lib.mjs";
+import { apiFor, baseArg, check, fmt, launchPuppeteer, log, run, until, watchErrors } from "./lib.mjs";
 
 const which = process.env.BROWSER || "chrome";
 const base = baseArg("node rtsp.mjs http://HOST:PORT");
@@ -73,9 +73,7 @@ async function main() {
     log(`browser: ${await browser.version()}`);
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 800 });
-    const errors = [];
-    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-    page.on("pageerror", (e) => errors.push(`uncaught ${e.message}`));
+    const errors = watchErrors(page);
     const decoding = []; // requests that would make the server decode
     page.on("request", (r) => {
       const url = new URL(r.url());
@@ -165,7 +163,7 @@ async function main() {
     check(decoding.length === 0, `the page asked for ${decoding.join(", ")}: the server decodes for those`);
     const opened = (await sockets()).filter((p) => p === cam.live_mp4).length;
     check(opened === 1, `live.mp4 opened ${opened} times (reconnects on a healthy server)`);
-    check(errors.length === 0, `console errors:\n  ${errors.join("\n  ")}`);
+    check(errors.length === 0, `errors:\n  ${errors.join("\n  ")}`);
   } finally {
     await close();
   }

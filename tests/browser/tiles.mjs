@@ -18,7 +18,7 @@
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { apiFor, baseArg, check, fingerprint, fmt, launchPuppeteer, log, playLibraryClip, run, sleep, until } from "./lib.mjs";
+import { apiFor, baseArg, check, fingerprint, fmt, launchPuppeteer, log, playLibraryClip, run, sleep, until, watchErrors } from "./lib.mjs";
 
 const which = process.env.BROWSER || "chrome";
 const base = baseArg("node tiles.mjs http://HOST:PORT");
@@ -91,20 +91,7 @@ async function main() {
     log(`browser: ${await browser.version()}, ${cams.length} cameras`);
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(`uncaught ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error") errors.push(`console: ${m.text()}`);
-    });
-    page.on("requestfailed", (r) => {
-      const why = (r.failure() && r.failure().errorText) || "";
-      // A request the page itself ended (a <video> seeking, a stream closed).
-      if (/ABORTED|NS_BINDING_ABORTED/i.test(why)) return;
-      errors.push(`request failed: ${r.url()} ${why}`);
-    });
-    page.on("response", (r) => {
-      if (r.status() >= 400) errors.push(`HTTP ${r.status()} for ${r.url()}`);
-    });
+    const errors = watchErrors(page);
 
     const resp = await page.goto(base + "/", { waitUntil: "load" });
     check(resp && resp.status() === 200, `GET / answered ${resp && resp.status()}`);
