@@ -9,10 +9,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::MjpegClient;
 use common::fakecam::{
     Recording, back_within, camera, settings, standard_mjpeg, until_camera_frame, until_no_signal,
 };
+use common::{MjpegClient, RunWithin};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -252,4 +252,64 @@ fn huffman_tables_are_put_back_where_the_camera_left_them_out() {
     }
     common::fakecam::ffmpeg_decodes(cam.dir(), &parts).unwrap_or_else(|e| panic!("ffmpeg: {e}"));
     assert_eq!(s.get("/status").json()["source"]["broken_frames"], 0);
+}
+
+/// Two `[[camera]]`s naming one webcam through two `by-id` links (a camera
+/// listed twice by mistake) are refused at start, in words naming the key
+/// and the other camera; two webcams are not.
+#[test]
+fn two_names_of_one_webcam_are_refused_and_two_webcams_are_not() {
+    let Some(cam) = common::fakecam::FakeCam::new() else {
+        return;
+    };
+    cam.plug("video0", 0);
+    cam.plug("video1", 1);
+    let a = cam.by_id("usb-Fake_C920-video-index0", "video0");
+    let b = cam.by_id("usb-Fake_C920_Pro-video-index0", "video0");
+    let other = cam.by_id("usb-Other_Cam-video-index0", "video1");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |second: &Path| {
+        let path = tmp.path().join("vr.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[camera]]\nid = \"front\"\nsource = \"{}\"\n\n\
+                 [[camera]]\nid = \"door\"\nsource = \"{}\"\n",
+                a.display(),
+                second.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    // Refused before anything is opened: the process exits, saying why.
+    let path = config(&b);
+    let out = common::command()
+        .args(["--config", path.to_str().unwrap(), "--port", "0"])
+        .output_within(Duration::from_secs(60))
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {err}");
+    assert!(
+        err.contains("source")
+            && err.contains("door")
+            && err.contains("camera \"front\" already uses this device"),
+        "{err}"
+    );
+    // Two webcams: both cameras listed.
+    let path = config(&other);
+    let env = cam.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = common::Server::start_env(
+        &tmp.path().join("clips"),
+        &["--config", path.to_str().unwrap()],
+        &env,
+    );
+    let ids: Vec<_> = s.get("/cameras").json()["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["front", "door"]);
 }
