@@ -148,12 +148,14 @@ fn a_recording_across_an_unplug_stays_one_playable_clip() {
         st["source"]["state"] == "live"
     });
     let rec = Recording::start(&s);
+    let started = Instant::now();
     s.wait_status(WAIT, "a second recorded", |st| {
         st["elapsed_sec"].as_f64() >= Some(1.0)
     });
     cam.unplug("video0");
+    let unplugged = started.elapsed().as_secs_f64();
     let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
-    until_no_signal(&mut c, &frames);
+    let no_signal = until_no_signal(&mut c, &frames);
     let down = s.wait_status(WAIT, "the camera down", |st| {
         st["source"]["state"] == "down"
     });
@@ -162,6 +164,7 @@ fn a_recording_across_an_unplug_stays_one_playable_clip() {
         st["elapsed_sec"].as_f64() >= Some(3.0)
     });
     cam.plug("video0", 0);
+    let plugged = started.elapsed().as_secs_f64();
     until_camera_frame(&mut c, &frames, WAIT);
     s.wait_status(WAIT, "five seconds recorded", |st| {
         st["elapsed_sec"].as_f64() >= Some(5.0)
@@ -172,6 +175,34 @@ fn a_recording_across_an_unplug_stays_one_playable_clip() {
     assert_eq!(
         common::files(&s.clips),
         vec![format!("{}.mp4", clip["id"].as_str().unwrap())]
+    );
+    // Decoded: the camera's pictures before the gap and after it, NO SIGNAL
+    // in its middle (the clip starts within a frame of `started`).
+    let path = common::fakecam::clip_path(&clip);
+    let camera: Vec<_> = frames.iter().map(|f| common::jpeg_thumb(f)).collect();
+    let away = common::jpeg_thumb(&no_signal);
+    let d = clip["duration_sec"].as_f64().unwrap();
+    for (what, at) in [("before", 0.5), ("after", d - 0.3)] {
+        let got = common::grey_thumb(&path, Some(at));
+        let db = common::best_psnr(&got, &camera);
+        println!("{what} the gap ({at:.2} s): {db:.1} dB from the camera's pictures");
+        assert!(
+            db >= 28.0,
+            "{what} the gap ({at:.2} s): {db:.1} dB from the camera's pictures"
+        );
+    }
+    let middle = (unplugged + plugged) / 2.0;
+    let got = common::grey_thumb(&path, Some(middle));
+    let db = common::psnr(&got, &away);
+    println!("in the gap ({middle:.2} s): {db:.1} dB from NO SIGNAL");
+    assert!(
+        db >= 28.0,
+        "at {middle:.2} s, in the gap: {db:.1} dB from NO SIGNAL"
+    );
+    let db = common::best_psnr(&got, &camera);
+    assert!(
+        db < 20.0,
+        "at {middle:.2} s, in the gap: a camera picture ({db:.1} dB)"
     );
 }
 
@@ -205,9 +236,16 @@ fn auto_picks_up_a_camera_when_its_node_appears() {
     let st = s.wait_status(WAIT, "the camera picked up", |st| {
         st["source"]["state"] == "live"
     });
+    let took = plugged.elapsed();
     println!(
         "picked up {:.2} s after the node appeared",
-        plugged.elapsed().as_secs_f64()
+        took.as_secs_f64()
+    );
+    // `auto` looks every 2 s: within 3 s natively (an emulator is slower).
+    let bound = if common::emulated() { 20 } else { 3 };
+    assert!(
+        took <= Duration::from_secs(bound),
+        "picked up after {took:?}"
     );
     assert_eq!(
         (st["source"]["kind"].as_str(), st["source"]["name"].as_str()),

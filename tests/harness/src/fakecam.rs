@@ -255,10 +255,14 @@ pub fn until_camera_frame(
     }
 }
 
-/// Reads parts until one is not a camera frame (NO SIGNAL).
-pub fn until_no_signal(c: &mut super::MjpegClient, frames: &[Vec<u8>]) {
+/// Reads parts until one is not a camera frame (NO SIGNAL); that picture.
+pub fn until_no_signal(c: &mut super::MjpegClient, frames: &[Vec<u8>]) -> Vec<u8> {
     let t0 = Instant::now();
-    while frames.contains(&c.next_part().expect("a part").jpeg) {
+    loop {
+        let p = c.next_part().expect("a part").jpeg;
+        if !frames.contains(&p) {
+            return p;
+        }
         assert!(
             t0.elapsed() < super::START_TIMEOUT,
             "never showed NO SIGNAL"
@@ -288,6 +292,13 @@ pub fn check_clip(clip: &serde_json::Value, size: (u64, u64)) {
         (d - said).abs() < 0.05,
         "ffprobe {d} s, the server said {said} s"
     );
+}
+
+/// The least share of the frames a camera sent that a clip must hold: a
+/// busy machine drops some at capture (never delivered, so never in the
+/// clip), an emulator many.
+fn min_share() -> f64 {
+    if super::emulated() { 0.5 } else { 0.8 }
 }
 
 /// A recording in progress, timed from outside.
@@ -367,7 +378,7 @@ impl Recording {
             s.log()
         );
         assert!(
-            !count || (frames >= 0.5 * d * fps && frames <= d * fps * 1.1 + 1.0),
+            !count || (frames >= min_share() * d * fps && frames <= d * fps * 1.1 + 1.0),
             "{frames} frames in {d} s from a {fps} fps camera: {clip}\n{}",
             s.log()
         );

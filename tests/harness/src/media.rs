@@ -127,3 +127,60 @@ pub fn hvcc_sets(mp4: &[u8]) -> Vec<Vec<u8>> {
     }
     sets
 }
+
+/// Side of the grey thumbnails pictures are compared at: small enough that
+/// an encoder's noise averages out, large enough to tell pictures apart.
+pub const THUMB: (u32, u32) = (64, 36);
+
+/// A picture as ffmpeg decodes it, as a `THUMB` grey thumbnail: the frame
+/// shown at `at` seconds of a clip, or an image file's only one (`None`).
+pub fn grey_thumb(path: &Path, at: Option<f64>) -> Vec<u8> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error"]);
+    if let Some(t) = at {
+        cmd.args(["-ss", &format!("{t:.3}")]);
+    }
+    let out = cmd
+        .arg("-i")
+        .arg(path)
+        .args(["-frames:v", "1", "-vf"])
+        .arg(format!("scale={}:{},format=gray", THUMB.0, THUMB.1))
+        .args(["-f", "rawvideo", "-"])
+        .output_within(CHILD_TIMEOUT)
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success() && out.stdout.len() == (THUMB.0 * THUMB.1) as usize,
+        "ffmpeg could not decode {} at {at:?}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The same for a JPEG in memory.
+pub fn jpeg_thumb(jpeg: &[u8]) -> Vec<u8> {
+    let file = tempfile::Builder::new().suffix(".jpg").tempfile().unwrap();
+    std::fs::write(file.path(), jpeg).unwrap();
+    grey_thumb(file.path(), None)
+}
+
+/// Peak signal-to-noise ratio of two thumbnails, in dB (infinite when
+/// equal): above ~30 dB the same picture re-encoded, below ~15 another one.
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse).log10()
+}
+
+/// The best match of `thumb` among `pictures` (its PSNR).
+pub fn best_psnr(thumb: &[u8], pictures: &[Vec<u8>]) -> f64 {
+    pictures
+        .iter()
+        .map(|p| psnr(thumb, p))
+        .fold(f64::NEG_INFINITY, f64::max)
+}
