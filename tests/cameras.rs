@@ -53,11 +53,12 @@ fn colour_mjpeg(dir: &Path, colour: &str, fps: u32) -> PathBuf {
     path
 }
 
-/// The mean colour of a clip's first frame, decoded by ffmpeg.
-fn clip_colour(clip: &Path) -> [u8; 3] {
+/// The mean colour of the frame a clip shows at `at` seconds, decoded by
+/// ffmpeg.
+fn clip_colour(clip: &Path, at: f64) -> [u8; 3] {
     let out = ffmpeg(
         Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
+            .args(["-v", "error", "-ss", &format!("{at:.3}"), "-i"])
             .arg(clip)
             .args(["-frames:v", "1", "-vf", "scale=1:1:flags=area"])
             .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]),
@@ -65,14 +66,32 @@ fn clip_colour(clip: &Path) -> [u8; 3] {
     [out[0], out[1], out[2]]
 }
 
+fn close(got: [u8; 3], want: [u8; 3]) -> bool {
+    got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 60)
+}
+
+/// The clip's first, middle and last frames are its camera's colour (a
+/// clip with another camera's pictures in it, at any point, is caught).
 fn assert_colour(clip: &Path, want: [u8; 3]) {
-    let got = clip_colour(clip);
-    let close = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) < 60);
-    assert!(
-        close,
-        "{}: colour {got:?}, its camera's is {want:?}",
-        clip.display()
-    );
+    assert_colour_at(clip, want, &[0.0, 0.5, 1.0]);
+}
+
+/// The same at these shares of the clip's length (0: its first frame, 1:
+/// its last).
+fn assert_colour_at(clip: &Path, want: [u8; 3], shares: &[f64]) {
+    let d: f64 = common::ffprobe(clip)["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for at in shares.iter().map(|s| (s * d).min(d - 0.15).max(0.0)) {
+        let got = clip_colour(clip, at);
+        assert!(
+            close(got, want),
+            "{} at {at:.2} s of {d:.2}: colour {got:?}, its camera's is {want:?}",
+            clip.display()
+        );
+    }
 }
 
 const RED: [u8; 3] = [255, 0, 0];
@@ -311,6 +330,17 @@ fn three_cameras_record_at_once_each_its_own_picture() {
         let thumb = s.get(e["thumbnail_url"].as_str().unwrap());
         assert_eq!(thumb.header("Content-Type"), Some("image/jpeg"));
         assert!(frames.contains(&thumb.body), "{e}: not its camera's JPEG");
+        // And the picture the clip starts with.
+        let clip = s.clips.join(e["camera"].as_str().unwrap());
+        let clip = clip.join(format!("{}.mp4", e["id"].as_str().unwrap()));
+        let db = common::psnr(
+            &common::jpeg_thumb(&thumb.body),
+            &common::grey_thumb(&clip, Some(0.0)),
+        );
+        assert!(
+            db >= 28.0,
+            "{e}: the thumbnail is {db:.1} dB from the clip's first frame"
+        );
         assert!(e["duration_sec"].as_f64() > Some(0.5), "{e}");
         assert!(e["frames"].as_u64() > Some(5), "{e}");
     }
@@ -323,6 +353,7 @@ fn one_camera_unplugged_while_the_others_record() {
     wait_cameras(&s, "three live cameras", all_live);
     let front = Recording::start_on(&s, "/cameras/front");
     let side = Recording::start_on(&s, "/cameras/side");
+    let started = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
     rig.usb.unplug("video1");
     wait_cameras(&s, "side down", |c| camera(c, "side")["state"] == "down");
@@ -333,14 +364,24 @@ fn one_camera_unplugged_while_the_others_record() {
         true,
         "still recording, NO SIGNAL"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Away long enough for NO SIGNAL pictures (twice a second) in the clip.
+    std::thread::sleep(Duration::from_millis(1500));
+    let away = started.elapsed().as_secs_f64() - 0.3;
     rig.usb.plug("video1", 1);
     wait_cameras(&s, "side back", |c| camera(c, "side")["state"] == "live");
     std::thread::sleep(Duration::from_millis(500));
     let side_clip = side.stop_across_outage(&s, 15.0, SIZE);
     let front_clip = front.stop(&s, 15.0, SIZE);
-    assert_colour(Path::new(side_clip["path"].as_str().unwrap()), GREEN);
+    let side_path = Path::new(side_clip["path"].as_str().unwrap());
+    // (Its middle is the gap.)
+    assert_colour_at(side_path, GREEN, &[0.0, 1.0]);
     assert_colour(Path::new(front_clip["path"].as_str().unwrap()), RED);
+    // In the gap: NO SIGNAL, not the camera's last picture held.
+    let got = clip_colour(side_path, away);
+    assert!(
+        !close(got, GREEN),
+        "at {away:.2} s, in the gap: colour {got:?}"
+    );
     assert_eq!(
         s.get("/clips?camera=side").json()["clips"]
             .as_array()
