@@ -245,7 +245,14 @@ fn pre_roll_clip_starts_that_much_before_the_request() {
 fn sigterm_mid_recording_saves_a_playable_clip_and_exits_0() {
     // SIGHUP (a closed terminal), SIGQUIT and SIGUSR1 too: their default
     // action killed the process with the clip unfinished.
-    for (sig, name) in [(15, "TERM"), (1, "HUP"), (3, "QUIT"), (10, "USR1")] {
+    for (sig, name) in [
+        (15, "TERM"),
+        (2, "INT"),
+        (1, "HUP"),
+        (3, "QUIT"),
+        (10, "USR1"),
+        (12, "USR2"),
+    ] {
         let mut s = Server::start(SMALL);
         wait_frames(&s, 5);
         let asked = Instant::now();
