@@ -258,3 +258,70 @@ fn no_usb_bandwidth_is_named_with_its_remedies_and_recovers() {
     until_camera_frame(&mut c, &frames, WAIT);
     s.wait_status(WAIT, "live", |st| st["source"]["state"] == "live");
 }
+
+/// CPU time (user + system) of process `pid` so far, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's closing parenthesis: state is field 3, utime 14.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+#[test]
+fn a_queue_in_error_is_said_and_reopened() {
+    // After 30 frames poll says POLLERR and DQBUF has nothing (a driver
+    // whose queue failed): the product's own POLLERR path.
+    let Some((cam, frames)) = camera("error_at=30\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360"]);
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    until_camera_frame(&mut c, &frames, WAIT);
+    let log = s.wait_log(": the device reported an error", WAIT);
+    assert!(log.contains(&format!("camera {}", node.display())), "{log}");
+    // Reopened (the error was the queue's, once): live again.
+    until_camera_frame(&mut c, &frames, WAIT);
+    let st = s.wait_status(WAIT, "live again", |st| {
+        st["source"]["state"] == "live" && st["source"]["reopens"].as_u64() >= Some(1)
+    });
+    assert_eq!(st["source"]["kind"], "v4l2", "{st}");
+}
+
+#[test]
+fn an_unplug_reported_as_uvcvideo_does_is_down_without_spinning() {
+    // Once the node is gone poll wakes at once with POLLERR|POLLHUP, for
+    // as long as the descriptor is polled: a loop that polled on would spin.
+    let Some((cam, frames)) = camera("uvc_unplug=1\n") else {
+        return;
+    };
+    let node = cam.plug("video0", 0);
+    let s = cam.serve(&node, &["--width", "640", "--height", "360"]);
+    let mut c = MjpegClient::connect(s.addr, "/video").unwrap_or_else(|r| panic!("{r:?}"));
+    until_camera_frame(&mut c, &frames, WAIT);
+    cam.unplug("video0");
+    let st = s.wait_status(WAIT, "down", |st| st["source"]["state"] == "down");
+    let message = st["source"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("disconnected") || message.contains("not found"),
+        "{st}"
+    );
+    until_no_signal(&mut c, &frames);
+    let before = cpu_secs(s.pid());
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_secs(s.pid()) - before;
+    let share = used / t0.elapsed().as_secs_f64();
+    // NO SIGNAL twice a second and the reopen attempts: a few percent of a
+    // core; a spin would be a whole one.
+    assert!(
+        share < 0.5,
+        "{:.0} % of a core while the camera was away",
+        share * 100.0
+    );
+    cam.plug("video0", 0);
+    until_camera_frame(&mut c, &frames, WAIT);
+}

@@ -29,6 +29,12 @@
  *   truncate_every=K    every Kth frame cut in half (no EOI)
  *   garbage_every=K     every Kth frame replaced by random bytes
  *   streamon_errno=N    STREAMON fails with errno N (28: ENOSPC)
+ *   error_at=N          after the device's Nth frame its queue is in error
+ *                       until closed (once): poll reports POLLERR at once
+ *                       and DQBUF fails with EAGAIN
+ *   uvc_unplug=1        once the node is gone, poll reports POLLERR|POLLHUP
+ *                       at once, as uvcvideo's queue does after a
+ *                       disconnect (else the descriptor keeps ticking)
  * Frame counts are per device (per minor) and carry over reopens, so each
  * fault happens once, at a known point. FAKECAM_LOG=1 logs to stderr.
  *
@@ -41,6 +47,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/videodev2.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -70,7 +77,7 @@ struct conf {
     uint32_t rates[MAX_LIST];
     int n_rates;
     long deliver_fps, jitter_ms, jump_at, jump_ms, unplug_at, stall_at, stall_ms;
-    long strip_dht, truncate_every, garbage_every, streamon_errno;
+    long strip_dht, truncate_every, garbage_every, streamon_errno, error_at, uvc_unplug;
 };
 
 /* What outlives an open: the device's frame count. */
@@ -79,6 +86,7 @@ struct dev {
     unsigned minor;
     long frames;
     int stalled;
+    int errored; /* error_at happened (once per device) */
 };
 
 struct buf {
@@ -101,6 +109,7 @@ struct cam {
     struct buf bufs[MAX_BUFS];
     uint64_t qcount;
     int streaming;
+    int in_error; /* error_at: until closed */
     struct timespec start;
     uint64_t ticks, seq;
     unsigned char *data; /* the frames file */
@@ -171,7 +180,7 @@ static int read_conf(unsigned minor, struct conf *c) {
     c->n_sizes = 1;
     c->rates[0] = 30;
     c->n_rates = 1;
-    c->jump_at = c->unplug_at = c->stall_at = -1;
+    c->jump_at = c->unplug_at = c->stall_at = c->error_at = -1;
     char line[PATH_MAX + 64];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "#\r\n")] = 0;
@@ -218,7 +227,8 @@ static int read_conf(unsigned minor, struct conf *c) {
                 {"unplug_at", &c->unplug_at}, {"stall_at", &c->stall_at},
                 {"stall_ms", &c->stall_ms}, {"strip_dht", &c->strip_dht},
                 {"truncate_every", &c->truncate_every}, {"garbage_every", &c->garbage_every},
-                {"streamon_errno", &c->streamon_errno},
+                {"streamon_errno", &c->streamon_errno}, {"error_at", &c->error_at},
+                {"uvc_unplug", &c->uvc_unplug},
             };
             for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
                 if (!strcmp(k, nums[i].k)) *nums[i].v = n;
@@ -506,6 +516,7 @@ static int unplugged(struct cam *cam) {
 
 static int dqbuf(struct cam *cam, struct v4l2_buffer *vb) {
     if (!cam->streaming) return errno = EINVAL, -1;
+    if (cam->in_error) return errno = EAGAIN, -1;
     if (unplugged(cam)) {
         say("%s: unplugged", cam->node);
         return errno = ENODEV, -1;
@@ -560,6 +571,10 @@ static int dqbuf(struct cam *cam, struct v4l2_buffer *vb) {
     if (cam->c.unplug_at >= 0 && dev->frames == cam->c.unplug_at) {
         say("%s: unplugging after frame %ld", cam->node, n);
         unlink(cam->node);
+    }
+    if (cam->c.error_at >= 0 && dev->frames == cam->c.error_at && !dev->errored) {
+        dev->errored = cam->in_error = 1;
+        say("%s: queue in error after frame %ld", cam->node, n);
     }
     if (cam->c.stall_at >= 0 && dev->frames == cam->c.stall_at && !dev->stalled) {
         dev->stalled = 1;
@@ -798,6 +813,36 @@ int openat(int dirfd, const char *path_, int flags, ...) {
 }
 
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+/* What poll reports for a camera in error (0: nothing of its own). */
+static short poll_error(struct cam *cam) {
+    if (cam->in_error) return POLLERR;
+    if (cam->c.uvc_unplug && unplugged(cam)) return POLLERR | POLLHUP;
+    return 0;
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout) {
+    static int (*real_poll)(struct pollfd *, nfds_t, int);
+    if (!real_poll) real_poll = dlsym(RTLD_NEXT, "poll");
+    short errs[8] = {0};
+    int any = 0;
+    pthread_mutex_lock(&lock);
+    for (nfds_t i = 0; i < n && i < 8; i++) {
+        struct cam *cam = cam_of(fds[i].fd);
+        if (cam) any |= errs[i] = poll_error(cam);
+    }
+    pthread_mutex_unlock(&lock);
+    if (!any) return real_poll(fds, n, timeout);
+    /* The others' state now, without waiting: a queue in error wakes at once. */
+    int r = real_poll(fds, n, 0);
+    if (r < 0) return r;
+    for (nfds_t i = 0; i < n && i < 8; i++) {
+        if (!errs[i]) continue;
+        if (!fds[i].revents) r++;
+        fds[i].revents = errs[i];
+    }
+    return r;
+}
 
 int close(int fd) {
     init();
