@@ -98,7 +98,6 @@ fn play(conn: TcpStream, steps: &[Step], sent: &AtomicU64) -> std::io::Result<()
     Ok(())
 }
 
-/// A 200 answer opening an MJPEG stream.
 /// A real JPEG of `w` x `h` with a pattern in it.
 pub fn jpeg(w: u16, h: u16) -> Vec<u8> {
     let px: Vec<u8> = (0..usize::from(w) * usize::from(h))
@@ -111,6 +110,7 @@ pub fn jpeg(w: u16, h: u16) -> Vec<u8> {
     out
 }
 
+/// A 200 answer opening an MJPEG stream.
 pub fn mjpeg_head() -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\n\
