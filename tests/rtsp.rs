@@ -189,6 +189,20 @@ fn a_new_resolution_finishes_the_clip_and_the_recording_goes_on_in_the_next() {
     let tmp = tempfile::tempdir().unwrap();
     let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
     wait_state(&s, "live");
+    // A live.mp4 viewer all along: the new size comes as a second init
+    // segment in the same response.
+    let mut live = common::LiveMp4::open(s.addr, "/cameras/cam/live.mp4");
+    let widths = std::thread::spawn(move || {
+        let mut widths = Vec::new();
+        while widths.len() < 2 {
+            match live.next_box_of(Some("moov")) {
+                Ok((kind, moov)) if kind == "moov" => widths.push(track_width(&moov)),
+                Ok(_) => {}
+                Err(e) => panic!("live.mp4 ended after {widths:?}: {e}"),
+            }
+        }
+        widths
+    });
     let first = s.post("/start", "").json()["id"]
         .as_str()
         .unwrap()
@@ -225,6 +239,16 @@ fn a_new_resolution_finishes_the_clip_and_the_recording_goes_on_in_the_next() {
         let p = ffprobe(&dir.join(format!("{id}.mp4")));
         assert_eq!(p["streams"][0]["width"], w, "{id}: {p}");
     }
+    assert_eq!(widths.join().expect("the live.mp4 reader"), [640, 320]);
+}
+
+/// The width a `moov`'s first track header says (16.16 fixed point, the
+/// box's last eight bytes are width and height).
+fn track_width(moov: &[u8]) -> u32 {
+    let at = common::find(moov, b"tkhd").expect("a tkhd") - 4;
+    let size = u32::from_be_bytes(moov[at..at + 4].try_into().unwrap()) as usize;
+    let end = at + size;
+    u32::from_be_bytes(moov[end - 8..end - 4].try_into().unwrap()) >> 16
 }
 
 #[test]

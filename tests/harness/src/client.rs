@@ -318,13 +318,24 @@ impl LiveMp4 {
 
     /// The next box's type; its body is read and dropped.
     pub fn next_box(&mut self) -> std::io::Result<String> {
+        self.next_box_of(None).map(|(t, _)| t)
+    }
+
+    /// The next box's type and, when it is of type `keep`, its body.
+    pub fn next_box_of(&mut self, keep: Option<&str>) -> std::io::Result<(String, Vec<u8>)> {
         let mut head = [0u8; 8];
         self.0.read_exact(&mut head)?;
         let size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
         if size < 8 {
             return Err(std::io::Error::other(format!("a box of {size} bytes")));
         }
-        std::io::copy(&mut (&mut self.0).take(size - 8), &mut std::io::sink())?;
-        Ok(String::from_utf8_lossy(&head[4..]).into_owned())
+        let kind = String::from_utf8_lossy(&head[4..]).into_owned();
+        let mut body = Vec::new();
+        if keep == Some(kind.as_str()) {
+            (&mut self.0).take(size - 8).read_to_end(&mut body)?;
+        } else {
+            std::io::copy(&mut (&mut self.0).take(size - 8), &mut std::io::sink())?;
+        }
+        Ok((kind, body))
     }
 }
