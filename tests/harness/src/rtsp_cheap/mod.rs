@@ -203,6 +203,11 @@ impl CheapCamera {
         self.shared.events.lock().unwrap().clone()
     }
 
+    /// Now, on the clock of [`Event::at`].
+    pub fn now(&self) -> Duration {
+        self.shared.epoch.get_or_init(Instant::now).elapsed()
+    }
+
     /// Sessions that were played.
     pub fn sessions(&self) -> u64 {
         self.shared.sessions.load(Ordering::Relaxed)
