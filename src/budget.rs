@@ -27,6 +27,13 @@ pub const PREROLL_FRAMES: usize = 30 * 60;
 /// joins): a camera that never sends a keyframe must not grow it for good.
 pub const LIVE_FRAMES: usize = 600;
 pub const LIVE_BYTES: usize = 32 << 20;
+/// A recorder's queue from the hub, in payload bytes: a stream copy's
+/// queue is this deep (a 4 Mbit/s camera: about a minute), so a recorder
+/// held up by a busy CPU or a slow fsync for seconds drops nothing, and a
+/// JPEG camera's never holds more, whatever its frames' size.
+pub const TAP_BYTES: usize = 32 << 20;
+/// A stream copy's queue in frames (a minute at 30 fps); bytes bound it first.
+pub const COPY_TAP_FRAMES: usize = 30 * 60;
 /// Largest RTSP access unit (one encoded picture, all its NAL units: a 4K
 /// keyframe at a high bitrate is a few MiB); a bigger one ends the session,
 /// since a fragment that never ends would otherwise pin the camera's read

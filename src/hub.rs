@@ -4,12 +4,15 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::frame::Frame;
 use crate::sync::lock;
+
+mod tap;
+pub use tap::TapReceiver;
+use tap::{Offer, Tap};
 
 /// What the source is doing, for `/status`, the page and logs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -95,44 +98,6 @@ struct Slot {
     closed: bool,
 }
 
-struct Tap {
-    tx: SyncSender<Arc<Frame>>,
-    dropped: Arc<AtomicU64>,
-    until: Arc<AtomicU64>,
-}
-
-impl Tap {
-    fn new(capacity: usize) -> (Tap, TapReceiver) {
-        let (tx, rx) = sync_channel(capacity);
-        let (dropped, until) = (Arc::default(), Arc::new(AtomicU64::new(u64::MAX)));
-        let tap = Tap {
-            tx,
-            dropped: Arc::clone(&dropped),
-            until: Arc::clone(&until),
-        };
-        (tap, TapReceiver { rx, dropped, until })
-    }
-}
-
-/// A recorder's view of the frame flow. Frames it cannot take in time are
-/// counted in `dropped`, never queued without bound.
-pub struct TapReceiver {
-    pub rx: Receiver<Arc<Frame>>,
-    pub dropped: Arc<AtomicU64>,
-    /// Capture time (ns) the clip ends at: a frame from then on that finds
-    /// the queue full is not counted, as the clip would not have held it.
-    pub until: Arc<AtomicU64>,
-}
-
-impl TapReceiver {
-    pub fn end_at(until: &AtomicU64, end: Duration) {
-        until.store(
-            u64::try_from(end.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-}
-
 pub struct Hub {
     slot: Mutex<Slot>,
     cond: Condvar,
@@ -208,16 +173,7 @@ impl Hub {
         }
         {
             let mut taps = lock(&self.taps);
-            taps.retain(|t| match t.tx.try_send(frame.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    if frame.capture.as_nanos() < u128::from(t.until.load(Ordering::Relaxed)) {
-                        t.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    true
-                }
-                Err(TrySendError::Disconnected(_)) => false,
-            });
+            taps.retain(|t| !matches!(t.offer(&frame), Offer::Gone));
         }
         let mut slot = lock(&self.slot);
         slot.latest = Some(frame);
@@ -312,16 +268,18 @@ impl Hub {
     /// Subscribes a recorder: frames from now on, through a queue of `capacity`.
     #[cfg(test)]
     pub fn tap(&self, capacity: usize) -> TapReceiver {
-        let (tap, rx) = Tap::new(capacity);
+        let (tap, rx) = Tap::new(capacity, usize::MAX);
         lock(&self.taps).push(tap);
         rx
     }
 
     /// Subscribes a recorder and returns, atomically with it, the pre-roll
-    /// frames captured within `window` before now: no frame is missed or doubled.
+    /// frames captured within `window` before now: no frame is missed or
+    /// doubled. The queue holds `capacity` frames and `bytes` of payload.
     pub fn tap_with_preroll(
         &self,
         capacity: usize,
+        bytes: usize,
         window: Duration,
     ) -> (Vec<Arc<Frame>>, TapReceiver) {
         // Holding the taps lock keeps publish() from slipping a frame between the two.
@@ -348,7 +306,7 @@ impl Hub {
             _ => lock(&self.gop).iter().cloned().collect(),
         };
         drop(ring);
-        let (tap, rx) = Tap::new(capacity);
+        let (tap, rx) = Tap::new(capacity, bytes);
         taps.push(tap);
         (pre, rx)
     }

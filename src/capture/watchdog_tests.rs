@@ -167,7 +167,7 @@ fn no_signal_while_down_then_live_again() {
     hub.close();
     t.join().unwrap();
 
-    let got: Vec<Arc<Frame>> = tap.rx.try_iter().collect();
+    let got: Vec<Arc<Frame>> = tap.try_iter().collect();
     let seqs: Vec<u64> = got.iter().map(|f| f.seq).collect();
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
@@ -260,7 +260,7 @@ fn failing_first_open_goes_down_and_stops_promptly_on_close() {
     hub.close();
     t.join().unwrap();
     assert!(closed_at.elapsed() < Duration::from_secs(2));
-    let got: Vec<Arc<Frame>> = tap.rx.try_iter().collect();
+    let got: Vec<Arc<Frame>> = tap.try_iter().collect();
     assert!(
         got.iter()
             .all(|f| f.no_signal && (f.width, f.height) == (640, 480))
@@ -309,7 +309,7 @@ fn frames_over_the_size_limit_are_broken_and_no_signal_is_drawn_at_our_size() {
     });
     hub.close();
     t.join().unwrap();
-    let got: Vec<Arc<Frame>> = tap.rx.try_iter().collect();
+    let got: Vec<Arc<Frame>> = tap.try_iter().collect();
     assert!(
         got.iter().all(|f| f.no_signal),
         "no refused frame reached the hub"

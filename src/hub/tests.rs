@@ -36,9 +36,9 @@ fn full_tap_counts_drops_and_never_blocks() {
         h.publish(frame(i, i * 33));
     }
     assert_eq!(tap.dropped.load(Ordering::Relaxed), 3);
-    assert_eq!(tap.rx.try_recv().unwrap().seq, 1);
-    assert_eq!(tap.rx.try_recv().unwrap().seq, 2);
-    assert!(tap.rx.try_recv().is_err());
+    assert_eq!(tap.try_recv().unwrap().seq, 1);
+    assert_eq!(tap.try_recv().unwrap().seq, 2);
+    assert!(tap.try_recv().is_none());
 }
 
 #[test]
@@ -50,7 +50,7 @@ fn frames_after_the_clip_end_are_not_counted_as_dropped() {
         h.publish(frame(i, i * 33)); // 33, 66, 99 before the end; 132, 165 after
     }
     assert_eq!(tap.dropped.load(Ordering::Relaxed), 2);
-    assert_eq!(tap.rx.try_recv().unwrap().seq, 1);
+    assert_eq!(tap.try_recv().unwrap().seq, 1);
 }
 
 #[test]
@@ -67,7 +67,7 @@ fn preroll_keeps_only_the_window() {
     for i in 0..10 {
         h.publish(frame(i + 1, i * 33));
     }
-    let (pre, _tap) = h.tap_with_preroll(4, Duration::from_millis(100));
+    let (pre, _tap) = h.tap_with_preroll(4, usize::MAX, Duration::from_millis(100));
     let seqs: Vec<u64> = pre.iter().map(|f| f.seq).collect();
     // Newest capture is at 297 ms: frames at 198, 231, 264, 297 are within 100 ms.
     assert_eq!(seqs, vec![7, 8, 9, 10]);
@@ -133,4 +133,25 @@ fn the_live_ring_is_bounded_in_bytes() {
         h.next_video(None, Duration::from_millis(10)).unwrap().0.seq,
         13
     );
+}
+
+#[test]
+fn a_tap_is_bounded_by_bytes_too_and_one_frame_always_fits() {
+    let h = hub(Duration::ZERO);
+    // Frames of 4 bytes; room for 10.
+    let (_, tap) = h.tap_with_preroll(100, 10, Duration::ZERO);
+    for i in 1..=3 {
+        h.publish(frame(i, i * 33));
+    }
+    assert_eq!(tap.dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(tap.queued_bytes(), 8);
+    assert_eq!(tap.try_recv().unwrap().seq, 1);
+    h.publish(frame(4, 4 * 33));
+    assert_eq!(tap.try_iter().map(|f| f.seq).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(tap.queued_bytes(), 0);
+    // Larger than the whole bound, into an empty queue: taken.
+    let (_, tap) = h.tap_with_preroll(100, 2, Duration::ZERO);
+    h.publish(frame(5, 5 * 33));
+    assert_eq!(tap.try_recv().unwrap().seq, 5);
+    assert_eq!(tap.dropped.load(Ordering::Relaxed), 0);
 }

@@ -270,9 +270,23 @@ impl Recorder {
             _ => 30.0,
         };
         let pre_roll = self.settings.pre_roll;
-        // Room for the pre-roll backlog plus ~2 s of slack, bounded for memory.
-        let capacity = ((pre_roll.as_secs_f64() + 2.0) * fps).clamp(16.0, 300.0) as usize;
-        let (pre, tap) = self.hub.tap_with_preroll(capacity, pre_roll);
+        // A transcode: room for the pre-roll backlog plus ~2 s of slack (an
+        // encoder that cannot keep up drops, counted, rather than lag without
+        // end). A stream copy costs almost nothing a frame, so a deep queue
+        // only ever fills while the recorder is held up: it must not drop.
+        let copy = status.kind == "rtsp"
+            || self
+                .hub
+                .latest()
+                .is_some_and(|f| f.payload.video().is_some());
+        let capacity = if copy {
+            crate::budget::COPY_TAP_FRAMES
+        } else {
+            ((pre_roll.as_secs_f64() + 2.0) * fps).clamp(16.0, 300.0) as usize
+        };
+        let (pre, tap) = self
+            .hub
+            .tap_with_preroll(capacity, crate::budget::TAP_BYTES, pre_roll);
         let max = opts
             .max_duration
             .or(self.settings.default_max_duration)

@@ -81,7 +81,7 @@ pub struct Job {
     pub fps_hint: f64,
     /// Monotonic time the clip ends by itself (`max_duration`).
     pub max_end: Option<Duration>,
-    /// Frames captured before this (the request minus the pre-roll) are not
+    /// JPEGs captured before this (the request minus the pre-roll) are not
     /// part of the clip, even if published just after the tap was set up.
     pub begin: Duration,
 }
@@ -158,12 +158,11 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             job.writer.abandon();
             return Err("aborted (test)".into());
         }
-        // Pre-roll frames were chosen by the hub (from a keyframe); only
-        // live ones are held to `begin`.
-        let (frame, live) = match pre.next() {
-            Some(f) => (Some(f), false),
-            None if lock(&job.control.end).is_some() => (job.tap.rx.try_recv().ok(), true),
-            None => (job.tap.rx.recv_timeout(POLL).ok(), true),
+        // Pre-roll frames were chosen by the hub (video from a keyframe).
+        let frame = match pre.next() {
+            Some(f) => Some(f),
+            None if lock(&job.control.end).is_some() => job.tap.try_recv(),
+            None => job.tap.recv_timeout(POLL),
         };
         // Read after the frame: a stop that came while we waited must apply to it.
         let stop = *lock(&job.control.end);
@@ -175,8 +174,13 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
             (Some(f), _) if job.max_end.is_some_and(|m| f.capture >= m) => {
                 break job.max_end.unwrap_or(f.capture);
             }
-            // (A video pre-roll starts on the keyframe before the window.)
-            (Some(f), _) if (live || f.payload.video().is_none()) && f.capture < job.begin => {}
+            // JPEGs captured before `begin` are not the clip's. Video is held
+            // to its chain instead: it starts on the keyframe the hub chose,
+            // and every frame after it is the clip's whatever its capture
+            // time (frames that reach us late keep the camera's earlier
+            // times; leaving one out would break the chain to the next
+            // keyframe).
+            (Some(f), _) if f.payload.video().is_none() && f.capture < job.begin => {}
             (Some(f), _) => {
                 if let Err(e) = p.process(&f, &mut job) {
                     return fail(job, p, e);
@@ -219,7 +223,7 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
     }
     if job.writer.samples.is_empty() {
         // Stopped before the first frame: take the next one so a clip exists.
-        if let Ok(f) = job.tap.rx.recv_timeout(FIRST_FRAME_WAIT)
+        if let Some(f) = job.tap.recv_timeout(FIRST_FRAME_WAIT)
             && let Err(e) = p.process(&f, &mut job).and_then(|()| p.flush(&mut job))
         {
             return fail(job, p, e);

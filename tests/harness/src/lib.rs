@@ -16,6 +16,7 @@ pub mod mjpeg_server;
 pub mod preload;
 pub mod process;
 pub mod rtsp;
+pub mod rtsp_cheap;
 pub mod rtsp_hostile;
 pub mod s3;
 pub mod server;

@@ -1,4 +1,5 @@
-//! Stream copy with a camera whose parameters flap: splits are rate-limited.
+//! Stream copy: a camera whose parameters flap (splits are rate-limited),
+//! and frames that reach a held-up recorder late and all at once.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -64,4 +65,57 @@ fn parameters_that_change_with_every_frame_do_not_make_a_clip_per_frame() {
     );
     // The clip that ends the recording runs to its stop: it took frames.
     assert!(last.frames >= 1, "{last:?}");
+}
+
+/// A frame of the steady stream: a keyframe every 30.
+fn frame(seq: u64, capture: Duration) -> Frame {
+    let key = seq % 30 == 1;
+    let v = Video {
+        data: vec![0, 0, 0, 2, if key { 0x65 } else { 0x41 }, seq as u8],
+        key,
+        params: params(0),
+    };
+    Frame::new(
+        seq,
+        Payload::Video(v),
+        capture,
+        SystemTime::now(),
+        (320, 240),
+        false,
+    )
+}
+
+#[test]
+fn late_frames_are_the_clips_and_a_held_up_recorder_drops_none() {
+    let mut r = rig(Duration::ZERO);
+    let step = Duration::from_nanos(33_333_333);
+    let t0 = crate::clock::monotonic_now();
+    // A keyframe and a few frames, then /start.
+    for _ in 0..5 {
+        r.seq += 1;
+        r.hub.publish(frame(r.seq, t0 + step * r.seq as u32));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let started = crate::clock::monotonic_now();
+    r.rec.start(StartOptions::default()).unwrap();
+    // The rest of the backlog (captured before /start, delivered after:
+    // we were slow), then 10 s of frames in one burst, far faster than
+    // the recorder takes them.
+    let total = 5 + 300;
+    while r.seq < total {
+        r.seq += 1;
+        r.hub.publish(frame(r.seq, t0 + step * r.seq as u32));
+    }
+    assert!(
+        t0 + step * 20 < started,
+        "the backlog was captured before /start"
+    );
+    let clip = r.rec.stop_at(t0 + step * (total as u32 + 1)).unwrap();
+    assert_eq!(
+        (clip.frames, clip.dropped_frames),
+        (total, 0),
+        "every frame from the keyframe on: {clip:?}"
+    );
+    let want = step.as_secs_f64() * total as f64;
+    assert!((clip.duration_sec - want).abs() < 0.01, "{clip:?}");
 }

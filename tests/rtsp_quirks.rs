@@ -1,0 +1,193 @@
+//! The real binary against a cheap RTSP camera that is not GStreamer
+//! (`tests/harness/src/rtsp_cheap`): parameter sets only in band (an fmtp
+//! ending with `;`, with or without `sprop-parameter-sets`, or no fmtp),
+//! every picture fragmented as FU-A at a 1,500-byte MTU, a session joined in
+//! the middle of a picture that is not an IDR, UDP only (461 to TCP), and a
+//! session timeout that OPTIONS does not refresh. Each is a fix of ours
+//! (vendor/README.md, retina patches 4 to 6; `src/source/rtsp/session.rs`);
+//! these tests are where they meet a camera end to end.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::rtsp_cheap::{CheapCamera, CheapOptions, Sdp};
+use common::{Server, ffprobe};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Time a camera may take to come up or back: 2 s natively, more under qemu.
+fn up_within() -> Duration {
+    if common::emulated() {
+        Duration::from_secs(20)
+    } else {
+        Duration::from_secs(2)
+    }
+}
+
+fn server(tmp: &Path, source: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--source", source, "--clips-min-free-mb", "0"];
+    args.extend_from_slice(extra);
+    Server::start_in(&tmp.join("clips"), &args)
+}
+
+fn live(st: &Value) -> bool {
+    st["source"]["state"] == "live"
+}
+
+/// A clip of about `secs`, checked: every frame ffprobe reads is one the
+/// product counted, and there are about as many as the camera sent.
+fn record_and_check(s: &Server, secs: f64, what: &str) -> Value {
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(WAIT, "recorded", |st| {
+        st["recorder"]["elapsed_sec"].as_f64() >= Some(secs)
+    });
+    let clip = s.post("/stop", "").json();
+    let frames = clip["frames"].as_u64().unwrap();
+    // Over UDP a packet lost on a busy machine costs the frames to the next
+    // keyframe: most are there, and none is written undecodable.
+    assert!(frames as f64 >= secs * 30.0 * 0.75, "{what}: {clip:#}");
+    assert_eq!(clip["dropped_frames"], 0, "{what}: {clip:#}");
+    let probe = ffprobe(Path::new(clip["path"].as_str().unwrap()));
+    assert_eq!(
+        probe["streams"][0]["nb_read_frames"],
+        frames.to_string().as_str(),
+        "{what}: {clip:#}"
+    );
+    assert_eq!(probe["streams"][0]["codec_name"], "h264", "{what}");
+    clip
+}
+
+#[test]
+fn in_band_parameter_sets_joined_mid_picture_over_udp_only() {
+    for sdp in [Sdp::NoSprop, Sdp::NoFmtp, Sdp::TrailingSemicolon] {
+        let Some(cam) = CheapCamera::start(CheapOptions {
+            sdp,
+            ..Default::default()
+        }) else {
+            return;
+        };
+        let what = format!("{sdp:?}");
+        let tmp = tempfile::tempdir().unwrap();
+        let s = server(tmp.path(), &cam.url(), &[]);
+        let t0 = Instant::now();
+        let st = s.wait_status(WAIT, "live", live);
+        let took = t0.elapsed();
+        eprintln!("{what}: live after {took:?}");
+        assert!(
+            took <= up_within(),
+            "{what}: live after {took:?}\n{}",
+            s.log()
+        );
+        assert_eq!(st["source"]["transport"], "udp", "{what}: {st:#}");
+        assert_eq!(st["source"]["pixel_format"], "H264", "{what}: {st:#}");
+        assert_eq!(
+            (
+                st["source"]["width"].as_u64(),
+                st["source"]["height"].as_u64()
+            ),
+            (Some(640), Some(360)),
+            "{what}: parameter sets from the stream: {st:#}"
+        );
+        // What the camera did: refused TCP, and began the session with a
+        // middle fragment (FU-A, neither start nor end) of a P picture.
+        let ev = cam.events();
+        assert!(ev.iter().any(|e| e.what == "SETUP 461"), "{}", cam.log());
+        let first = cam.first_packets();
+        assert_eq!(first.len(), 1, "{what}: one session: {}", cam.log());
+        let [ind, fu] = first[0];
+        assert_eq!((ind & 0x1f, fu & 0xc0, fu & 0x1f), (28, 0, 1), "{what}");
+        record_and_check(&s, 2.0, &what);
+        assert_eq!(cam.sessions(), 1, "{what}: {}", cam.log());
+        assert!(!s.log().contains("re-anchored"), "{what}: {}", s.log());
+    }
+}
+
+#[test]
+fn a_cheap_camera_that_drops_is_back_within_2_s() {
+    let Some(mut cam) = CheapCamera::start(CheapOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    s.wait_status(WAIT, "live", live);
+    cam.stop();
+    let down = s.wait_status(WAIT, "down", |st| st["source"]["state"] == "down");
+    assert!(down["source"]["message"].as_str().is_some(), "{down:#}");
+    // Away for a while (the reconnect delay has grown to its cap).
+    std::thread::sleep(Duration::from_secs(2));
+    cam.restart();
+    let back = Instant::now();
+    let st = s.wait_status(WAIT, "live again", live);
+    let took = back.elapsed();
+    eprintln!("live again after {took:?}");
+    assert!(
+        took <= up_within(),
+        "live again after {took:?}\n{}",
+        s.log()
+    );
+    assert_eq!(st["source"]["transport"], "udp", "{st:#}");
+    assert_eq!(cam.sessions(), 2, "{}", cam.log());
+    record_and_check(&s, 1.5, "after the outage");
+}
+
+#[test]
+fn keepalives_hold_a_session_that_options_does_not_refresh() {
+    const TIMEOUT: u64 = 6;
+    let Some(cam) = CheapCamera::start(CheapOptions {
+        timeout_sec: TIMEOUT as u32,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    s.wait_status(WAIT, "live", live);
+    // Three timeouts and more.
+    std::thread::sleep(Duration::from_secs(3 * TIMEOUT + 2));
+    let st = s.wait_status(WAIT, "live", live);
+    let ev = cam.events();
+    let log = cam.log();
+    assert!(!ev.iter().any(|e| e.what == "EXPIRED"), "dropped:\n{log}");
+    assert_eq!(cam.sessions(), 1, "one session throughout:\n{log}");
+    assert_eq!(st["source"]["reopens"], 0, "{st:#}");
+    let cams = s.get("/cameras").json();
+    assert_eq!(cams["cameras"][0]["reconnects"], 0, "{cams:#}");
+    // Every refresh (PLAY, then GET_PARAMETER) came well within the
+    // timeout of the one before, and the last within it of now.
+    let refreshes: Vec<Duration> = ev.iter().filter(|e| e.refreshed).map(|e| e.at).collect();
+    let played = refreshes[0];
+    let now = cam.now();
+    let limit = Duration::from_secs(TIMEOUT) - Duration::from_millis(500);
+    for w in refreshes.windows(2) {
+        assert!(
+            w[1] - w[0] < limit,
+            "a refresh {:?} after the one before:\n{log}",
+            w[1] - w[0]
+        );
+    }
+    assert!(refreshes.len() as u64 >= 3 * TIMEOUT / 2, "{log}");
+    assert!(now - *refreshes.last().unwrap() < limit, "{log}");
+    // The first keepalive was an OPTIONS, which did not refresh: retina as
+    // published (keepalives at half the timeout) would have sent the first
+    // GET_PARAMETER at the timeout itself, after the camera dropped us.
+    let options: Vec<Duration> = ev
+        .iter()
+        .filter(|e| e.what.starts_with("OPTIONS") && e.at > played)
+        .map(|e| e.at)
+        .collect();
+    assert!(!options.is_empty(), "no OPTIONS keepalive:\n{log}");
+    let first_get = refreshes[1];
+    assert!(options[0] < first_get, "{log}");
+    assert!(
+        (options[0] - played) * 2 < limit && first_get - played < limit,
+        "the first refresh {:?} after PLAY:\n{log}",
+        first_get - played
+    );
+    assert!(
+        (first_get - played) >= (options[0] - played) * 2 - Duration::from_millis(300),
+        "keepalives evenly spaced:\n{log}"
+    );
+}
