@@ -89,8 +89,8 @@ fn viewers_skip_to_newest_and_wake_on_close() {
 
 /// A camera that sends one keyframe and then huge frames does not grow the
 /// live ring past its bytes: it is let go, and viewers wait for a keyframe.
-#[test]
-fn the_live_ring_is_bounded_in_bytes() {
+/// A video frame of `len` bytes (a keyframe when `key`), 33 ms apart.
+fn video_frame(seq: u64, key: bool, len: usize) -> Frame {
     use crate::frame::{Codec, Payload, Video, VideoParams};
     let params = Arc::new(VideoParams {
         codec: Codec::H264,
@@ -101,21 +101,51 @@ fn the_live_ring_is_bounded_in_bytes() {
         sets: vec![],
         sample_entry: vec![],
     });
+    Frame::new(
+        seq,
+        Payload::Video(Video {
+            data: vec![0; len],
+            key,
+            params,
+        }),
+        Duration::from_millis(seq * 33),
+        SystemTime::now(),
+        (2, 2),
+        false,
+    )
+}
+
+#[test]
+fn a_viewer_gets_every_frame_and_a_slow_one_skips_to_the_latest_keyframe() {
     let h = hub(Duration::ZERO);
-    let video = |seq: u64, key: bool, len: usize| {
-        Frame::new(
-            seq,
-            Payload::Video(Video {
-                data: vec![0; len],
-                key,
-                params: params.clone(),
-            }),
-            Duration::from_millis(seq * 33),
-            SystemTime::now(),
-            (2, 2),
-            false,
-        )
-    };
+    let wait = Duration::from_millis(10);
+    for seq in 1..=5 {
+        h.publish(video_frame(seq, seq == 1, 100));
+    }
+    // A new viewer starts at the keyframe, then takes each frame in turn.
+    let mut at = h.next_video(None, wait).unwrap();
+    assert_eq!((at.0.seq, at.1), (1, false));
+    for want in 2..=5 {
+        at = h.next_video(Some(at.0.seq), wait).unwrap();
+        assert_eq!((at.0.seq, at.1), (want, false));
+    }
+    assert!(h.next_video(Some(5), wait).is_none(), "nothing newer yet");
+    // A viewer still at frame 3 when the next keyframe (6) has begun a new
+    // group: frames 4 and 5 are gone, so it is sent 6 and told it skipped.
+    for seq in 6..=9 {
+        h.publish(video_frame(seq, seq == 6, 100));
+    }
+    let (f, skipped) = h.next_video(Some(3), wait).unwrap();
+    assert_eq!((f.seq, skipped), (6, true));
+    // One right before the keyframe skipped nothing.
+    let (f, skipped) = h.next_video(Some(5), wait).unwrap();
+    assert_eq!((f.seq, skipped), (6, false));
+}
+
+#[test]
+fn the_live_ring_is_bounded_in_bytes() {
+    let h = hub(Duration::ZERO);
+    let video = video_frame;
     h.publish(video(1, true, 1000));
     for seq in 2..=5 {
         h.publish(video(seq, false, 4 << 20));
