@@ -7,8 +7,9 @@
 //! live preview, and a recorded clip playing). `cameras.mjs` (two cameras
 //! recording at once from their tiles, the clip library) runs in both.
 //! `rtsp.mjs` (an RTSP camera's H.264 through MSE, across an outage) runs
-//! in both, and so does `tiles.mjs` (eight cameras on one page: every tile
-//! live over its WebSocket and the page's own requests still answered).
+//! in both, and so do `tiles.mjs` (eight cameras on one page: every tile
+//! live over its WebSocket and the page's own requests still answered) and
+//! `fallback.mjs` (H.264 and H.265 tiles where the browser cannot play them).
 //!
 //! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
 //! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
@@ -355,6 +356,63 @@ fn eight_cameras_on_one_page_in_headless_chromium() {
 fn eight_cameras_on_one_page_in_headless_firefox() {
     if let Some((_guard, dir)) = setup_for("firefox-esr") {
         eight_cameras(&dir, "firefox");
+    }
+}
+
+/// Video a browser cannot play (`fallback.mjs`): an H.264 and an H.265
+/// RTSP camera as tiles, as the browser is and as one without the codecs.
+fn fallback(dir: &Path, browser: &str) {
+    let small = |codec| common::rtsp::RtspOptions {
+        codec,
+        width: 320,
+        height: 180,
+        fps: 10,
+        key_int: 10,
+        bitrate_kbps: 300,
+        ..Default::default()
+    };
+    let Some(h264) = common::rtsp::RtspCamera::start(small("h264")) else {
+        return;
+    };
+    let Some(h265) = common::rtsp::RtspCamera::start(small("h265")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "width = 320\nheight = 240\nfps = 10\n\
+         [[camera]]\nid = \"lobby\"\nsource = \"test\"\n\n\
+         [[camera]]\nid = \"h264\"\nsource = \"{}\"\n\n\
+         [[camera]]\nid = \"h265\"\nsource = \"{}\"\n",
+        h264.url(),
+        h265.url()
+    );
+    let path = tmp.path().join("vr.toml");
+    std::fs::write(&path, config).expect("write config");
+    let mut server = Server::start_in(
+        &tmp.path().join("clips"),
+        &["--config", path.to_str().expect("utf-8 path")],
+    );
+    run_script_with(dir, "fallback.mjs", &server, &[], &[("BROWSER", browser)]);
+    // The MJPEG fallback was the server's decoding of the H.264 camera; the
+    // H.265 one was never decoded.
+    let h = server.get("/cameras/h264/status").json();
+    assert!(h["source"]["decoded_frames"].as_u64() > Some(0), "{h:#}");
+    let h = server.get("/cameras/h265/status").json();
+    assert_eq!(h["source"]["decoded_frames"], 0, "{h:#}");
+    server.keep(tmp);
+}
+
+#[test]
+fn video_a_browser_cannot_play_in_headless_chromium() {
+    if let Some((_guard, dir)) = setup() {
+        fallback(&dir, "chrome");
+    }
+}
+
+#[test]
+fn video_a_browser_cannot_play_in_headless_firefox() {
+    if let Some((_guard, dir)) = setup_for("firefox-esr") {
+        fallback(&dir, "firefox");
     }
 }
 
