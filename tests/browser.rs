@@ -9,7 +9,8 @@
 //! `rtsp.mjs` (an RTSP camera's H.264 through MSE, across an outage) runs
 //! in both, and so do `tiles.mjs` (eight cameras on one page: every tile
 //! live over its WebSocket and the page's own requests still answered) and
-//! `fallback.mjs` (H.264 and H.265 tiles where the browser cannot play them).
+//! `fallback.mjs` (H.264 and H.265 tiles where the browser cannot play them)
+//! and `uploads.mjs` (the library's upload badges live on an open page).
 //!
 //! The screenshot goes to `$CARGO_TARGET_TMPDIR/screenshot.png`; with
 //! `UPDATE_SCREENSHOT=1` it also replaces `docs/screenshot.png` (the one in
@@ -413,6 +414,66 @@ fn video_a_browser_cannot_play_in_headless_chromium() {
 fn video_a_browser_cannot_play_in_headless_firefox() {
     if let Some((_guard, dir)) = setup_for("firefox-esr") {
         fallback(&dir, "firefox");
+    }
+}
+
+/// The library's upload badges on an open page (`uploads.mjs`): a bucket
+/// missing at first, created when the script asks.
+fn upload_badges(dir: &Path, browser: &str) {
+    let Some(s3) = common::s3::S3Server::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let server = common::s3::recorder::recorder(
+        &tmp.path().join("clips"),
+        &s3.endpoint(),
+        &[],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIATEST"),
+            ("AWS_SECRET_ACCESS_KEY", "Zq9-s3-secret"),
+        ],
+    );
+    let control = tempfile::tempdir().unwrap();
+    let (path, addr) = (control.path().to_path_buf(), server.addr);
+    let maker = std::thread::spawn(move || {
+        let deadline = Instant::now() + NODE_TIMEOUT;
+        while !path.join("bucket").exists() {
+            if Instant::now() > deadline {
+                return s3;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s3.create_bucket(common::s3::recorder::BUCKET);
+        // Tried now rather than after the backoff, as the library's owner
+        // would from the API.
+        let clips = common::request(addr, "GET", "/clips", &[], b"").json();
+        let id = clips["clips"][0]["id"].as_str().unwrap().to_string();
+        let r = common::request(addr, "POST", &format!("/clips/{id}/upload"), &[], b"");
+        assert_eq!(r.status, 202, "{}", r.text());
+        s3
+    });
+    let out = control.path().to_str().unwrap();
+    run_script_with(
+        dir,
+        "uploads.mjs",
+        &server,
+        &[],
+        &[("CONTROL_DIR", out), ("BROWSER", browser)],
+    );
+    let _s3 = maker.join().expect("the bucket maker");
+}
+
+#[test]
+fn upload_badges_on_an_open_page_in_headless_chromium() {
+    if let Some((_guard, dir)) = setup() {
+        upload_badges(&dir, "chrome");
+    }
+}
+
+#[test]
+fn upload_badges_on_an_open_page_in_headless_firefox() {
+    if let Some((_guard, dir)) = setup_for("firefox-esr") {
+        upload_badges(&dir, "firefox");
     }
 }
 
