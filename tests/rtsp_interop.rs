@@ -91,3 +91,29 @@ fn an_explicit_transport_is_kept_and_the_refusal_said() {
     // It never tried UDP by itself (that would have come before "down").
     assert!(!s.log().contains("using udp"), "{}", s.log());
 }
+
+/// `rtsp_transport = "udp"` asked of a camera that speaks both: RTP comes
+/// over UDP from the start (no TCP SETUP tried), and the clip is whole.
+#[test]
+fn udp_asked_of_a_camera_that_speaks_both_is_used() {
+    let Some(cam) = RtspCamera::start(RtspOptions::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &["--rtsp-transport", "udp"]);
+    let st = s.wait_status(WAIT, "live", |st| st["source"]["state"] == "live");
+    assert_eq!(st["source"]["transport"], "udp", "{st:#}");
+    assert!(!s.log().contains("461"), "{}", s.log());
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(WAIT, "2 s recorded", |st| {
+        st["recorder"]["elapsed_sec"].as_f64() >= Some(2.0)
+    });
+    let clip = s.post("/stop", "").json();
+    let frames = clip["frames"].as_u64().unwrap();
+    assert!(frames >= 15, "{clip:#}");
+    let probe = ffprobe(Path::new(clip["path"].as_str().unwrap()));
+    assert_eq!(
+        probe["streams"][0]["nb_read_frames"],
+        frames.to_string().as_str()
+    );
+}
