@@ -42,7 +42,7 @@ fn openapi_fuzzing_finds_no_server_error() {
         .env("NO_COLOR", "1")
         // Keep schemathesis' cache out of the source tree.
         .current_dir(tmp.path())
-        .output_within(common::CHILD_TIMEOUT)
+        .output_within(common::LONG_CHILD_TIMEOUT)
         .expect("run schemathesis");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -98,7 +98,7 @@ fn the_sign_in_form_fuzzed_finds_no_server_error() {
         .args(["--generation-deterministic"])
         .env("NO_COLOR", "1")
         .current_dir(tmp.path())
-        .output_within(common::CHILD_TIMEOUT)
+        .output_within(common::LONG_CHILD_TIMEOUT)
         .expect("run schemathesis");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(

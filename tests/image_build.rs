@@ -301,7 +301,7 @@ fn the_password_hasher_is_found_under_cargo_target_dir() {
         .env("MAKE", &fake_make)
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("HOST_VR")
-        .output_within(common::CHILD_TIMEOUT)
+        .output_within(common::LONG_CHILD_TIMEOUT)
         .unwrap();
     assert!(
         out.status.success(),

@@ -65,7 +65,7 @@ pub fn make(target: &str, vars: &[(&str, String)], stdin: &str) -> Output {
     for v in PI_VARS {
         cmd.env_remove(v);
     }
-    cmd.fed_output_within(stdin.as_bytes(), crate::common::CHILD_TIMEOUT)
+    cmd.fed_output_within(stdin.as_bytes(), crate::common::LONG_CHILD_TIMEOUT)
         .expect("run make")
 }
 
@@ -109,7 +109,7 @@ pub fn fake_elf(path: &Path, e_machine: u8, class64: bool) {
 /// Runs a command that must succeed; its stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
-        .output_within(crate::common::CHILD_TIMEOUT)
+        .output_within(crate::common::LONG_CHILD_TIMEOUT)
         .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
     assert!(out.status.success(), "{cmd:?}\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -18,8 +18,14 @@ pub fn files(dir: &Path) -> Vec<String> {
 }
 
 /// Longest a child process of a test may run before it is killed and the
-/// test fails: a hung tool must not hang the suite.
-pub const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+/// test fails: a hung tool must not hang the suite. Tools that take
+/// seconds (ffprobe, ffmpeg on a test input, e2fsck, our `probe`) get this;
+/// a hang costs three minutes, not ten.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The same for children that do real work for minutes on a busy machine:
+/// a fuzzing run, `make` building or deploying.
+pub const LONG_CHILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// `output()` and `status()` with a deadline: the child is killed, and the
 /// test fails with what it printed, when it runs past `limit`.
