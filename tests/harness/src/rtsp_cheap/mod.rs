@@ -112,6 +112,11 @@ impl CheapCamera {
     /// stream cannot be made here (ffmpeg with libx264); panics under
     /// `CI_REQUIRE_TOOLS=1`.
     pub fn start(opts: CheapOptions) -> Option<CheapCamera> {
+        CheapCamera::start_on(0, opts)
+    }
+
+    /// The same on `port` (0: a free one), retrying while it is busy.
+    pub fn start_on(port: u16, opts: CheapOptions) -> Option<CheapCamera> {
         if !crate::have_tool("ffmpeg") {
             return None;
         }
@@ -119,7 +124,9 @@ impl CheapCamera {
             crate::skip(&why);
             return None;
         }
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the cheap camera");
+        let listener =
+            crate::process::while_port_busy(|| TcpListener::bind(("127.0.0.1", port)).ok())
+                .unwrap_or_else(|| panic!("port {port} still busy"));
         let mut cam = CheapCamera {
             addr: listener.local_addr().unwrap(),
             opts,
