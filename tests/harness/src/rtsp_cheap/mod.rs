@@ -8,6 +8,7 @@
 //!   middle fragment of a picture, each fragmented as FU-A at a 1,500-byte
 //!   MTU;
 //! - speaks UDP only (461 Unsupported Transport to a TCP SETUP), or also TCP;
+//! - loses a packet a GOP if asked ([`CheapOptions::lose_at`]);
 //! - keeps a session only while PLAY or GET_PARAMETER refresh it within its
 //!   `timeout` (an OPTIONS does not), and otherwise drops it: stops sending
 //!   and closes the connection.
@@ -44,6 +45,10 @@ pub struct CheapOptions {
     pub timeout_sec: u32,
     /// Where in the stream a session starts: not an IDR.
     pub start_frame: usize,
+    /// A lossy network: one packet (a middle fragment) of the picture at
+    /// this position in every GOP is never sent. Its sequence number is
+    /// used, so the client sees the gap.
+    pub lose_at: Option<usize>,
 }
 
 impl Default for CheapOptions {
@@ -53,6 +58,7 @@ impl Default for CheapOptions {
             udp_only: true,
             timeout_sec: 60,
             start_frame: 20,
+            lose_at: None,
         }
     }
 }
@@ -75,6 +81,7 @@ pub(crate) struct Shared {
     events: Mutex<Vec<Event>>,
     sessions: AtomicU64,
     frames: AtomicU64,
+    lost: AtomicU64,
     /// The first two payload bytes of each session's first packet.
     first_packets: Mutex<Vec<[u8; 2]>>,
     /// For `Event::at`.
@@ -218,6 +225,11 @@ impl CheapCamera {
     /// Sessions that were played.
     pub fn sessions(&self) -> u64 {
         self.shared.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Packets left out on purpose (`lose_at`), over every session.
+    pub fn packets_lost(&self) -> u64 {
+        self.shared.lost.load(Ordering::Relaxed)
     }
 
     /// Pictures sent, over every session.
