@@ -106,6 +106,36 @@ fn in_band_parameter_sets_joined_mid_picture_over_udp_only() {
 }
 
 #[test]
+fn the_same_camera_over_tcp_when_it_speaks_it() {
+    // The quirks but UDP only: interleaved, the session still starts on a
+    // middle fragment of a P picture.
+    let Some(cam) = CheapCamera::start(CheapOptions {
+        udp_only: false,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    let t0 = Instant::now();
+    let st = s.wait_status(WAIT, "live", live);
+    let took = t0.elapsed();
+    assert!(took <= up_within(), "live after {took:?}\n{}", s.log());
+    assert_eq!(st["source"]["transport"], "tcp", "{st:#}");
+    assert!(
+        !cam.events().iter().any(|e| e.what == "SETUP 461"),
+        "{}",
+        cam.log()
+    );
+    assert_eq!(
+        cam.first_packets()[0][1] & 0xc0,
+        0,
+        "a middle fragment first"
+    );
+    record_and_check(&s, 1.5, "tcp");
+}
+
+#[test]
 fn a_cheap_camera_that_drops_is_back_within_2_s() {
     let Some(mut cam) = CheapCamera::start(CheapOptions::default()) else {
         return;
