@@ -62,14 +62,22 @@ fn record_and_check(s: &Server, secs: f64, what: &str) -> Value {
 
 #[test]
 fn in_band_parameter_sets_joined_mid_picture_over_udp_only() {
-    for sdp in [Sdp::NoSprop, Sdp::NoFmtp, Sdp::TrailingSemicolon] {
+    // The last: parameter sets only in an fmtp ending with `;` (retina as
+    // published dropped the whole fmtp, and waited for them in band).
+    for (sdp, in_band) in [
+        (Sdp::NoSprop, true),
+        (Sdp::NoFmtp, true),
+        (Sdp::TrailingSemicolon, true),
+        (Sdp::TrailingSemicolon, false),
+    ] {
         let Some(cam) = CheapCamera::start(CheapOptions {
             sdp,
+            in_band,
             ..Default::default()
         }) else {
             return;
         };
-        let what = format!("{sdp:?}");
+        let what = format!("{sdp:?}, in band: {in_band}");
         let tmp = tempfile::tempdir().unwrap();
         let s = server(tmp.path(), &cam.url(), &[]);
         let t0 = Instant::now();

@@ -3,7 +3,8 @@
 //! each. It sends a real H.264 stream (`stream`: ffmpeg's, looped, paced in
 //! real time, 90 kHz timestamps that keep increasing) and:
 //! - announces its parameter sets badly ([`Sdp`]): an fmtp ending with `;`,
-//!   or none in the SDP at all; they come in band before every IDR only;
+//!   or none in the SDP at all; they come in band before every IDR (or,
+//!   with `in_band: false`, only in that fmtp);
 //! - starts every session mid-GOP (the first picture is not an IDR) at the
 //!   middle fragment of a picture, each fragmented as FU-A at a 1,500-byte
 //!   MTU;
@@ -49,6 +50,9 @@ pub struct CheapOptions {
     /// this position in every GOP is never sent. Its sequence number is
     /// used, so the client sees the gap.
     pub lose_at: Option<usize>,
+    /// SPS and PPS before every IDR; without them, only the SDP has them
+    /// (with `Sdp::TrailingSemicolon`, a client must read that fmtp).
+    pub in_band: bool,
 }
 
 impl Default for CheapOptions {
@@ -59,6 +63,7 @@ impl Default for CheapOptions {
             timeout_sec: 60,
             start_frame: 20,
             lose_at: None,
+            in_band: true,
         }
     }
 }

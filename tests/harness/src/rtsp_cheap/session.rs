@@ -330,7 +330,18 @@ fn send(
             std::thread::sleep(wait);
         }
         let au = &aus[(start + n as usize) % aus.len()];
-        let mut packets = stream::packetize(au);
+        let mut packets = if opts.in_band {
+            stream::packetize(au)
+        } else {
+            let nals = au
+                .nals
+                .iter()
+                .filter(|n| !matches!(stream::nal_type(n), 7 | 8));
+            stream::packetize(&AccessUnit {
+                nals: nals.cloned().collect(),
+                idr: au.idr,
+            })
+        };
         if n == 0 {
             // Joined mid-picture: the first packet is a middle fragment.
             packets.drain(..packets.len() / 2);
