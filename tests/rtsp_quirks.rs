@@ -1,6 +1,7 @@
 //! The real binary against a cheap RTSP camera that is not GStreamer
 //! (`tests/harness/src/rtsp_cheap`): parameter sets only in band (an fmtp
-//! ending with `;`, with or without `sprop-parameter-sets`, or no fmtp),
+//! ending with `;`, with or without `sprop-parameter-sets`, or no fmtp) or
+//! only in an fmtp ending with `;`,
 //! every picture fragmented as FU-A at a 1,500-byte MTU, a session joined in
 //! the middle of a picture that is not an IDR, UDP only (461 to TCP), and a
 //! session timeout that OPTIONS does not refresh, a packet lost now and then. Each is a fix of ours
