@@ -35,6 +35,7 @@ import urllib.request
 
 import cameras as many_cameras
 import rtsp as rtsp_bench
+import rtsp_interop
 import s3 as s3_bench
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -91,14 +92,15 @@ def stop_process(p):
 class Server:
     """The real binary on a free loopback port, stderr in a log file."""
 
-    def __init__(self, binary, args, workdir, env_extra=None, before_start=None):
+    def __init__(self, binary, args, workdir, env_extra=None, before_start=None, wrap=None):
         self.workdir = tempfile.mkdtemp(dir=workdir)
         # What the caller puts in the clips directory before the start.
         self.prepared = before_start and before_start(os.path.join(self.workdir, "clips"))
         self.log_path = os.path.join(self.workdir, "server.log")
         self.log = open(self.log_path, "w")
-        cmd = [binary, "--host", "127.0.0.1", "--port", "0",
-               "--clips-dir", os.path.join(self.workdir, "clips")] + args
+        # `wrap`: a command the binary runs under (`nice -n 19`), same pid.
+        cmd = (wrap or []) + [binary, "--host", "127.0.0.1", "--port", "0",
+                              "--clips-dir", os.path.join(self.workdir, "clips")] + args
         env = {k: v for k, v in os.environ.items() if not k.startswith("VR_")}
         env.update(env_extra or {})
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -534,6 +536,8 @@ def tables(res, a):
         md += many_cameras.table(res["cameras"], a, fmt, median)
     if res.get("rtsp"):
         md += rtsp_bench.table(res["rtsp"], a, fmt, median)
+    if res.get("rtsp-interop"):
+        md += rtsp_interop.table(res["rtsp-interop"], a, fmt, median)
     if res.get("s3"):
         md += s3_bench.table(res["s3"], a, fmt, median)
     if res.get("pi_bin_bytes"):
@@ -562,7 +566,8 @@ def main():
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--presets", default="ultrafast,veryfast")
     ap.add_argument("--only", default="idle,viewers,recording,size",
-                    help="any of idle,viewers,recording,size,ustreamer,cameras,rtsp,s3")
+                    help="any of idle,viewers,recording,size,ustreamer,cameras,rtsp,"
+                         "rtsp-interop,s3")
     ap.add_argument("--moto", default=s3_bench.VENV_MOTO, help="moto_server, for --only s3")
     ap.add_argument("--cameras", default="1,2,4", help="camera counts of the cameras run")
     ap.add_argument("--cam-viewers", default="1,100,500,1000",
@@ -602,6 +607,8 @@ def main():
                                                   memory_kib, median)
     if "rtsp" in only:
         res["rtsp"] = rtsp_bench.run_rtsp(a, log, Server, cpu_seconds, memory_kib, median)
+    if "rtsp-interop" in only:
+        res["rtsp-interop"] = rtsp_interop.run_rtsp_interop(a, log, Server, median)
     if "s3" in only:
         res["s3"] = s3_bench.run_s3(a, log, Server, cpu_seconds, median)
     if "size" in only and a.pi_bin and os.path.exists(a.pi_bin):

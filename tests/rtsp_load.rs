@@ -99,6 +99,13 @@ fn stream_copy_under_cpu_load_keeps_every_frame_and_the_cameras_clock() {
         return;
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    // Under an emulator (8x slower) the binary cannot keep up at the bottom
+    // of a heavy load: a lighter one at its level, the holds the same.
+    let (workers, server_nice) = if common::emulated() {
+        (cores, LOAD_NICE)
+    } else {
+        (4 * cores, SERVER_NICE)
+    };
     for codec in ["h264", "h265"] {
         let Some(cam) = RtspCamera::start(RtspOptions {
             codec,
@@ -114,10 +121,10 @@ fn stream_copy_under_cpu_load_keeps_every_frame_and_the_cameras_clock() {
         let s = Server::start_wrapped(
             &tmp.path().join("clips"),
             &["--source", &cam.url(), "--clips-min-free-mb", "0"],
-            &["nice", "-n", SERVER_NICE],
+            &["nice", "-n", server_nice],
         );
         s.wait_status(WAIT, "live", |st| st["source"]["state"] == "live");
-        let load = Load::start(4 * cores);
+        let load = Load::start(workers);
         assert_eq!(s.post("/start", "").status, 200);
         // Held up for the 1.47 s and 1.05 s (on a busy machine the
         // scheduler does it now and then; here on cue): the camera's frames

@@ -1,9 +1,10 @@
 //! The real binary against a cheap RTSP camera that is not GStreamer
 //! (`tests/harness/src/rtsp_cheap`): parameter sets only in band (an fmtp
-//! ending with `;`, with or without `sprop-parameter-sets`, or no fmtp),
+//! ending with `;`, with or without `sprop-parameter-sets`, or no fmtp) or
+//! only in an fmtp ending with `;`,
 //! every picture fragmented as FU-A at a 1,500-byte MTU, a session joined in
 //! the middle of a picture that is not an IDR, UDP only (461 to TCP), and a
-//! session timeout that OPTIONS does not refresh. Each is a fix of ours
+//! session timeout that OPTIONS does not refresh, a packet lost now and then. Each is a fix of ours
 //! (vendor/README.md, retina patches 4 to 6; `src/source/rtsp/session.rs`);
 //! these tests are where they meet a camera end to end.
 
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::rtsp_cheap::{CheapCamera, CheapOptions, Sdp};
-use common::{Server, ffprobe};
+use common::{RunWithin, Server, ffprobe};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -62,14 +63,22 @@ fn record_and_check(s: &Server, secs: f64, what: &str) -> Value {
 
 #[test]
 fn in_band_parameter_sets_joined_mid_picture_over_udp_only() {
-    for sdp in [Sdp::NoSprop, Sdp::NoFmtp, Sdp::TrailingSemicolon] {
+    // The last: parameter sets only in an fmtp ending with `;` (retina as
+    // published dropped the whole fmtp, and waited for them in band).
+    for (sdp, in_band) in [
+        (Sdp::NoSprop, true),
+        (Sdp::NoFmtp, true),
+        (Sdp::TrailingSemicolon, true),
+        (Sdp::TrailingSemicolon, false),
+    ] {
         let Some(cam) = CheapCamera::start(CheapOptions {
             sdp,
+            in_band,
             ..Default::default()
         }) else {
             return;
         };
-        let what = format!("{sdp:?}");
+        let what = format!("{sdp:?}, in band: {in_band}");
         let tmp = tempfile::tempdir().unwrap();
         let s = server(tmp.path(), &cam.url(), &[]);
         let t0 = Instant::now();
@@ -103,6 +112,36 @@ fn in_band_parameter_sets_joined_mid_picture_over_udp_only() {
         assert_eq!(cam.sessions(), 1, "{what}: {}", cam.log());
         assert!(!s.log().contains("re-anchored"), "{what}: {}", s.log());
     }
+}
+
+#[test]
+fn the_same_camera_over_tcp_when_it_speaks_it() {
+    // The quirks but UDP only: interleaved, the session still starts on a
+    // middle fragment of a P picture.
+    let Some(cam) = CheapCamera::start(CheapOptions {
+        udp_only: false,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    let t0 = Instant::now();
+    let st = s.wait_status(WAIT, "live", live);
+    let took = t0.elapsed();
+    assert!(took <= up_within(), "live after {took:?}\n{}", s.log());
+    assert_eq!(st["source"]["transport"], "tcp", "{st:#}");
+    assert!(
+        !cam.events().iter().any(|e| e.what == "SETUP 461"),
+        "{}",
+        cam.log()
+    );
+    assert_eq!(
+        cam.first_packets()[0][1] & 0xc0,
+        0,
+        "a middle fragment first"
+    );
+    record_and_check(&s, 1.5, "tcp");
 }
 
 #[test]
@@ -190,4 +229,58 @@ fn keepalives_hold_a_session_that_options_does_not_refresh() {
         (first_get - played) >= (options[0] - played) * 2 - Duration::from_millis(300),
         "keepalives evenly spaced:\n{log}"
     );
+}
+
+/// What ffmpeg's decoder says of a clip (`-v error`): nothing, for a clip
+/// whose every picture has what it refers to.
+fn decode_errors(path: &Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output_within(common::CHILD_TIMEOUT)
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_lost_packet_costs_the_pictures_to_the_next_keyframe_never_a_broken_one() {
+    // One packet of picture 15 of every 30 (once a second) never arrives.
+    let Some(cam) = CheapCamera::start(CheapOptions {
+        lose_at: Some(15),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path(), &cam.url(), &[]);
+    s.wait_status(WAIT, "live", live);
+    assert_eq!(s.post("/start", "").status, 200);
+    s.wait_status(WAIT, "recorded", |st| {
+        st["recorder"]["elapsed_sec"].as_f64() >= Some(3.0)
+    });
+    let clip = s.post("/stop", "").json();
+    let path = Path::new(clip["path"].as_str().unwrap());
+    assert!(cam.packets_lost() >= 3, "{}", cam.log());
+    // Pictures 15 to 29 of each second refer to the lost one: left out, so
+    // about half of each second is there, and all of it decodes.
+    let frames = clip["frames"].as_u64().unwrap();
+    let secs = clip["duration_sec"].as_f64().unwrap();
+    let per_sec = frames as f64 / secs;
+    assert!(
+        (12.0..=19.0).contains(&per_sec),
+        "{per_sec:.1} a second: {clip:#}"
+    );
+    let errors = decode_errors(path);
+    assert!(
+        errors.is_empty(),
+        "the clip does not decode cleanly:\n{errors}"
+    );
+    assert_eq!(
+        ffprobe(path)["streams"][0]["nb_read_frames"],
+        frames.to_string().as_str()
+    );
+    // Said, not hidden.
+    let st = s.get("/status").json();
+    assert!(st["source"]["broken_frames"].as_u64() >= Some(30), "{st:#}");
 }

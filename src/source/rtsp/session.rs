@@ -304,10 +304,21 @@ async fn stream(
         }
         let Some(p) = params.clone() else { continue };
         let key = f.is_random_access_point() || (p.codec == Codec::H265 && irap(f.data()));
-        keyed |= key;
-        if !keyed {
+        // Packets were lost before this frame (UDP): the pictures up to the
+        // next keyframe refer to what is missing, and would show broken in
+        // every clip and view. Left out and counted instead.
+        if f.loss() > 0 && keyed && !key {
+            keyed = false;
+        }
+        if !keyed && !key {
+            if *was_live {
+                hub.counters
+                    .broken
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             continue;
         }
+        keyed = true;
         let now = crate::clock::monotonic_now();
         let (capture, warning) = timeline.place(f.timestamp().elapsed(), now);
         *last = Some(capture);

@@ -4,7 +4,8 @@
 //! client of our own (`client`), checks clips (`media`), bounds child
 //! processes (`process`), and brings the stand-ins: a USB webcam
 //! (`fakecam`), a network camera (`mjpeg_server`) and one that attacks
-//! (`hostile_camera`), preloaded fixtures
+//! (`hostile_camera`), RTSP cameras (`rtsp`: GStreamer's; `rtsp_cheap`: our
+//! own, with cheap cameras' habits; `rtsp_hostile`), preloaded fixtures
 //! (`preload`), credentials (`creds`).
 
 pub mod client;

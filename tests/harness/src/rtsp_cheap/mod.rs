@@ -3,11 +3,13 @@
 //! each. It sends a real H.264 stream (`stream`: ffmpeg's, looped, paced in
 //! real time, 90 kHz timestamps that keep increasing) and:
 //! - announces its parameter sets badly ([`Sdp`]): an fmtp ending with `;`,
-//!   or none in the SDP at all; they come in band before every IDR only;
+//!   or none in the SDP at all; they come in band before every IDR (or,
+//!   with `in_band: false`, only in that fmtp);
 //! - starts every session mid-GOP (the first picture is not an IDR) at the
 //!   middle fragment of a picture, each fragmented as FU-A at a 1,500-byte
 //!   MTU;
 //! - speaks UDP only (461 Unsupported Transport to a TCP SETUP), or also TCP;
+//! - loses a packet a GOP if asked ([`CheapOptions::lose_at`]);
 //! - keeps a session only while PLAY or GET_PARAMETER refresh it within its
 //!   `timeout` (an OPTIONS does not), and otherwise drops it: stops sending
 //!   and closes the connection.
@@ -44,6 +46,13 @@ pub struct CheapOptions {
     pub timeout_sec: u32,
     /// Where in the stream a session starts: not an IDR.
     pub start_frame: usize,
+    /// A lossy network: one packet (a middle fragment) of the picture at
+    /// this position in every GOP is never sent. Its sequence number is
+    /// used, so the client sees the gap.
+    pub lose_at: Option<usize>,
+    /// SPS and PPS before every IDR; without them, only the SDP has them
+    /// (with `Sdp::TrailingSemicolon`, a client must read that fmtp).
+    pub in_band: bool,
 }
 
 impl Default for CheapOptions {
@@ -53,6 +62,8 @@ impl Default for CheapOptions {
             udp_only: true,
             timeout_sec: 60,
             start_frame: 20,
+            lose_at: None,
+            in_band: true,
         }
     }
 }
@@ -75,6 +86,7 @@ pub(crate) struct Shared {
     events: Mutex<Vec<Event>>,
     sessions: AtomicU64,
     frames: AtomicU64,
+    lost: AtomicU64,
     /// The first two payload bytes of each session's first packet.
     first_packets: Mutex<Vec<[u8; 2]>>,
     /// For `Event::at`.
@@ -112,6 +124,11 @@ impl CheapCamera {
     /// stream cannot be made here (ffmpeg with libx264); panics under
     /// `CI_REQUIRE_TOOLS=1`.
     pub fn start(opts: CheapOptions) -> Option<CheapCamera> {
+        CheapCamera::start_on(0, opts)
+    }
+
+    /// The same on `port` (0: a free one), retrying while it is busy.
+    pub fn start_on(port: u16, opts: CheapOptions) -> Option<CheapCamera> {
         if !crate::have_tool("ffmpeg") {
             return None;
         }
@@ -119,7 +136,9 @@ impl CheapCamera {
             crate::skip(&why);
             return None;
         }
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the cheap camera");
+        let listener =
+            crate::process::while_port_busy(|| TcpListener::bind(("127.0.0.1", port)).ok())
+                .unwrap_or_else(|| panic!("port {port} still busy"));
         let mut cam = CheapCamera {
             addr: listener.local_addr().unwrap(),
             opts,
@@ -211,6 +230,11 @@ impl CheapCamera {
     /// Sessions that were played.
     pub fn sessions(&self) -> u64 {
         self.shared.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Packets left out on purpose (`lose_at`), over every session.
+    pub fn packets_lost(&self) -> u64 {
+        self.shared.lost.load(Ordering::Relaxed)
     }
 
     /// Pictures sent, over every session.

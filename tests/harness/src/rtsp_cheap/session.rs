@@ -242,10 +242,9 @@ pub(super) fn serve(
                 respond(&w, status, &cseq, &extra, "");
                 shared.note(s.id, "PLAY", true);
                 shared.sessions.fetch_add(1, Ordering::Relaxed);
-                let (shared, stop, w, start) =
-                    (shared.clone(), stop.clone(), w.clone(), opts.start_frame);
-                let timeout = std::time::Duration::from_secs(u64::from(opts.timeout_sec));
-                std::thread::spawn(move || send(&s, aus, start, timeout, &w, &shared, &stop));
+                let (shared, stop, w, opts) =
+                    (shared.clone(), stop.clone(), w.clone(), opts.clone());
+                std::thread::spawn(move || send(&s, aus, &opts, &w, &shared, &stop));
                 continue;
             }
             "GET_PARAMETER" if ours => {
@@ -300,17 +299,19 @@ fn rand16() -> u16 {
     (t.subsec_nanos() ^ (t.subsec_nanos() >> 16)) as u16
 }
 
-/// Sends the stream from `start` (the middle of that picture's fragments)
-/// in real time until the session ends, expires or the camera stops.
+/// Sends the stream from `opts.start_frame` (the middle of that picture's
+/// fragments) in real time, less a packet a GOP at `opts.lose_at`, until
+/// the session ends, expires or the camera stops.
 fn send(
     s: &Session,
     aus: &[AccessUnit],
-    start: usize,
-    timeout: std::time::Duration,
+    opts: &CheapOptions,
     w: &Mutex<TcpStream>,
     shared: &Shared,
     stop: &AtomicBool,
 ) {
+    let (start, lose_at) = (opts.start_frame, opts.lose_at);
+    let timeout = std::time::Duration::from_secs(u64::from(opts.timeout_sec));
     let t0 = Instant::now();
     let ticks = 90_000 / stream::FPS;
     let (mut seq, ts0) = (1u16, 0u32);
@@ -329,7 +330,18 @@ fn send(
             std::thread::sleep(wait);
         }
         let au = &aus[(start + n as usize) % aus.len()];
-        let mut packets = stream::packetize(au);
+        let mut packets = if opts.in_band {
+            stream::packetize(au)
+        } else {
+            let nals = au
+                .nals
+                .iter()
+                .filter(|n| !matches!(stream::nal_type(n), 7 | 8));
+            stream::packetize(&AccessUnit {
+                nals: nals.cloned().collect(),
+                idr: au.idr,
+            })
+        };
         if n == 0 {
             // Joined mid-picture: the first packet is a middle fragment.
             packets.drain(..packets.len() / 2);
@@ -338,9 +350,17 @@ fn send(
             }
         }
         let ts = ts0.wrapping_add((n as u32).wrapping_mul(ticks));
-        for (payload, marker) in packets {
+        let frame = (start + n as usize) % aus.len();
+        let lose = lose_at
+            .filter(|&l| n > 0 && frame % stream::KEY_INT == l)
+            .map(|_| packets.len() / 2);
+        for (i, (payload, marker)) in packets.into_iter().enumerate() {
             let pkt = stream::rtp(&payload, marker, seq, ts, s.ssrc);
             seq = seq.wrapping_add(1);
+            if lose == Some(i) {
+                shared.lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let sent = match &s.dest {
                 Some(Dest::Udp(sock, to)) => sock.send_to(&pkt, to).is_ok(),
                 Some(Dest::Tcp(ch)) => {

@@ -5,7 +5,6 @@
 //! into RTP packets as a camera with a 1,500-byte MTU sends them: a NAL unit
 //! that fits goes alone, a larger one as FU-A fragments (RFC 6184).
 
-use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -151,10 +150,13 @@ pub fn interval() -> Duration {
 }
 
 fn make() -> Result<Vec<AccessUnit>, String> {
-    let path: PathBuf = crate::tmp_dir().join(format!(
-        "cheap-camera-{}-{WIDTH}x{HEIGHT}-{FPS}.264",
-        std::process::id()
-    ));
+    // A temporary file (the test binaries' and `cheap-camera`'s alike).
+    let file = tempfile::Builder::new()
+        .prefix("cheap-camera-")
+        .suffix(".264")
+        .tempfile()
+        .map_err(|e| format!("a temporary file for the stream: {e}"))?;
+    let path = file.path().to_path_buf();
     let x264 = format!("repeat-headers=1:keyint={KEY_INT}:min-keyint={KEY_INT}:scenecut=0");
     let out = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
@@ -172,7 +174,7 @@ fn make() -> Result<Vec<AccessUnit>, String> {
         ));
     }
     let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let _ = std::fs::remove_file(&path);
+    drop(file);
     let aus = access_units(split_annex_b(&data));
     // What the tests rely on: a keyframe every KEY_INT frames, each with
     // SPS and PPS in band, and no picture small enough to go unfragmented.
