@@ -1,6 +1,7 @@
 //! video-recorder: wiring only. Each role lives in its own module.
 
 mod budget;
+mod ca;
 mod camera;
 mod capture;
 mod clips;
