@@ -1,9 +1,10 @@
 //! Uploads through an outage in the middle of a multipart upload (the
 //! parts the server holds are not sent again, the object is the clip, one
 //! upload completed), over `https://` to an endpoint signed by a CA of our
-//! own (trusted through `SSL_CERT_FILE`, refused without it), and a clip
+//! own (trusted through `SSL_CERT_FILE`, refused without it), a clip
 //! that retention had to delete before it could be uploaded, counted in
-//! `/status`.
+//! `/status`, and a restart on a disk under its free-space floor that
+//! keeps the clips still waiting (it used to delete them, silently).
 
 mod common;
 
@@ -260,4 +261,37 @@ fn a_clip_retention_deletes_before_its_upload_is_counted_in_status() {
     let up: Value = wait_uploaded(&s, 2);
     assert_eq!(up["deleted_before_upload"], 1, "{up}");
     assert_in_bucket(&s3, &[newer, third]);
+}
+
+#[test]
+fn a_restart_on_a_disk_under_its_floor_keeps_the_clips_still_waiting() {
+    let Some(fs) = Tmpfs::mount(100) else {
+        return;
+    };
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    let dir = fs.path().join("clips");
+    // A floor of 90 MiB free of 100; no bucket yet, so both clips wait.
+    let opts = ["--clips-min-free-mb", "90"];
+    let mut s = recorder(&dir, &s3.endpoint(), &opts, &CREDS);
+    let clips = vec![record(&s, 500), record(&s, 500)];
+    s.wait_status(WAIT, "both waiting", |st| {
+        st["uploads"]["failed"].as_u64() >= Some(2)
+    });
+    assert_eq!(s.signal(15).code(), Some(0), "{}", s.log());
+    // Meanwhile other files took 20 MiB: under the floor, not nearly full.
+    let mut filler = std::fs::File::create(fs.path().join("filler")).unwrap();
+    let block = vec![0x5a; 1 << 20];
+    for _ in 0..20 {
+        filler.write_all(&block).unwrap();
+    }
+    filler.sync_all().unwrap();
+    s3.create_bucket(BUCKET);
+    // The start's retention must keep what still waits for upload.
+    let s = recorder(&dir, &s3.endpoint(), &opts, &CREDS);
+    let up = wait_uploaded(&s, 2);
+    assert_eq!(up["deleted_before_upload"], 0, "{up}");
+    assert_in_bucket(&s3, &clips);
+    assert_written_once(&s3, &clips);
 }
