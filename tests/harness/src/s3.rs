@@ -311,3 +311,5 @@ use wire::*;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_modes;
