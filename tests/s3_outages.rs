@@ -1,6 +1,7 @@
 //! Uploads through an outage in the middle of a multipart upload (the
 //! parts the server holds are not sent again, the object is the clip, one
-//! upload completed), over `https://` to an endpoint signed by a CA of our
+//! upload completed) and through the server itself killed then (back
+//! empty: a new upload, completed once), over `https://` to an endpoint signed by a CA of our
 //! own (trusted through `SSL_CERT_FILE`, refused without it), a clip
 //! that retention had to delete before it could be uploaded, counted in
 //! `/status`, and a restart on a disk under its free-space floor that
@@ -115,6 +116,60 @@ fn an_outage_mid_multipart_upload_resumes_without_sending_held_parts_again() {
     for (n, _) in &held {
         assert_eq!(puts.get(n), Some(&1), "part {n} sent again: {puts:?}");
     }
+}
+
+#[test]
+fn the_server_killed_mid_multipart_upload_and_back_empty_gets_the_clip_once() {
+    let env = [("S3_UPLOAD_PART_MIN_SIZE", "1024")];
+    let Some(mut s3) = S3Server::start_with_env(&env) else {
+        return;
+    };
+    s3.create_bucket(BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let slow = [
+        "--s3-part-mb",
+        "0.02",
+        "--s3-max-kbps",
+        "160",
+        "--bitrate-kbps",
+        "3000",
+    ];
+    let s = recorder(&tmp.path().join("clips"), &s3.endpoint(), &slow, &CREDS);
+    let clip = record(&s, 3000);
+    let key = key_of(clip["id"].as_str().unwrap());
+    let size = clip["size_bytes"].as_u64().unwrap();
+    let part = (0.02f64 * 1024.0 * 1024.0) as u64;
+    let count = size.div_ceil(part);
+    assert!(count >= 6, "a clip of {size} bytes has too few parts");
+    s.wait_status(WAIT, "two parts sent", |st| {
+        st["uploads"]["uploading"]["sent_bytes"].as_u64() >= Some(2 * part + 1)
+    });
+    let first = job_of(&clip)["multipart"]["upload_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // moto gone with every part it held, then back empty.
+    s3.stop();
+    s.wait_status(WAIT, "the outage seen", |st| {
+        st["uploads"]["failed"].as_u64() >= Some(1)
+    });
+    s3.restart();
+    s3.create_bucket(BUCKET);
+    wait_uploaded(&s, 1);
+    assert!(
+        s.log()
+            .contains("the multipart upload was gone from the server"),
+        "{}",
+        s.log()
+    );
+    // A new upload, completed once, none left open; the object whole.
+    let job = job_of(&clip);
+    assert_ne!(job["multipart"]["upload_id"], first.as_str(), "{job}");
+    assert!(s3.multipart_uploads(BUCKET).is_empty());
+    assert_in_bucket(&s3, std::slice::from_ref(&clip));
+    assert_written_once(&s3, std::slice::from_ref(&clip));
+    let (_, etag) = s3.head(BUCKET, &key).unwrap();
+    assert!(etag.ends_with(&format!("-{count}")), "{etag}");
 }
 
 #[test]
