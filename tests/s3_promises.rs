@@ -170,7 +170,7 @@ struct Seen {
 #[test]
 fn a_custom_prefix_storage_class_and_session_token_reach_the_server() {
     const TOKEN: &str = "VrSessionToken0Promises7";
-    let Some(s3) = S3Server::start() else {
+    let Some(s3) = S3Server::start_with_env(&[("S3_UPLOAD_PART_MIN_SIZE", "1024")]) else {
         return;
     };
     s3.create_bucket(BUCKET);
@@ -189,44 +189,71 @@ fn a_custom_prefix_storage_class_and_session_token_reach_the_server() {
     });
     let proxy = CorruptingProxy::looking(s3.addr(), look);
     let tmp = tempfile::tempdir().unwrap();
+    // A clip in one PUT and one in parts of 50 KiB.
     let opts = [
         "--s3-prefix",
         "vault/{camera}/{device}/{date}/clip-{id}.mp4",
         "--s3-storage-class",
         "STANDARD_IA",
+        "--s3-part-mb",
+        "0.05",
+        "--bitrate-kbps",
+        "3000",
     ];
     let creds = [CREDS[0], CREDS[1], ("AWS_SESSION_TOKEN", TOKEN)];
     let s = recorder(&tmp.path().join("clips"), &proxy.endpoint(), &opts, &creds);
-    let clip = record(&s, 1000);
-    wait_uploaded(&s, 1);
-    let id = clip["id"].as_str().unwrap();
-    let day = key_of(id).split('/').nth(2).unwrap().to_string();
-    let key = format!("vault/cam/testdev/{day}/clip-{id}.mp4");
-    let manifest = format!("vault/cam/testdev/{day}/clip-{id}.json");
-    // The object at the templated key, and nothing anywhere else.
-    let listed: Vec<String> = s3.list(BUCKET).into_iter().map(|(k, _)| k).collect();
-    assert_eq!(listed, vec![manifest.clone(), key.clone()], "{listed:?}");
-    let bytes = std::fs::read(local(&clip)).unwrap();
-    assert_eq!(sha(&s3.get(BUCKET, &key).unwrap()), sha(&bytes));
-    let m: Value = serde_json::from_slice(&s3.get(BUCKET, &manifest).unwrap()).unwrap();
-    assert_eq!(m["key"], key.as_str(), "{m}");
-    assert_manifest_times(&m, &clip);
-    assert_eq!(clip_upload(&s, id)["key"], key.as_str());
-    // The class as the server stored it.
-    let class = s3.head_header(BUCKET, &key, "x-amz-storage-class");
-    assert_eq!(class.as_deref(), Some("STANDARD_IA"), "HEAD of {key}");
-    let seen = seen.lock().unwrap().clone();
-    let put = format!("/{BUCKET}/{key}");
-    let clip_put = seen.iter().find(|r| r.method == "PUT" && r.target == put);
-    let clip_put = clip_put.unwrap_or_else(|| panic!("no PUT of {key}: {seen:#?}"));
-    assert_eq!(
-        clip_put.class.as_deref(),
-        Some("STANDARD_IA"),
-        "{clip_put:?}"
+    let clips = [record(&s, 300), record(&s, 3000)];
+    let part = (0.05f64 * 1024.0 * 1024.0) as u64;
+    assert!(
+        clips[0]["size_bytes"].as_u64() <= Some(part),
+        "{}",
+        clips[0]
     );
-    assert!(clip_put.signed.iter().any(|h| h == "x-amz-storage-class"));
-    // Every request carried the token, signed, and the signature holds.
-    assert!(seen.len() >= 3, "{seen:#?}");
+    assert!(clips[1]["size_bytes"].as_u64() > Some(part), "{}", clips[1]);
+    wait_uploaded(&s, 2);
+    let mut want = Vec::new();
+    for clip in &clips {
+        let id = clip["id"].as_str().unwrap();
+        let day = key_of(id).split('/').nth(2).unwrap().to_string();
+        let key = format!("vault/cam/testdev/{day}/clip-{id}.mp4");
+        let manifest = format!("vault/cam/testdev/{day}/clip-{id}.json");
+        let bytes = std::fs::read(local(clip)).unwrap();
+        assert_eq!(sha(&s3.get(BUCKET, &key).unwrap()), sha(&bytes));
+        let m: Value = serde_json::from_slice(&s3.get(BUCKET, &manifest).unwrap()).unwrap();
+        assert_eq!(m["key"], key.as_str(), "{m}");
+        assert_manifest_times(&m, clip);
+        assert_eq!(clip_upload(&s, id)["key"], key.as_str());
+        // The class as the server stored it.
+        let class = s3.head_header(BUCKET, &key, "x-amz-storage-class");
+        assert_eq!(class.as_deref(), Some("STANDARD_IA"), "HEAD of {key}");
+        want.extend([manifest, key]);
+    }
+    // The objects at the templated keys, and nothing anywhere else.
+    want.sort();
+    let listed: Vec<String> = s3.list(BUCKET).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(listed, want);
+    // The class asked for where an object begins: the PUT, the multipart
+    // upload's creation; signed.
+    let seen = seen.lock().unwrap().clone();
+    let begins: Vec<&Seen> = seen
+        .iter()
+        .filter(|r| {
+            r.target.ends_with(".mp4") && r.method == "PUT"
+                || r.target.ends_with(".mp4?uploads=") && r.method == "POST"
+        })
+        .collect();
+    assert_eq!(begins.len(), 2, "{seen:#?}");
+    for r in begins {
+        assert_eq!(r.class.as_deref(), Some("STANDARD_IA"), "{r:?}");
+        assert!(r.signed.iter().any(|h| h == "x-amz-storage-class"), "{r:?}");
+    }
+    // Every request (parts too) carried the token, signed, and the
+    // signature holds.
+    let parts = seen
+        .iter()
+        .filter(|r| r.target.contains("partNumber="))
+        .count();
+    assert!(parts >= 2, "{seen:#?}");
     for r in &seen {
         assert_eq!(r.token.as_deref(), Some(TOKEN), "{r:?}");
         assert!(
