@@ -1,6 +1,7 @@
 //! video-recorder: wiring only. Each role lives in its own module.
 
 mod budget;
+mod ca;
 mod camera;
 mod capture;
 mod clips;
@@ -259,6 +260,7 @@ fn run(
                 dir: cfg.clips_dir.clone(),
                 max_bytes: cfg.clips_max_mb * 1024 * 1024,
                 min_free_bytes: cfg.clips_min_free_mb * 1024 * 1024,
+                uploads: s3_creds.is_some(),
             },
             homes,
             &|dir, valid| {

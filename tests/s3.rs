@@ -46,7 +46,9 @@ fn clips_arrive_once_byte_for_byte_with_their_manifests() {
     assert_in_bucket(&s3, &clips);
     assert_written_once(&s3, &clips);
     let lib = s.get("/clips").json();
-    for c in lib["clips"].as_array().unwrap() {
+    let listed = lib["clips"].as_array().unwrap();
+    assert_eq!(listed.len(), clips.len(), "{lib}");
+    for c in listed {
         assert_eq!(c["upload"]["state"], "uploaded", "{c}");
         assert_eq!(
             c["upload"]["key"],
@@ -81,7 +83,9 @@ fn through_an_outage_and_a_restart_every_clip_arrives_once() {
         "{st}"
     );
     let lib = s.get("/clips").json();
-    for c in lib["clips"].as_array().unwrap() {
+    let listed = lib["clips"].as_array().unwrap();
+    assert_eq!(listed.len(), clips.len(), "{lib}");
+    for c in listed {
         assert_eq!(c["upload"]["state"], "failed", "{lib}");
     }
     assert_eq!(s.signal(15).code(), Some(0));

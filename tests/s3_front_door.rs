@@ -29,6 +29,7 @@ fn a_damaged_body_is_bad_digest_and_wrong_keys_are_said_in_words() {
             corrupt_puts: 1,
             content_md5: true,
             keys: vec![Key::new(KEY_ID, SECRET)],
+            ..Checks::default()
         },
     );
     let tmp = tempfile::tempdir().unwrap();

@@ -38,6 +38,10 @@ pub struct ClipsSettings {
     pub max_bytes: u64,
     /// 0: no free-space floor.
     pub min_free_bytes: u64,
+    /// Clips wait for upload (a bucket is set): until the uploader says
+    /// which (`hold_with`), every clip is held, so the retention pass at
+    /// start deletes none still waiting unless the disk is about to fill.
+    pub uploads: bool,
 }
 
 /// Where a camera's clips live.
@@ -123,6 +127,8 @@ pub struct Clips {
     hold: OnceLock<Hold>,
     /// Told when retention deleted a clip that was still waiting.
     lost: OnceLock<Lost>,
+    /// Those deleted before `lost` was set (the pass at start), told then.
+    lost_early: Mutex<Vec<String>>,
 }
 
 pub type Hold = Box<dyn Fn(&str) -> bool + Send + Sync>;
@@ -175,6 +181,7 @@ impl Clips {
             _locks: held,
             hold: OnceLock::new(),
             lost: OnceLock::new(),
+            lost_early: Mutex::default(),
         };
         for d in clips.dirs() {
             let camera = clips.camera_of_dir(&d);
@@ -321,11 +328,18 @@ impl Clips {
 
     /// Calls `lost` for a held clip retention had to delete anyway.
     pub fn on_lost(&self, lost: Lost) {
+        let early = std::mem::take(&mut *lock(&self.lost_early));
+        for id in &early {
+            lost(id);
+        }
         let _ = self.lost.set(lost);
     }
 
     fn held(&self, id: &str) -> bool {
-        self.hold.get().is_some_and(|h| h(id))
+        match self.hold.get() {
+            Some(h) => h(id),
+            None => self.settings.uploads,
+        }
     }
 
     /// A finished clip by id (from the index; the id is validated).

@@ -135,8 +135,9 @@ impl Clips {
             };
             if waiting {
                 log::error!("deleting clip {} before it was uploaded: {reason}", c.id);
-                if let Some(lost) = self.lost.get() {
-                    lost(&c.id);
+                match self.lost.get() {
+                    Some(lost) => lost(&c.id),
+                    None => lock(&self.lost_early).push(c.id.clone()),
                 }
             }
             match self.unlink(c) {

@@ -16,6 +16,7 @@ fn clips(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
             dir: dir.to_path_buf(),
             max_bytes,
             min_free_bytes,
+            uploads: false,
         },
         cam(),
         &|d, valid| {
@@ -32,6 +33,7 @@ fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
             dir: dir.to_path_buf(),
             max_bytes,
             min_free_bytes,
+            uploads: false,
         },
         homes: cam(),
         enforcing: Mutex::new(false),
@@ -43,6 +45,7 @@ fn raw(dir: &Path, max_bytes: u64, min_free_bytes: u64) -> Clips {
         _locks: Vec::new(),
         hold: Default::default(),
         lost: Default::default(),
+        lost_early: Default::default(),
     }
 }
 
@@ -418,6 +421,7 @@ fn cameras_have_homes_and_retention_spans_them_keeping_each_newest() {
                 dir: d.to_path_buf(),
                 max_bytes: max,
                 min_free_bytes: 0,
+                uploads: false,
             },
             homes.clone(),
             &|_, _| {},
@@ -478,6 +482,7 @@ fn cameras_have_homes_and_retention_spans_them_keeping_each_newest() {
             dir: d.to_path_buf(),
             max_bytes: 0,
             min_free_bytes: 0,
+            uploads: false,
         },
         homes.clone(),
         &|_, _| panic!("must not recover under another's lock"),
@@ -529,4 +534,37 @@ fn clips_waiting_for_upload_are_kept_until_the_disk_is_about_to_fill() {
         *lost.lock().unwrap(),
         vec!["20240101-000000", "20240101-000001"]
     );
+}
+
+#[test]
+fn until_the_uploader_says_which_clips_wait_every_clip_is_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for s in 0..3 {
+        put(d, &format!("20240101-00000{s}.mp4"), 1000);
+    }
+    // Uploads on, the uploader not started yet (the pass at start).
+    let mut c = raw(d, 1500, 0);
+    c.settings.uploads = true;
+    c.enforce(None);
+    assert_eq!(names(d).len(), 3, "over budget, but each may still wait");
+    // About to fill: they go, and the uploader hears of it once it asks.
+    c.space = small_disk(NEARLY_FULL_FOR_TESTS);
+    c.enforce(None);
+    assert_eq!(names(d), vec!["20240101-000002.mp4"]);
+    let lost = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = lost.clone();
+    c.on_lost(Box::new(move |id| {
+        seen.lock().unwrap().push(id.to_string())
+    }));
+    assert_eq!(
+        *lost.lock().unwrap(),
+        vec!["20240101-000000", "20240101-000001"]
+    );
+    // Uploads off: the budget alone decides.
+    let mut c = raw(d, 500, 0);
+    put(d, "20240101-000003.mp4", 1000);
+    c.settings.uploads = false;
+    c.enforce(None);
+    assert_eq!(names(d), vec!["20240101-000003.mp4"]);
 }

@@ -93,6 +93,7 @@ fn clips_in(dir: &Path) -> Clips {
             dir: dir.to_path_buf(),
             max_bytes: 0,
             min_free_bytes: 0,
+            uploads: false,
         },
         vec![Home {
             camera: "unit".into(),

@@ -185,9 +185,11 @@ impl Uploader {
 
     fn lost(&self, id: &str) {
         let mut s = lock(&self.shared);
+        // No entry yet: deleted before it was looked at (the retention pass
+        // at start), so never uploaded either.
         if s.entries
             .remove(id)
-            .is_some_and(|e| e.job.state == State::Pending)
+            .is_none_or(|e| e.job.state == State::Pending)
         {
             s.deleted_before_upload += 1;
         }

@@ -10,6 +10,7 @@
 mod words;
 
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -83,6 +84,28 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// TLS trusting the CAs the cameras trust (`crate::ca`: the system's, or
+/// `SSL_CERT_FILE`), so an `https://` MinIO signed by a private CA in the
+/// system store is reached; where none are found, the CAs built into the
+/// binary (Mozilla's), which still reach AWS.
+fn tls_config(endpoint: &str) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let roots = match crate::ca::trusted() {
+        Ok(cas) => RootCerts::Specific(Arc::new(
+            cas.iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect(),
+        )),
+        Err(e) => {
+            if endpoint.starts_with("https://") {
+                log::warn!("S3: {e}; trusting the CAs built into the binary only");
+            }
+            RootCerts::WebPki
+        }
+    };
+    TlsConfig::builder().root_certs(roots).build()
+}
+
 impl S3 {
     pub fn new(
         endpoint: &str,
@@ -115,6 +138,7 @@ impl S3 {
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .timeout_recv_body(Some(Duration::from_secs(60)))
+            .tls_config(tls_config(&endpoint))
             .build()
             .into();
         Ok(S3 {
@@ -148,8 +172,14 @@ impl S3 {
             .unwrap_or("")
             .trim()
             .trim_end_matches(':');
+        let hint = if text.contains("certificate") {
+            " (the endpoint's certificate must be valid for its name and signed by a CA in \
+             the system's store, or in the file SSL_CERT_FILE names)"
+        } else {
+            ""
+        };
         S3Error::new(format!(
-            "cannot reach the server: {}",
+            "cannot reach the server: {}{hint}",
             words::scrub(text, &self.secrets())
         ))
     }

@@ -5,12 +5,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::url::Url;
@@ -19,9 +17,7 @@ use crate::sync::lock;
 /// Longest wait for one address to accept the connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The system's trusted CAs: Debian's bundle, else the files beside it.
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-const CA_DIR: &str = "/etc/ssl/certs";
+use crate::ca::CA_DIR;
 
 pub enum Conn {
     Plain(TcpStream),
@@ -178,19 +174,7 @@ fn system_tls() -> Result<Arc<ClientConfig>, String> {
         return Ok(c.clone());
     }
     let mut roots = RootCertStore::empty();
-    add_pem_file(&mut roots, Path::new(CA_BUNDLE));
-    if roots.is_empty()
-        && let Ok(dir) = std::fs::read_dir(CA_DIR)
-    {
-        for entry in dir.flatten() {
-            add_pem_file(&mut roots, &entry.path());
-        }
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "no trusted CA certificates in {CA_BUNDLE} or {CA_DIR} (is ca-certificates installed?)"
-        ));
-    }
+    roots.add_parsable_certificates(crate::ca::trusted()?);
     let config = Arc::new(client_config(roots));
     *cached = Some(config.clone());
     Ok(config)
@@ -203,15 +187,6 @@ pub fn client_config(roots: RootCertStore) -> ClientConfig {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth()
-}
-
-/// Adds the PEM certificates in `path`, skipping what does not parse.
-fn add_pem_file(roots: &mut RootCertStore, path: &Path) {
-    let Ok(bytes) = std::fs::read(path) else {
-        return;
-    };
-    let certs = CertificateDer::pem_slice_iter(&bytes).filter_map(Result::ok);
-    roots.add_parsable_certificates(certs);
 }
 
 #[cfg(test)]

@@ -293,6 +293,7 @@ impl Drop for S3Server {
     }
 }
 
+mod front;
 mod gate;
 mod iam;
 mod look;
@@ -301,10 +302,14 @@ pub mod recorder;
 mod stub;
 mod wire;
 
-pub use proxy::{CORRUPT_AT, Checks, CorruptingProxy};
+pub use front::TlsFront;
+pub use gate::Head;
+pub use proxy::{CORRUPT_AT, Checks, CorruptingProxy, Look};
 pub use stub::{Behaviour, StubS3};
 pub use wire::amz_date;
 use wire::*;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_modes;

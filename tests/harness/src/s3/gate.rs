@@ -9,7 +9,7 @@ use base64::Engine as _;
 use md5::Md5;
 
 /// A request head as it came: method, target, headers.
-pub(super) struct Head {
+pub struct Head {
     pub method: String,
     pub target: String,
     pub headers: Vec<(String, String)>,
@@ -31,6 +31,26 @@ impl Head {
             target,
             headers,
         }
+    }
+
+    /// Whether it is signed, correctly, by one of `keys` (as `Checks::keys`
+    /// would pass it).
+    pub fn signed_by(&self, keys: &[Key]) -> bool {
+        check_signature(self, keys).is_ok()
+    }
+
+    /// The headers its SigV4 `Authorization` says are signed (lowercase).
+    pub fn signed_headers(&self) -> Vec<String> {
+        let auth = self.get("authorization").unwrap_or("");
+        let names = auth
+            .split([' ', ','])
+            .find_map(|p| p.strip_prefix("SignedHeaders="))
+            .unwrap_or("");
+        names
+            .split(';')
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

@@ -74,6 +74,14 @@ impl S3Server {
         Some((size, etag.trim_matches('"').to_string()))
     }
 
+    /// One header of HeadObject's answer (e.g. `x-amz-storage-class`, which
+    /// moto sends for a class other than STANDARD), `None` without it.
+    pub fn head_header(&self, bucket: &str, key: &str, name: &str) -> Option<String> {
+        let r = self.call("HEAD", &format!("/{bucket}/{key}"), &[], &[], b"");
+        self.expect_ok(&format!("head {bucket}/{key}"), &r);
+        r.header(name).map(str::to_string)
+    }
+
     /// The multipart uploads begun and neither completed nor aborted: key
     /// and upload id (ListMultipartUploads, all pages).
     pub fn multipart_uploads(&self, bucket: &str) -> Vec<(String, String)> {

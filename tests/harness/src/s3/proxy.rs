@@ -1,9 +1,17 @@
 //! A TCP proxy that damages the body of the first PUTs on their way to
 //! the S3 server (the upload's checksums must catch it) and, asked to,
-//! checks requests as AWS's front door does (`gate.rs`).
+//! checks requests as AWS's front door does (`gate.rs`), loses the answers
+//! to the first PUTs (the server stored them; the client never hears),
+//! shows each request head to the test before anything of it is passed on,
+//! and goes down (every connection cut, new ones closed) and up again.
+
+use std::sync::Mutex;
 
 use super::gate::{Head, check_md5, check_signature};
 use super::*;
+
+/// Called with each request's head before any of it reaches the server.
+pub type Look = Arc<dyn Fn(&Head) + Send + Sync>;
 
 /// Where in a PUT's body the proxy damages a byte (the last byte of a
 /// shorter body).
@@ -19,7 +27,11 @@ pub struct CorruptingProxy {
     addr: SocketAddr,
     corrupted: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
     done: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
+    /// The clients' connections, to cut when it goes down.
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 /// What the proxy does besides passing requests on.
@@ -34,11 +46,18 @@ pub struct Checks {
     /// (`403 InvalidAccessKeyId` / `SignatureDoesNotMatch`) before reading
     /// its body, and answer `Expect: 100-continue` only after the check.
     pub keys: Vec<Key>,
+    /// The first PUTs whose answers are lost: each is passed on whole (the
+    /// server stores it and answers), then the client's connection is
+    /// closed without the answer, as when a link fails at that moment.
+    pub drop_put_answers: usize,
+    /// Shown every request head first (before it is passed on).
+    pub look: Option<Look>,
 }
 
 struct Counts {
     corrupted: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
 }
 
 impl CorruptingProxy {
@@ -57,8 +76,17 @@ impl CorruptingProxy {
         let addr = listener.local_addr().unwrap();
         let corrupted = Arc::new(AtomicUsize::new(0));
         let refused = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicBool::new(false));
-        let (c, r, stop) = (corrupted.clone(), refused.clone(), done.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (c, r, d, stop) = (
+            corrupted.clone(),
+            refused.clone(),
+            dropped.clone(),
+            done.clone(),
+        );
+        let (is_down, conns) = (down.clone(), open.clone());
         let checks = Arc::new(checks);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -66,9 +94,17 @@ impl CorruptingProxy {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
+                if is_down.load(Ordering::SeqCst) {
+                    let _ = conn.shutdown(Shutdown::Both);
+                    continue;
+                }
+                if let Ok(c) = conn.try_clone() {
+                    conns.lock().unwrap().push(c);
+                }
                 let counts = Counts {
                     corrupted: c.clone(),
                     refused: r.clone(),
+                    dropped: d.clone(),
                 };
                 let checks = checks.clone();
                 std::thread::spawn(move || {
@@ -80,8 +116,38 @@ impl CorruptingProxy {
             addr,
             corrupted,
             refused,
+            dropped,
             done,
+            down,
+            open,
         }
+    }
+
+    /// A proxy that only passes requests on, showing each head to `look`.
+    pub fn looking(upstream: SocketAddr, look: Look) -> CorruptingProxy {
+        CorruptingProxy::with(
+            upstream,
+            Checks {
+                look: Some(look),
+                ..Checks::default()
+            },
+        )
+    }
+
+    /// Down: every open connection is cut and new ones are closed at once
+    /// (the server unreachable); up: passing requests on again.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            for c in self.open.lock().unwrap().drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// How many answers it lost on purpose (`drop_put_answers`), so far.
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
     }
 
     /// How many requests it answered itself (refused), so far.
@@ -182,6 +248,9 @@ fn forward_requests(
                 return Err(std::io::Error::other("request head over 1 MiB"));
             }
         }
+        if let Some(look) = &checks.look {
+            look(&Head::parse(&head));
+        }
         let text = String::from_utf8_lossy(&head).into_owned();
         let mut lines = text.lines();
         let method = lines
@@ -204,7 +273,7 @@ fn forward_requests(
                 chunked = true;
             }
         }
-        if !checks.keys.is_empty() || checks.content_md5 {
+        if !checks.keys.is_empty() || checks.content_md5 || checks.drop_put_answers > 0 {
             if chunked {
                 return Err(std::io::Error::other(
                     "a chunked body at the checking proxy",
@@ -290,7 +359,44 @@ fn checked(
     {
         return refuse(client, answer);
     }
+    if parsed.method == "PUT"
+        && counts
+            .dropped
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                (c < checks.drop_put_answers).then_some(c + 1)
+            })
+            .is_ok()
+    {
+        lose_the_answer(up.peer_addr()?, &kept, &body)?;
+        // The client hears nothing: its connection just ends.
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(false);
+    }
     up.write_all(&kept)?;
     up.write_all(&body)?;
     Ok(true)
+}
+
+/// Sends the request on a connection of its own and reads the server's
+/// whole answer, so the server has acted on it before the client's
+/// connection is cut.
+fn lose_the_answer(upstream: SocketAddr, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let mut up = TcpStream::connect(upstream)?;
+    up.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let head: String = String::from_utf8_lossy(head)
+        .split_inclusive('\n')
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && l.trim() != "")
+        .collect();
+    up.write_all(head.as_bytes())?;
+    up.write_all(b"Connection: close\r\n\r\n")?;
+    up.write_all(body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    if !answer.starts_with(b"HTTP/1.1 200") && !answer.starts_with(b"HTTP/1.0 200") {
+        return Err(std::io::Error::other(format!(
+            "the server refused the PUT whose answer was to be lost: {}",
+            String::from_utf8_lossy(&answer)
+        )));
+    }
+    Ok(())
 }

@@ -116,8 +116,73 @@ pub fn assert_in_bucket(s3: &S3Server, clips: &[Value]) {
         assert_eq!(manifest["size_bytes"], bytes.len() as u64);
         assert_eq!(manifest["sha256"], sha(&bytes).as_str());
         assert_eq!(manifest["frames"], c["frames"]);
-        assert!(manifest["end"].as_str().is_some() && manifest["start"].as_str().is_some());
+        assert_manifest_times(&manifest, c);
     }
+}
+
+/// Milliseconds since 1970 of an RFC 3339 UTC time as the recorder writes
+/// it (`2026-12-07T14:24:24.123Z`; the fraction optional).
+pub fn rfc3339_ms(t: &str) -> i64 {
+    let num = |r: std::ops::Range<usize>| -> i64 {
+        t.get(r.clone())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("not an RFC 3339 time: {t:?} ({r:?})"))
+    };
+    assert!(
+        t.ends_with('Z') && t.as_bytes().get(10) == Some(&b'T'),
+        "{t:?}"
+    );
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    let secs = num(11..13) * 3600 + num(14..16) * 60 + num(17..19);
+    let ms = match t.get(19..20) {
+        Some(".") => num(20..23),
+        _ => 0,
+    };
+    // Days from a civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (days * 86400 + secs) * 1000 + ms
+}
+
+/// The manifest's `start` and `end` are the clip's own (`/stop`'s
+/// `started_at` and `ended_at`): MP4 keeps the start in whole seconds, so
+/// the manifest's may be up to a second earlier, never later; `end` is
+/// `start` plus the clip's duration (MP4's, in whole milliseconds: within
+/// 2 ms of the recorder's own).
+pub fn assert_manifest_times(manifest: &Value, clip: &Value) {
+    let time =
+        |v: &Value, k: &str| rfc3339_ms(v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")));
+    let (start, end) = (time(manifest, "start"), time(manifest, "end"));
+    let (started, ended) = (time(clip, "started_at"), time(clip, "ended_at"));
+    let early = started - start;
+    assert!(
+        (0..1000).contains(&early),
+        "manifest start {start} vs the clip's {started} ms: {manifest}\n{clip}"
+    );
+    let duration = (clip["duration_sec"].as_f64().unwrap() * 1000.0).round() as i64;
+    assert!(
+        (end - start - duration).abs() <= 2,
+        "manifest {start}..{end} is not the clip's {duration} ms: {manifest}"
+    );
+    assert!(
+        (-2..1000).contains(&(ended - end)),
+        "manifest end {end} vs the clip's {ended} ms: {manifest}\n{clip}"
+    );
+    assert!(
+        (manifest["duration_sec"].as_f64().unwrap() * 1000.0 - duration as f64).abs() <= 2.5,
+        "the clip's {duration} ms: {manifest}"
+    );
+}
+
+/// How many PUT requests for exactly `key` (no query: not parts) reached
+/// moto, whatever it answered, as its request log shows.
+pub fn puts_of(s3: &S3Server, key: &str) -> usize {
+    let put = format!("\"PUT /{BUCKET}/{key} HTTP/1.1\"");
+    s3.log().lines().filter(|l| l.contains(&put)).count()
 }
 
 /// Each clip's object was written once, as the server saw it: one PUT of
