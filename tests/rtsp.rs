@@ -24,24 +24,8 @@ fn camera(opts: RtspOptions) -> Option<RtspCamera> {
     RtspCamera::start(opts)
 }
 
-fn server(tmp: &Path, source: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["--source", source, "--clips-min-free-mb", "0"];
-    args.extend_from_slice(extra);
-    Server::start_in(&tmp.join("clips"), &args)
-}
-
 fn wait_state(s: &Server, state: &str) -> Value {
     s.wait_status(WAIT, state, |st| st["source"]["state"] == state)
-}
-
-/// Bounds for a camera coming (back) up: the 2 s natively, more
-/// under qemu, where every step of the session is emulated.
-fn up_within() -> Duration {
-    if common::emulated() {
-        Duration::from_secs(15)
-    } else {
-        Duration::from_secs(2)
-    }
 }
 
 /// Packet times and keyframe flags as ffprobe reads them.
@@ -78,7 +62,7 @@ fn clips_are_the_cameras_own_stream_copied() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &[]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &[]);
     let st = wait_state(&s, "live");
     assert_eq!(st["source"]["kind"], "rtsp");
     assert_eq!(
@@ -141,7 +125,7 @@ fn a_camera_that_drops_is_live_again_within_2_s_and_the_clip_plays_across() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
     wait_state(&s, "live");
     let started = Instant::now();
     assert_eq!(s.post("/start", "").status, 200);
@@ -156,7 +140,10 @@ fn a_camera_that_drops_is_live_again_within_2_s_and_the_clip_plays_across() {
     let back = Instant::now();
     let live = wait_state(&s, "live");
     let took = back.elapsed();
-    assert!(took <= up_within(), "live again after {took:?}");
+    assert!(
+        took <= common::rtsp::up_within(),
+        "live again after {took:?}"
+    );
     assert!(live["source"]["reopens"].as_u64() >= Some(1), "{live}");
     let listed = s.get("/cameras").json();
     assert!(
@@ -187,7 +174,7 @@ fn a_new_resolution_finishes_the_clip_and_the_recording_goes_on_in_the_next() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
     wait_state(&s, "live");
     // A live.mp4 viewer all along: the new size comes as a second init
     // segment in the same response.
@@ -260,7 +247,7 @@ fn refused_and_silent_servers_are_down_with_a_reason_and_nothing_hangs() {
         .local_addr()
         .unwrap()
         .port();
-    let s = server(tmp.path(), &format!("rtsp://127.0.0.1:{port}/cam"), &[]);
+    let s = common::rtsp::recorder(tmp.path(), &format!("rtsp://127.0.0.1:{port}/cam"), &[]);
     let st = wait_state(&s, "down");
     assert!(
         st["source"]["message"]
@@ -298,7 +285,7 @@ fn refused_and_silent_servers_are_down_with_a_reason_and_nothing_hangs() {
         silent.local_addr().unwrap().port()
     );
     let tmp2 = tempfile::tempdir().unwrap();
-    let s2 = server(tmp2.path(), &url, &[]);
+    let s2 = common::rtsp::recorder(tmp2.path(), &url, &[]);
     assert_eq!(s2.get("/status").json()["source"]["state"], "connecting");
     let st = wait_state(&s2, "down");
     assert!(
@@ -333,7 +320,7 @@ fn wrong_credentials_say_so_and_the_password_shows_nowhere() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let wrong = cam.url_with("admin", "Qz9-wrong");
-    let s = server(tmp.path(), &wrong, &[]);
+    let s = common::rtsp::recorder(tmp.path(), &wrong, &[]);
     let st = wait_state(&s, "down");
     assert!(
         st["source"]["message"]
@@ -353,7 +340,7 @@ fn wrong_credentials_say_so_and_the_password_shows_nowhere() {
         assert!(!text.contains("Qz9-wrong"), "password shown: {text}");
     }
     let tmp2 = tempfile::tempdir().unwrap();
-    let s2 = server(tmp2.path(), &cam.url_with("admin", "Kx7-right"), &[]);
+    let s2 = common::rtsp::recorder(tmp2.path(), &cam.url_with("admin", "Kx7-right"), &[]);
     let st = wait_state(&s2, "live");
     assert_eq!(st["source"]["name"], cam.url().as_str());
     assert!(!s2.log().contains("Kx7-right"));
@@ -365,7 +352,7 @@ fn pre_roll_starts_on_a_keyframe_before_the_window() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &["--pre-roll-sec", "1.5"]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &["--pre-roll-sec", "1.5"]);
     wait_state(&s, "live");
     s.wait_status(WAIT, "frames for the pre-roll", |st| {
         st["source"]["frames"].as_u64() >= Some(90)
@@ -392,7 +379,7 @@ fn h265_cameras_are_copied_as_hvc1() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &[]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &[]);
     let st = wait_state(&s, "live");
     assert!(
         st["source"]["codec"].as_str().unwrap().starts_with("hvc1."),
@@ -434,7 +421,10 @@ fn h265_cameras_are_copied_as_hvc1() {
     let mut live = common::LiveMp4::open(s.addr, "/cameras/cam/live.mp4");
     while live.next_box().expect("live.mp4") != "moof" {}
     let took = asked.elapsed();
-    assert!(took <= up_within(), "first fragment after {took:?}");
+    assert!(
+        took <= common::rtsp::up_within(),
+        "first fragment after {took:?}"
+    );
     // No H.265 decoder here: the MJPEG view says so rather than hang.
     for path in ["/snapshot.jpg", "/video"] {
         let r = s.get(path);
@@ -449,7 +439,7 @@ fn the_live_fmp4_is_the_cameras_stream_and_mjpeg_is_decoded_only_while_watched()
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(
+    let s = common::rtsp::recorder(
         tmp.path(),
         &cam.url(),
         &["--preview-fps", "5", "--preview-width", "320"],
@@ -552,7 +542,7 @@ fn viewers_who_leave_while_the_camera_is_away_give_their_seats_back() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
     wait_state(&s, "live");
     let mut mp4 = common::LiveMp4::open(s.addr, "/cameras/cam/live.mp4");
     assert_eq!(mp4.next_box().unwrap(), "ftyp");

@@ -8,26 +8,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::ffprobe;
 use common::rtsp::{RtspCamera, RtspOptions};
-use common::{Server, ffprobe};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Time a camera may take to come up: 2 s natively (the bound for
-/// a camera that is there), more under qemu.
-fn up_within() -> Duration {
-    if common::emulated() {
-        Duration::from_secs(20)
-    } else {
-        Duration::from_secs(2)
-    }
-}
-
-fn server(tmp: &Path, source: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["--source", source, "--clips-min-free-mb", "0"];
-    args.extend_from_slice(extra);
-    Server::start_in(&tmp.join("clips"), &args)
-}
 
 #[test]
 fn a_udp_only_camera_is_received_over_udp_by_itself() {
@@ -38,7 +22,7 @@ fn a_udp_only_camera_is_received_over_udp_by_itself() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &[]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &[]);
     let t0 = Instant::now();
     let st = s.wait_status(WAIT, "live over udp", |st| st["source"]["state"] == "live");
     let took = t0.elapsed();
@@ -52,17 +36,22 @@ fn a_udp_only_camera_is_received_over_udp_by_itself() {
     );
     // Up as fast as a camera that speaks TCP (the server process and its
     // pipeline were already running).
-    assert!(took <= up_within(), "live after {took:?}");
+    assert!(took <= common::rtsp::up_within(), "live after {took:?}");
     // A clip of it, every frame readable.
+    assert_whole_clip_over_udp(&s);
+}
+
+/// Records 2 s and checks the clip: at least half its frames (UDP may
+/// lose a packet on a busy machine, the kernel's receive buffer capped by
+/// net.core.rmem_max: the frames up to the next keyframe are then left
+/// out, never written undecodable), every one read by ffprobe.
+fn assert_whole_clip_over_udp(s: &common::Server) {
     assert_eq!(s.post("/start", "").status, 200);
     s.wait_status(WAIT, "2 s recorded", |st| {
         st["recorder"]["elapsed_sec"].as_f64() >= Some(2.0)
     });
     let clip = s.post("/stop", "").json();
     let frames = clip["frames"].as_u64().unwrap();
-    // UDP may lose a packet on a busy machine (the kernel's receive buffer
-    // is capped by net.core.rmem_max): the frames up to the next keyframe
-    // are then left out, never written undecodable (ffprobe reads them all).
     assert!(frames >= 15, "{clip:#}");
     let probe = ffprobe(Path::new(clip["path"].as_str().unwrap()));
     assert_eq!(
@@ -80,7 +69,7 @@ fn an_explicit_transport_is_kept_and_the_refusal_said() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &["--rtsp-transport", "tcp"]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &["--rtsp-transport", "tcp"]);
     let st = s.wait_status(WAIT, "down with the reason", |st| {
         st["source"]["state"] == "down"
             && st["source"]["message"]
@@ -100,20 +89,9 @@ fn udp_asked_of_a_camera_that_speaks_both_is_used() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &["--rtsp-transport", "udp"]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &["--rtsp-transport", "udp"]);
     let st = s.wait_status(WAIT, "live", |st| st["source"]["state"] == "live");
     assert_eq!(st["source"]["transport"], "udp", "{st:#}");
     assert!(!s.log().contains("461"), "{}", s.log());
-    assert_eq!(s.post("/start", "").status, 200);
-    s.wait_status(WAIT, "2 s recorded", |st| {
-        st["recorder"]["elapsed_sec"].as_f64() >= Some(2.0)
-    });
-    let clip = s.post("/stop", "").json();
-    let frames = clip["frames"].as_u64().unwrap();
-    assert!(frames >= 15, "{clip:#}");
-    let probe = ffprobe(Path::new(clip["path"].as_str().unwrap()));
-    assert_eq!(
-        probe["streams"][0]["nb_read_frames"],
-        frames.to_string().as_str()
-    );
+    assert_whole_clip_over_udp(&s);
 }

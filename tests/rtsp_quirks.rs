@@ -19,21 +19,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Time a camera may take to come up or back: 2 s natively, more under qemu.
-fn up_within() -> Duration {
-    if common::emulated() {
-        Duration::from_secs(20)
-    } else {
-        Duration::from_secs(2)
-    }
-}
-
-fn server(tmp: &Path, source: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["--source", source, "--clips-min-free-mb", "0"];
-    args.extend_from_slice(extra);
-    Server::start_in(&tmp.join("clips"), &args)
-}
-
 fn live(st: &Value) -> bool {
     st["source"]["state"] == "live"
 }
@@ -88,13 +73,13 @@ fn in_band_parameter_sets_joined_mid_picture_over_udp_only() {
         };
         let what = format!("{sdp:?}, in band: {in_band}");
         let tmp = tempfile::tempdir().unwrap();
-        let s = server(tmp.path(), &cam.url(), &[]);
+        let s = common::rtsp::recorder(tmp.path(), &cam.url(), &[]);
         let t0 = Instant::now();
         let st = s.wait_status(WAIT, "live", live);
         let took = t0.elapsed();
         eprintln!("{what}: live after {took:?}");
         assert!(
-            took <= up_within(),
+            took <= common::rtsp::up_within(),
             "{what}: live after {took:?}\n{}",
             s.log()
         );
@@ -133,11 +118,15 @@ fn the_same_camera_over_tcp_when_it_speaks_it() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &[]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &[]);
     let t0 = Instant::now();
     let st = s.wait_status(WAIT, "live", live);
     let took = t0.elapsed();
-    assert!(took <= up_within(), "live after {took:?}\n{}", s.log());
+    assert!(
+        took <= common::rtsp::up_within(),
+        "live after {took:?}\n{}",
+        s.log()
+    );
     assert_eq!(st["source"]["transport"], "tcp", "{st:#}");
     assert!(
         !cam.events().iter().any(|e| e.what == "SETUP 461"),
@@ -158,7 +147,7 @@ fn a_cheap_camera_that_drops_is_back_within_2_s() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &["--stall-timeout-sec", "1"]);
     s.wait_status(WAIT, "live", live);
     cam.stop();
     let down = s.wait_status(WAIT, "down", |st| st["source"]["state"] == "down");
@@ -171,7 +160,7 @@ fn a_cheap_camera_that_drops_is_back_within_2_s() {
     let took = back.elapsed();
     eprintln!("live again after {took:?}");
     assert!(
-        took <= up_within(),
+        took <= common::rtsp::up_within(),
         "live again after {took:?}\n{}",
         s.log()
     );
@@ -190,7 +179,7 @@ fn keepalives_hold_a_session_that_options_does_not_refresh() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &[]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &[]);
     s.wait_status(WAIT, "live", live);
     // Three timeouts and more.
     std::thread::sleep(Duration::from_secs(3 * TIMEOUT + 2));
@@ -261,7 +250,7 @@ fn a_lost_packet_costs_the_pictures_to_the_next_keyframe_never_a_broken_one() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let s = server(tmp.path(), &cam.url(), &[]);
+    let s = common::rtsp::recorder(tmp.path(), &cam.url(), &[]);
     s.wait_status(WAIT, "live", live);
     assert_eq!(s.post("/start", "").status, 200);
     s.wait_status(WAIT, "recorded", |st| {

@@ -117,15 +117,7 @@ fn kill_9_mid_multipart_upload_resumes_from_the_parts_already_there() {
     s3.create_bucket(BUCKET);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("clips");
-    // Slow enough (160 kbit/s: a part a second) to be killed mid-way.
-    let slow = [
-        "--s3-part-mb",
-        "0.02",
-        "--s3-max-kbps",
-        "160",
-        "--bitrate-kbps",
-        "3000",
-    ];
+    let slow = SLOW_MULTIPART;
     let mut s = server(&dir, &s3.endpoint(), &slow);
     let clip = record(&s, 2000);
     let size = clip["size_bytes"].as_u64().unwrap();

@@ -54,14 +54,7 @@ fn an_outage_mid_multipart_upload_resumes_without_sending_held_parts_again() {
     let proxy = CorruptingProxy::start(s3.addr(), 0);
     let tmp = tempfile::tempdir().unwrap();
     // 160 kbit/s: a part a second, so the outage comes mid-way.
-    let slow = [
-        "--s3-part-mb",
-        "0.02",
-        "--s3-max-kbps",
-        "160",
-        "--bitrate-kbps",
-        "3000",
-    ];
+    let slow = SLOW_MULTIPART;
     let s = recorder(&tmp.path().join("clips"), &proxy.endpoint(), &slow, &CREDS);
     let clip = record(&s, 3000);
     let id = clip["id"].as_str().unwrap();
@@ -126,14 +119,7 @@ fn the_server_killed_mid_multipart_upload_and_back_empty_gets_the_clip_once() {
     };
     s3.create_bucket(BUCKET);
     let tmp = tempfile::tempdir().unwrap();
-    let slow = [
-        "--s3-part-mb",
-        "0.02",
-        "--s3-max-kbps",
-        "160",
-        "--bitrate-kbps",
-        "3000",
-    ];
+    let slow = SLOW_MULTIPART;
     let s = recorder(&tmp.path().join("clips"), &s3.endpoint(), &slow, &CREDS);
     let clip = record(&s, 3000);
     let key = key_of(clip["id"].as_str().unwrap());

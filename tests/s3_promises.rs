@@ -275,19 +275,7 @@ fn turning_uploads_on_uploads_the_clips_already_there_once() {
     s3.create_bucket(BUCKET);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("clips");
-    let plain = [
-        "--source",
-        "test",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "30",
-        "--clips-min-free-mb",
-        "0",
-    ];
-    let mut s = Server::start_env(&dir, &plain, &CREDS);
+    let mut s = Server::start_env(&dir, &CAMERA, &CREDS);
     let mut clips = vec![record(&s, 500), record(&s, 700)];
     let st = s.get("/status").json();
     assert_eq!(st["uploads"]["enabled"], false, "{st}");

@@ -28,6 +28,25 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest a DESCRIBE may take (the first builds and prerolls the pipeline).
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long an RTSP camera may take to come up or be back: 2 s natively
+/// (the bound for a camera that is there), more under qemu, where
+/// every step of the session is emulated.
+pub fn up_within() -> Duration {
+    if super::emulated() {
+        Duration::from_secs(20)
+    } else {
+        Duration::from_secs(2)
+    }
+}
+
+/// The binary recording the RTSP camera at `source` into `tmp/clips` (no
+/// free-space floor), with `extra` flags.
+pub fn recorder(tmp: &std::path::Path, source: &str, extra: &[&str]) -> super::Server {
+    let mut args = vec!["--source", source, "--clips-min-free-mb", "0"];
+    args.extend_from_slice(extra);
+    super::Server::start_in(&tmp.join("clips"), &args)
+}
+
 /// What the camera sends and whom to.
 #[derive(Debug, Clone)]
 pub struct RtspOptions {

@@ -14,20 +14,36 @@ pub const BUCKET: &str = "vr-test-clips";
 /// Long enough for a loaded 2-core machine (or qemu) to record and upload.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// The camera every S3 test records: the test source, small.
+pub const CAMERA: [&str; 10] = [
+    "--source",
+    "test",
+    "--width",
+    "320",
+    "--height",
+    "240",
+    "--fps",
+    "30",
+    "--clips-min-free-mb",
+    "0",
+];
+
+/// Uploads slow enough (parts of 20 KiB at 160 kbit/s: a part a second)
+/// for a test to break them off mid-way, of a clip with many parts.
+pub const SLOW_MULTIPART: [&str; 6] = [
+    "--s3-part-mb",
+    "0.02",
+    "--s3-max-kbps",
+    "160",
+    "--bitrate-kbps",
+    "3000",
+];
+
 /// The recorder uploading to `endpoint`, with `extra` flags and `env`
 /// (credentials: `AWS_ACCESS_KEY_ID`, …).
 pub fn recorder(clips: &Path, endpoint: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut args = vec![
-        "--source",
-        "test",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "30",
-        "--clips-min-free-mb",
-        "0",
+    let mut args = CAMERA.to_vec();
+    args.extend_from_slice(&[
         "--s3-bucket",
         BUCKET,
         "--s3-endpoint-url",
@@ -35,7 +51,7 @@ pub fn recorder(clips: &Path, endpoint: &str, extra: &[&str], env: &[(&str, &str
         "--s3-path-style",
         "--s3-device",
         "testdev",
-    ];
+    ]);
     args.extend_from_slice(extra);
     Server::start_env(clips, &args, env)
 }
