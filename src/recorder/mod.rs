@@ -161,7 +161,7 @@ struct Running {
     dropped: Arc<std::sync::atomic::AtomicU64>,
     /// The tap's end (`TapReceiver::until`), set with the stop.
     tap_until: Arc<std::sync::atomic::AtomicU64>,
-    thread: JoinHandle<Result<ClipInfo, String>>,
+    thread: JoinHandle<Result<ClipInfo, worker::Stopped>>,
 }
 
 impl Running {
@@ -361,13 +361,8 @@ impl Recorder {
         TapReceiver::end_at(&running.tap_until, end);
         match running.thread.join() {
             Ok(Ok(info)) => Ok(info),
-            Ok(Err(e)) => match [worker::NO_FRAMES, worker::NONE_ENCODED]
-                .into_iter()
-                .find(|&why| e == why)
-            {
-                Some(why) => Err(RecError::Empty(why)),
-                None => Err(RecError::Failed(format!("recording {}: {e}", running.id))),
-            },
+            Ok(Err(worker::Stopped::Empty(why))) => Err(RecError::Empty(why)),
+            Ok(Err(e)) => Err(RecError::Failed(format!("recording {}: {e}", running.id))),
             Err(_) => Err(RecError::Failed(format!(
                 "recording {}: recorder thread panicked",
                 running.id
@@ -424,7 +419,7 @@ impl Recorder {
                     log::error!("recording {}: {e}", r.id);
                     Some(Ended {
                         id: r.id.clone(),
-                        error: e,
+                        error: e.to_string(),
                         clip: None,
                     })
                 }

@@ -143,9 +143,33 @@ impl Pipeline {
 /// Why a stop found nothing to keep: the source's fault, not ours, so
 /// `/stop` says it in words (503) rather than as an internal error.
 pub const NO_FRAMES: &str = "no frames arrived from the source; nothing recorded";
-pub const NONE_ENCODED: &str = "no frame could be encoded; nothing recorded";
+const NONE_ENCODED: &str = "no frame could be encoded; nothing recorded";
 
-pub fn run(mut job: Job) -> Result<ClipInfo, String> {
+/// Why a recording ended without a clip.
+#[derive(Debug)]
+pub enum Stopped {
+    /// The camera sent nothing to keep (no frame, or none that encoded).
+    Empty(&'static str),
+    /// Anything else, with context.
+    Failed(String),
+}
+
+impl From<String> for Stopped {
+    fn from(e: String) -> Stopped {
+        Stopped::Failed(e)
+    }
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::Empty(why) => f.write_str(why),
+            Stopped::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+pub fn run(mut job: Job) -> Result<ClipInfo, Stopped> {
     let mut p = Pipeline::new(&job.id);
     let mut pre = std::mem::take(&mut job.pre).into_iter();
     let now = crate::clock::monotonic_now();
@@ -156,7 +180,7 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
         if job.control.abort.load(Ordering::Relaxed) {
             #[cfg(test)]
             job.writer.abandon();
-            return Err("aborted (test)".into());
+            return Err(Stopped::Failed("aborted (test)".into()));
         }
         // Pre-roll frames were chosen by the hub (video from a keyframe).
         let frame = match pre.next() {
@@ -231,11 +255,11 @@ pub fn run(mut job: Job) -> Result<ClipInfo, String> {
     }
     let Some(&(first_capture, first_wall)) = p.base.as_ref() else {
         job.writer.discard();
-        return Err(NO_FRAMES.into());
+        return Err(Stopped::Empty(NO_FRAMES));
     };
     if job.writer.samples.is_empty() {
         job.writer.discard();
-        return Err(NONE_ENCODED.into());
+        return Err(Stopped::Empty(NONE_ENCODED));
     }
     let last_pts = p.last_pts.unwrap_or(0);
     // The last sample lasts until the end; a frame taken after a stop lasts one interval.
@@ -396,12 +420,12 @@ impl Pipeline {
 /// A write error (disk full, card gone): finish what is on disk as a clip
 /// now, cutting its end if the index does not fit, and say why it stopped;
 /// if even that fails, `.part` + journal stay for recovery at the next start.
-fn fail(job: Job, p: Pipeline, e: String) -> Result<ClipInfo, String> {
+fn fail(job: Job, p: Pipeline, e: String) -> Result<ClipInfo, Stopped> {
     log::error!("recording {} stopped: {e}", job.id);
     job.clips.enforce(Some(&job.id));
     let (Some(&(_, wall)), Some(last)) = (p.base.as_ref(), p.last_pts) else {
         job.writer.discard();
-        return Err(e);
+        return Err(e.into());
     };
     let end = last + (f64::from(TIMESCALE) / job.fps_hint.clamp(1.0, 120.0)) as u64;
     let mut info = finish(job, p, end, wall).map_err(|e2| format!("{e}; and then: {e2}"))?;
