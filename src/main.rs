@@ -7,6 +7,8 @@ mod capture;
 mod clips;
 mod clock;
 mod config;
+#[allow(dead_code)] // used from the next commits on
+mod error;
 mod fmp4;
 mod frame;
 mod http;
