@@ -1,6 +1,7 @@
 //! Serving and deleting listed clips: opened relative to their directory,
 //! never through a symlink, and checked to be the file the scan listed.
 
+use crate::error::Error;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
 
@@ -22,10 +23,12 @@ impl Clips {
             match e.raw_os_error() {
                 Some(libc::ENOENT) => OpenError::NotFound,
                 Some(libc::ELOOP) => OpenError::Refused("a symlink"),
-                _ => OpenError::Io(e.to_string()),
+                _ => OpenError::Io(Error::io("open clip", e)),
             }
         })?;
-        let meta = file.metadata().map_err(|e| OpenError::Io(e.to_string()))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| OpenError::Io(Error::io("open clip", e)))?;
         if !meta.is_file() {
             return Err(OpenError::Refused("not a regular file"));
         }
@@ -41,7 +44,8 @@ impl Clips {
     /// The directory a listed clip is in, opened without following a
     /// symlink put in place of a camera directory.
     fn open_home_of(&self, clip: &ClipEntry) -> Result<File, OpenError> {
-        let root = File::open(&self.settings.dir).map_err(|e| OpenError::Io(e.to_string()))?;
+        let root =
+            File::open(&self.settings.dir).map_err(|e| OpenError::Io(Error::io("open clip", e)))?;
         let parent = clip.path.parent().ok_or(OpenError::NotFound)?;
         if parent == self.settings.dir {
             return Ok(root);
@@ -74,7 +78,10 @@ impl Clips {
         let name = c_name(&file_name(clip));
         // SAFETY: unlinkat on a directory descriptor we hold, a valid C string.
         if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
-            return Err(OpenError::Io(std::io::Error::last_os_error().to_string()));
+            return Err(OpenError::Io(Error::io(
+                "unlink clip",
+                std::io::Error::last_os_error(),
+            )));
         }
         // Its upload record, if any, goes with it.
         let record = c_name(&format!("{}.upload", clip.id));

@@ -4,6 +4,7 @@
 //! the clip was finished). Read from the clip's `moov` once per file and
 //! kept (a clip never changes once finished).
 
+use crate::error::Error;
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Seek};
 
@@ -88,7 +89,7 @@ impl Clips {
         let file = self.open_clip(clip)?;
         let size = file
             .metadata()
-            .map_err(|e| OpenError::Io(e.to_string()))?
+            .map_err(|e| OpenError::Io(Error::io("open clip", e)))?
             .len();
         Ok(reader(file, size).and_then(|r| r.metadata().poster().map(<[u8]>::to_vec)))
     }

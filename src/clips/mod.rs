@@ -69,13 +69,25 @@ pub struct ClipEntry {
 }
 
 /// Why a clip could not be opened for serving.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum OpenError {
     NotFound,
     /// Not the regular, singly linked file that was listed (a symlink, a
     /// hard link to something outside, a file swapped in since the scan).
     Refused(&'static str),
-    Io(String),
+    /// The system's error, its kind from its errno.
+    Io(crate::error::Error),
+}
+
+impl PartialEq for OpenError {
+    fn eq(&self, other: &OpenError) -> bool {
+        match (self, other) {
+            (OpenError::NotFound, OpenError::NotFound) => true,
+            (OpenError::Refused(a), OpenError::Refused(b)) => a == b,
+            (OpenError::Io(a), OpenError::Io(b)) => a.kind() == b.kind(),
+            _ => false,
+        }
+    }
 }
 
 /// What the last scan found.
@@ -367,14 +379,17 @@ impl Clips {
 
     /// A new clip's id and paths in the camera's home. Ids do not go
     /// backwards while the clock is plausibly wrong (see `names::stamp_for`).
-    pub fn allocate(&self, camera: &str, now: SystemTime) -> Result<ClipPaths, String> {
+    pub fn allocate(&self, camera: &str, now: SystemTime) -> crate::error::Result<ClipPaths> {
+        use crate::error::{Context as _, Error, Kind};
         let _one = lock(&self.naming);
-        let dir = self
-            .home_of(camera)
-            .ok_or_else(|| format!("no clips directory for camera {camera:?}"))?;
+        let dir = self.home_of(camera).ok_or_else(|| {
+            Error::new(
+                Kind::NotFound,
+                format!("no clips directory for camera {camera:?}"),
+            )
+        })?;
         // The directory may have been removed under us (a user cleaning up).
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("clips directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).context(|| format!("clips directory {}", dir.display()))?;
         let newest = self.newest_stamp();
         let stamp = names::stamp_for(now, newest, crate::clock::synchronized());
         let mut n = 1;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Reply, json as json_reply};
 use crate::clips::OpenError;
+use crate::error::{Error, Kind as ErrorKind};
 use crate::recorder::RecError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,23 @@ impl Kind {
     }
 }
 
+/// The one mapping of the crate's error kinds to HTTP statuses.
+pub fn status_of(kind: ErrorKind) -> Kind {
+    match kind {
+        ErrorKind::DiskFull => Kind::DiskFull,
+        ErrorKind::NotFound => Kind::NotFound,
+        ErrorKind::Busy => Kind::Busy,
+        ErrorKind::CameraDown
+        | ErrorKind::Empty
+        | ErrorKind::Closing
+        | ErrorKind::Refused
+        | ErrorKind::Unreachable => Kind::Unavailable,
+        ErrorKind::BadInput => Kind::BadInput,
+        ErrorKind::Unauthorized => Kind::Unauthorized,
+        ErrorKind::Io | ErrorKind::Internal => Kind::Internal,
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub kind: Kind,
@@ -105,17 +123,6 @@ impl ApiError {
         ApiError::new(Kind::NotFound, format!("no such camera {id:?}"))
     }
 
-    /// Something failed inside: the whole story goes to the log, the
-    /// client gets `context` and the system's reason (`Input/output
-    /// error`), without paths.
-    pub fn internal(context: &str, detail: &str) -> ApiError {
-        log::error!("{context}: {detail}");
-        ApiError::new(
-            Kind::Internal,
-            format!("{context}: {}", crate::recorder::os_reason(detail)),
-        )
-    }
-
     pub fn with(mut self, key: &'static str, value: Value) -> ApiError {
         self.extra = Some((key, value));
         self
@@ -129,6 +136,31 @@ impl ApiError {
         json_reply(self.kind.status(), &body)
     }
 
+    /// An error of the crate, for `context` (`cannot start recording`): the
+    /// status from its kind, the words from its kind and the system's
+    /// reason; what it names (paths, URLs) goes to the log only.
+    pub fn from_error(context: &str, e: &Error) -> ApiError {
+        let status = status_of(e.kind());
+        if status == Kind::Internal {
+            log::error!("{context}: {e}");
+        } else {
+            log::warn!("{context}: {e}");
+        }
+        let message = match (e.kind(), e.os_error(), e.client_cause()) {
+            (ErrorKind::DiskFull, Some(_), Some(why)) => {
+                format!("{context}: the disk is full ({why})")
+            }
+            // Words made for clients (`no frames arrived from the source`).
+            (_, None, Some(words)) => format!("{context}: {words}"),
+            (_, Some(_), Some(why)) => format!("{context}: {why}"),
+            (kind, _, None) => match status {
+                Kind::Internal => format!("{context}: see the server log"),
+                _ => format!("{context}: {}", kind.words()),
+            },
+        };
+        ApiError::new(status, message)
+    }
+
     /// A recorder's answer, for `context` (`cannot start recording`).
     pub fn recording(context: &str, e: RecError) -> ApiError {
         match e {
@@ -139,20 +171,7 @@ impl ApiError {
             RecError::Closing => {
                 ApiError::new(Kind::Unavailable, "shutting down: no new recording")
             }
-            RecError::NoRoom(why) => {
-                log::error!("{context}: {why}");
-                let message = if why.contains("(os error") {
-                    format!(
-                        "{context}: the disk is full ({})",
-                        crate::recorder::os_reason(&why)
-                    )
-                } else {
-                    format!("{context}: {why}")
-                };
-                ApiError::new(Kind::DiskFull, message)
-            }
-            RecError::Empty(why) => ApiError::new(Kind::Unavailable, format!("{context}: {why}")),
-            RecError::Failed(why) => ApiError::internal(context, &why),
+            RecError::Failed(e) => ApiError::from_error(context, &e),
         }
     }
 
@@ -164,7 +183,7 @@ impl ApiError {
                 log::warn!("clip {id} not served: {why}");
                 ApiError::not_found("clip")
             }
-            OpenError::Io(e) => ApiError::internal(&format!("clip {id}"), &e),
+            OpenError::Io(e) => ApiError::from_error(&format!("clip {id}"), &e),
         }
     }
 }
@@ -172,24 +191,109 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+
+    fn os(errno: i32) -> Error {
+        Error::io(
+            "fsync /srv/clips/cam-20261201-000000.mp4.part",
+            io::Error::from_raw_os_error(errno),
+        )
+    }
+
+    /// Every kind: its status, and words that come from the kind and the
+    /// system's reason, never the path or URL the error names.
+    #[test]
+    fn each_kind_has_its_status_and_words_without_names() {
+        let secret = "http://user:pw@10.0.0.9/stream";
+        let cases = [
+            (
+                os(libc::ENOSPC),
+                507,
+                "the disk is full (No space left on device)",
+            ),
+            (
+                os(libc::EDQUOT),
+                507,
+                "the disk is full (Disk quota exceeded)",
+            ),
+            (os(libc::EIO), 500, "Input/output error"),
+            (os(libc::ENOENT), 404, "No such file or directory"),
+            (Error::new(ErrorKind::Busy, secret), 409, "busy"),
+            (
+                Error::new(ErrorKind::CameraDown, secret),
+                503,
+                "the camera has no picture",
+            ),
+            (
+                Error::said(ErrorKind::Empty, "no frames arrived"),
+                503,
+                "no frames arrived",
+            ),
+            (Error::new(ErrorKind::Closing, secret), 503, "shutting down"),
+            (
+                Error::new(ErrorKind::Refused, secret),
+                503,
+                "the server refused",
+            ),
+            (os(libc::ECONNREFUSED), 503, "Connection refused"),
+            (
+                Error::new(ErrorKind::Unreachable, secret),
+                503,
+                "could not be reached",
+            ),
+            (os(libc::EHOSTUNREACH), 503, "No route to host"),
+            (Error::new(ErrorKind::BadInput, secret), 400, "bad input"),
+            (
+                Error::new(ErrorKind::Unauthorized, secret),
+                401,
+                "credentials",
+            ),
+            (
+                Error::new(ErrorKind::Internal, secret),
+                500,
+                "see the server log",
+            ),
+        ];
+        for (e, status, words) in cases {
+            let a = ApiError::from_error("cannot do it", &e);
+            assert_eq!(a.kind.status(), status, "{e:?}");
+            assert!(a.message.starts_with("cannot do it: "), "{}", a.message);
+            assert!(a.message.contains(words), "{e:?}: {}", a.message);
+            assert!(
+                !a.message.contains("/srv") && !a.message.contains("pw@"),
+                "{}",
+                a.message
+            );
+        }
+    }
 
     #[test]
-    fn clients_get_the_reason_not_the_path() {
-        let e = ApiError::internal(
-            "cannot finish recording",
-            "fsync /srv/clips/cam-20261201-000000.mp4.part: Input/output error (os error 5)",
-        );
-        assert_eq!(e.kind.status(), 500);
-        assert!(e.message.contains("Input/output error"), "{}", e.message);
-        assert!(!e.message.contains("/srv"), "{}", e.message);
-        let e = ApiError::recording(
-            "cannot start recording",
-            RecError::NoRoom("create /srv/clips/x: No space left on device (os error 28)".into()),
-        );
+    fn a_recorders_answer_keeps_its_words() {
+        let e = ApiError::recording("cannot start recording", RecError::Failed(os(libc::ENOSPC)));
         assert_eq!(e.kind.status(), 507);
-        assert!(e.message.contains("full") && !e.message.contains("/srv"));
+        assert_eq!(
+            e.message,
+            "cannot start recording: the disk is full (No space left on device)"
+        );
+        let room = Error::said(ErrorKind::DiskFull, "the disk is nearly full (3 MiB free)");
+        let e = ApiError::recording("cannot start recording", RecError::Failed(room));
+        assert_eq!(e.kind.status(), 507);
+        assert!(
+            e.message.ends_with("nearly full (3 MiB free)"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            ApiError::recording("x", RecError::NotRecording)
+                .kind
+                .status(),
+            409
+        );
+        assert_eq!(
+            ApiError::recording("x", RecError::Closing).kind.status(),
+            503
+        );
         assert_eq!(ApiError::not_found("camera").kind.status(), 404);
-        assert_eq!(Kind::Unavailable.status(), 503);
         assert_eq!(Kind::TooLarge.status(), 413);
         assert_eq!(Kind::Unprocessable.status(), 422);
     }

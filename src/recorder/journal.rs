@@ -26,16 +26,12 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
+use super::finish::{finish_trimming, sync_dir};
 use super::mux::{self, SampleEntry, SampleTable, TrackInfo};
 pub use crate::clips::ClipPaths;
+use crate::error::{Context as _, Error, Kind, Result};
 
 const MAGIC: &str = "video-recorder journal 1";
-
-pub fn sync_dir(dir: &Path) -> Result<(), String> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| format!("fsync directory {}: {e}", dir.display()))
-}
 
 /// Writes one clip sequentially and keeps its journal.
 pub struct ClipWriter {
@@ -53,13 +49,13 @@ pub struct ClipWriter {
 
 impl ClipWriter {
     /// Creates `<id>.mp4.part` (never overwriting anything) with its headers.
-    pub fn create(paths: ClipPaths) -> Result<ClipWriter, String> {
+    pub fn create(paths: ClipPaths) -> Result<ClipWriter> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&paths.part)
-            .map_err(|e| format!("create {}: {e}", paths.part.display()))?;
+            .context(|| format!("create {}", paths.part.display()))?;
         let mut head = mux::ftyp();
         head.extend_from_slice(&mux::mdat_header(0));
         // Everything a recording needs is opened now, at /start, not a
@@ -68,7 +64,7 @@ impl ClipWriter {
         // the directory, for the fsync that makes both names survive.
         let opened = file
             .write_all(&head)
-            .map_err(|e| format!("write {}: {e}", paths.part.display()))
+            .context(|| format!("write {}", paths.part.display()))
             .and_then(|()| open_journal(&paths.journal))
             .and_then(|j| sync_dir(&paths.dir).map(|()| j));
         let journal = match opened {
@@ -95,10 +91,10 @@ impl ClipWriter {
 
     /// Appends one sample. On error the sample is not in the table and any
     /// partial bytes are cut off when the clip is finished.
-    pub fn write_sample(&mut self, data: &[u8], pts: u64, sync: bool) -> Result<(), String> {
+    pub fn write_sample(&mut self, data: &[u8], pts: u64, sync: bool) -> Result<()> {
         self.file
             .write_all(data)
-            .map_err(|e| format!("write {}: {e}", self.paths.part.display()))?;
+            .context(|| format!("write {}", self.paths.part.display()))?;
         self.samples.push(SampleEntry {
             size: data.len() as u32,
             pts,
@@ -111,15 +107,15 @@ impl ClipWriter {
     /// directory), recreates the directory and writes them again from the
     /// open descriptor and the samples in memory: an unlinked file cannot be
     /// linked back, but its data is still ours to copy.
-    fn restore_if_deleted(&mut self) -> Result<(), String> {
+    fn restore_if_deleted(&mut self) -> Result<()> {
         use std::os::unix::fs::FileExt;
         if self.paths.part.symlink_metadata().is_ok() {
             return Ok(());
         }
         let dir = self.paths.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("recreate {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).context(|| format!("recreate {}", dir.display()))?;
         let part = self.paths.part.clone();
-        let io = |e: std::io::Error| format!("rewrite {}: {e}", part.display());
+        let io = |e: std::io::Error| Error::io(format!("rewrite {}", part.display()), e);
         let mut copy = OpenOptions::new()
             .read(true)
             .write(true)
@@ -165,13 +161,13 @@ impl ClipWriter {
     }
 
     /// Makes every sample written so far durable: fsync the data, then journal it.
-    pub fn make_durable(&mut self) -> Result<(), String> {
+    pub fn make_durable(&mut self) -> Result<()> {
         self.restore_if_deleted()?;
         self.make_durable_upto(self.samples.len())
     }
 
     /// Makes the first `upto` samples durable (all of them but after a restore).
-    fn make_durable_upto(&mut self, upto: usize) -> Result<(), String> {
+    fn make_durable_upto(&mut self, upto: usize) -> Result<()> {
         if upto <= self.journaled {
             return Ok(());
         }
@@ -181,7 +177,7 @@ impl ClipWriter {
         let part = &self.paths.part;
         self.file
             .sync_data()
-            .map_err(|e| format!("fsync {}: {e}", part.display()))?;
+            .context(|| format!("fsync {}", part.display()))?;
         let mut text = String::new();
         if !self.headed {
             text = header(info);
@@ -203,7 +199,7 @@ impl ClipWriter {
         if let Some(j) = self.journal.as_mut() {
             j.write_all(text.as_bytes())
                 .and_then(|_| j.sync_data())
-                .map_err(|e| format!("write {}: {e}", jpath.display()))?;
+                .context(|| format!("write {}", jpath.display()))?;
         }
         if created {
             // The new names (.part and journal) must survive a power cut too.
@@ -217,9 +213,11 @@ impl ClipWriter {
     /// Finishes the clip: `moov` built from the in-memory table, then rename.
     /// On a full disk the last samples are cut until the index fits. Returns
     /// the final size in bytes and the table as finished.
-    pub fn finish(mut self, end: u64) -> Result<(u64, SampleTable), String> {
+    pub fn finish(mut self, end: u64) -> Result<(u64, SampleTable)> {
         self.restore_if_deleted()?;
-        let info = self.info.ok_or("no frames were encoded")?;
+        let info = self
+            .info
+            .ok_or_else(|| Error::said(Kind::Empty, "no frames were encoded"))?;
         let mut table = SampleTable {
             info,
             data_start: mux::data_start(),
@@ -228,7 +226,7 @@ impl ClipWriter {
             thumbnail: self.thumbnail,
         };
         drop(self.journal);
-        let (size, _) = super::recovery::finish_trimming(&self.paths, &mut self.file, &mut table)?;
+        let (size, _) = finish_trimming(&self.paths, &mut self.file, &mut table)?;
         Ok((size, table))
     }
 
@@ -244,12 +242,12 @@ impl ClipWriter {
     pub fn abandon(self) {}
 }
 
-fn open_journal(path: &Path) -> Result<File, String> {
+fn open_journal(path: &Path) -> Result<File> {
     OpenOptions::new()
         .append(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| format!("create {}: {e}", path.display()))
+        .context(|| format!("create {}", path.display()))
 }
 
 fn header(info: &TrackInfo) -> String {

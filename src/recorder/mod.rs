@@ -12,6 +12,7 @@
 mod ahead;
 mod decode;
 mod encode;
+mod finish;
 mod journal;
 mod mux;
 mod probe;
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::clips::Clips;
+use crate::error::{Error, Kind};
 use crate::hub::{Hub, TapReceiver};
 
 use crate::sync::lock;
@@ -89,53 +91,29 @@ pub struct ClipInfo {
     pub stopped_early: Option<String>,
 }
 
+/// What `/start` and `/stop` can answer besides a clip. Whatever failed
+/// carries its kind (`Kind::DiskFull` from the errno of the write that
+/// failed, `Kind::Empty` for a stop with nothing recorded), set where it
+/// happened; `http::errors` turns it into a status and words.
 #[derive(Debug)]
 pub enum RecError {
     AlreadyRecording(ActiveInfo),
     NotRecording,
-    /// The disk cannot take a recording now: 507.
-    NoRoom(String),
     /// The process is finishing its clips to exit: no new recording.
     Closing,
-    /// Stopped with nothing to keep: the camera sent no (usable) frame.
-    Empty(&'static str),
-    /// Anything else, with context (which path, which step).
-    Failed(String),
-}
-
-/// The system's reason in a message (`Input/output error` from
-/// `… /x/y.part: Input/output error (os error 5)`), else a pointer to the log.
-pub fn os_reason(detail: &str) -> String {
-    let code = detail
-        .rsplit_once("(os error ")
-        .and_then(|(_, rest)| rest.split(')').next())
-        .and_then(|n| n.parse::<i32>().ok());
-    match code {
-        Some(n) => std::io::Error::from_raw_os_error(n).to_string(),
-        None => "see the server log".into(),
-    }
-}
-
-/// Whether an error is the disk's: ENOSPC, or EDQUOT (a quota).
-fn disk_full(detail: &str) -> bool {
-    detail.contains("(os error 28)") || detail.contains("(os error 122)")
+    /// Anything else, with context (which path, which step) for the log.
+    Failed(Error),
 }
 
 /// Why a recording stopped by itself, for clients: what failed and the
 /// system's reason, never the path (that goes to the log).
-pub fn client_reason(detail: &str) -> String {
-    if !detail.contains("(os error ") {
-        // Ours (an encoder's, say): said in words, paths aside.
-        return match detail.contains('/') {
-            true => "the recording failed: see the server log".into(),
-            false => detail.into(),
-        };
-    }
-    let why = os_reason(detail);
-    if disk_full(detail) {
-        format!("the disk is full ({why})")
-    } else {
-        format!("writing the clip failed ({why})")
+pub fn client_reason(e: &Error) -> String {
+    match (e.kind(), e.os_error(), e.client_cause()) {
+        (Kind::DiskFull, Some(_), Some(why)) => format!("the disk is full ({why})"),
+        (_, Some(_), Some(why)) => format!("writing the clip failed ({why})"),
+        // Ours (an encoder's, retention's): said in words, paths aside.
+        (_, None, Some(words)) => words,
+        _ => "the recording failed: see the server log".into(),
     }
 }
 
@@ -144,10 +122,8 @@ impl std::fmt::Display for RecError {
         match self {
             RecError::AlreadyRecording(a) => write!(f, "already recording {}", a.id),
             RecError::NotRecording => f.write_str("not recording"),
-            RecError::NoRoom(e) => f.write_str(e),
             RecError::Closing => f.write_str("shutting down: no new recording"),
-            RecError::Empty(e) => f.write_str(e),
-            RecError::Failed(e) => f.write_str(e),
+            RecError::Failed(e) => write!(f, "{e}"),
         }
     }
 }
@@ -161,7 +137,7 @@ struct Running {
     dropped: Arc<std::sync::atomic::AtomicU64>,
     /// The tap's end (`TapReceiver::until`), set with the stop.
     tap_until: Arc<std::sync::atomic::AtomicU64>,
-    thread: JoinHandle<Result<ClipInfo, worker::Stopped>>,
+    thread: JoinHandle<crate::error::Result<ClipInfo>>,
 }
 
 impl Running {
@@ -212,8 +188,11 @@ pub struct Recorder {
 #[derive(Debug, Clone, Serialize)]
 pub struct Ended {
     pub id: String,
+    /// Client words: no path (`client_reason`).
     #[serde(rename = "reason")]
     pub error: String,
+    #[serde(skip)]
+    kind: Kind,
     /// The clip saved from it, if any.
     #[serde(skip)]
     pub clip: Option<ClipInfo>,
@@ -247,7 +226,7 @@ impl Recorder {
         let requested_wall = SystemTime::now();
         self.clips.enforce(None);
         if let Some(why) = self.clips.out_of_room(None) {
-            return Err(RecError::NoRoom(why));
+            return Err(RecError::Failed(Error::said(Kind::DiskFull, why)));
         }
         *lock(&self.ended) = None;
         let paths = self
@@ -255,14 +234,7 @@ impl Recorder {
             .allocate(&self.settings.camera, requested_wall)
             .map_err(RecError::Failed)?;
         let id = paths.id.clone();
-        let writer = journal::ClipWriter::create(paths).map_err(|e| {
-            // The disk, not us.
-            if disk_full(&e) {
-                RecError::NoRoom(e)
-            } else {
-                RecError::Failed(e)
-            }
-        })?;
+        let writer = journal::ClipWriter::create(paths).map_err(RecError::Failed)?;
         let status = self.hub.status();
         let fps = match self.hub.measured_fps() {
             f if f >= 1.0 => f,
@@ -316,7 +288,11 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || worker::run(job))
-            .map_err(|e| RecError::Failed(format!("cannot start recorder thread: {e}")))?;
+            .map_err(|e| {
+                RecError::Failed(
+                    Error::io("cannot start recorder thread", e).with_kind(Kind::Internal),
+                )
+            })?;
         // The HTTP layer logs the start at info level.
         log::debug!(
             "recording {id} started{}",
@@ -351,9 +327,11 @@ impl Recorder {
             // or its error is.
             return match lock(&self.ended).take() {
                 Some(Ended { clip: Some(c), .. }) => Ok(c),
-                Some(Ended { id, error, .. }) => {
-                    Err(RecError::Failed(format!("recording {id}: {error}")))
-                }
+                Some(Ended {
+                    id, error, kind, ..
+                }) => Err(RecError::Failed(
+                    Error::said(kind, error).context(format!("recording {id}")),
+                )),
                 None => Err(RecError::NotRecording),
             };
         };
@@ -361,12 +339,13 @@ impl Recorder {
         TapReceiver::end_at(&running.tap_until, end);
         match running.thread.join() {
             Ok(Ok(info)) => Ok(info),
-            Ok(Err(worker::Stopped::Empty(why))) => Err(RecError::Empty(why)),
-            Ok(Err(e)) => Err(RecError::Failed(format!("recording {}: {e}", running.id))),
-            Err(_) => Err(RecError::Failed(format!(
-                "recording {}: recorder thread panicked",
-                running.id
-            ))),
+            Ok(Err(e)) => Err(RecError::Failed(
+                e.context(format!("recording {}", running.id)),
+            )),
+            Err(_) => Err(RecError::Failed(
+                Error::new(Kind::Internal, "recorder thread panicked")
+                    .context(format!("recording {}", running.id)),
+            )),
         }
     }
 
@@ -413,13 +392,15 @@ impl Recorder {
                 Ok(Ok(c)) => c.stopped_early.clone().map(|error| Ended {
                     id: r.id.clone(),
                     error,
+                    kind: Kind::Io,
                     clip: Some(c),
                 }),
                 Ok(Err(e)) => {
                     log::error!("recording {}: {e}", r.id);
                     Some(Ended {
                         id: r.id.clone(),
-                        error: e.to_string(),
+                        error: client_reason(&e),
+                        kind: e.kind(),
                         clip: None,
                     })
                 }
@@ -428,6 +409,7 @@ impl Recorder {
                     Some(Ended {
                         id: r.id.clone(),
                         error: "recorder thread panicked".into(),
+                        kind: Kind::Internal,
                         clip: None,
                     })
                 }

@@ -1,106 +1,11 @@
-//! Finishing a clip — the one code path shared by `/stop` and by recovery of
-//! a crashed recording at start — and the scan for leftovers.
+//! The scan for leftovers at start: each `.part` with a usable journal is
+//! finished as `/stop` would (`finish`), the rest removed.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::fs::OpenOptions;
 use std::path::Path;
 
+use super::finish::finish_trimming;
 use super::journal::{self, ClipPaths};
-use super::mux::{self, SampleTable};
-
-/// Why finishing failed: `no_space` when the disk was full (ENOSPC or
-/// EDQUOT), which cutting samples off the end may cure.
-#[derive(Debug)]
-pub struct FinishError {
-    pub message: String,
-    pub no_space: bool,
-}
-
-impl From<String> for FinishError {
-    fn from(message: String) -> FinishError {
-        FinishError {
-            message,
-            no_space: false,
-        }
-    }
-}
-
-/// Turns a `.part` into a playable clip: cut it after the last sample in the
-/// table (drops unjournaled bytes or a half-written `moov` from a crash),
-/// append `moov`, patch the mdat size, fsync, rename to `.mp4`, fsync the
-/// directory, delete the journal. Returns the final size in bytes. The file
-/// stays usable on error, so a caller may cut the table and try again.
-pub fn finish_file(
-    paths: &ClipPaths,
-    file: &mut File,
-    table: &SampleTable,
-) -> Result<u64, FinishError> {
-    let part = paths.part.display();
-    let moov = table.moov().map_err(|e| format!("{part}: {e}"))?;
-    let end = table.data_end();
-    let mdat_pos = table.data_start - mux::MDAT_HEADER_LEN;
-    let io = |e: std::io::Error| FinishError {
-        no_space: matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
-        message: format!("finishing {part}: {e}"),
-    };
-    file.set_len(end).map_err(io)?;
-    file.seek(SeekFrom::Start(end)).map_err(io)?;
-    file.write_all(&moov).map_err(io)?;
-    file.seek(SeekFrom::Start(mdat_pos)).map_err(io)?;
-    file.write_all(&mux::mdat_header(end - mdat_pos))
-        .map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&paths.part, &paths.fin).map_err(|e| FinishError {
-        no_space: matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
-        message: format!("rename {part} to {}: {e}", paths.fin.display()),
-    })?;
-    journal::sync_dir(&paths.dir)?;
-    // A journal left behind by a crash right here is removed by the next scan.
-    match std::fs::remove_file(&paths.journal) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            log::warn!("cannot remove journal {}: {e}", paths.journal.display())
-        }
-        _ => {}
-    }
-    Ok(end + moov.len() as u64)
-}
-
-/// As `finish_file`, and when the disk is full, cuts samples off the end
-/// (at least the index's size and 256 KiB more each time) until the index
-/// fits: the clip loses its last moments instead of all of them. Returns
-/// the size and the samples cut.
-pub fn finish_trimming(
-    paths: &ClipPaths,
-    file: &mut File,
-    table: &mut SampleTable,
-) -> Result<(u64, usize), String> {
-    let mut cut = 0;
-    loop {
-        match finish_file(paths, file, table) {
-            Ok(size) => return Ok((size, cut)),
-            Err(e) if e.no_space && table.samples.len() > 1 => {
-                let need = table.moov().map_or(0, |m| m.len() as u64) + 256 * 1024;
-                let mut freed = 0;
-                while freed < need && table.samples.len() > 1 {
-                    let s = table.samples.pop().expect("more than one sample");
-                    freed += u64::from(s.size);
-                    cut += 1;
-                }
-                // The new last sample lasts as long as the one before it.
-                table.end = match table.samples.as_slice() {
-                    [.., a, b] => b.pts + (b.pts - a.pts),
-                    [a] => a.pts + u64::from(table.info.timescale) / 30,
-                    [] => 0,
-                };
-                log::warn!(
-                    "{}: disk full while finishing; cut the last {cut} frames to make room",
-                    paths.part.display()
-                );
-            }
-            Err(e) => return Err(e.message),
-        }
-    }
-}
 
 /// What recovery did with one leftover.
 #[derive(Debug, PartialEq)]

@@ -552,7 +552,9 @@ fn no_frames_at_all_is_an_error_that_leaves_nothing() {
     let r = rig(Duration::ZERO);
     r.rec.start(StartOptions::default()).unwrap();
     match r.rec.stop() {
-        Err(RecError::Empty(e)) => assert_eq!(e, worker::NO_FRAMES),
+        Err(RecError::Failed(e)) if e.kind() == crate::error::Kind::Empty => {
+            assert_eq!(e.client_cause().as_deref(), Some(worker::NO_FRAMES))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(std::fs::read_dir(r.dir.path()).unwrap().count(), 0);

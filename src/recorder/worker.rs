@@ -14,6 +14,7 @@ use super::journal::ClipWriter;
 use super::mux::{TIMESCALE, TrackInfo};
 use crate::clips::Clips;
 use crate::clock::ticks;
+use crate::error::{Error, Kind, Result};
 use crate::frame::{Frame, VideoParams};
 use crate::hub::TapReceiver;
 use crate::sync::lock;
@@ -145,31 +146,9 @@ impl Pipeline {
 pub const NO_FRAMES: &str = "no frames arrived from the source; nothing recorded";
 const NONE_ENCODED: &str = "no frame could be encoded; nothing recorded";
 
-/// Why a recording ended without a clip.
-#[derive(Debug)]
-pub enum Stopped {
-    /// The camera sent nothing to keep (no frame, or none that encoded).
-    Empty(&'static str),
-    /// Anything else, with context.
-    Failed(String),
-}
-
-impl From<String> for Stopped {
-    fn from(e: String) -> Stopped {
-        Stopped::Failed(e)
-    }
-}
-
-impl std::fmt::Display for Stopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stopped::Empty(why) => f.write_str(why),
-            Stopped::Failed(e) => f.write_str(e),
-        }
-    }
-}
-
-pub fn run(mut job: Job) -> Result<ClipInfo, Stopped> {
+/// The clip, or why there is none: `Kind::Empty` when the camera sent
+/// nothing to keep, else the kind of what failed.
+pub fn run(mut job: Job) -> Result<ClipInfo> {
     let mut p = Pipeline::new(&job.id);
     let mut pre = std::mem::take(&mut job.pre).into_iter();
     let now = crate::clock::monotonic_now();
@@ -180,7 +159,7 @@ pub fn run(mut job: Job) -> Result<ClipInfo, Stopped> {
         if job.control.abort.load(Ordering::Relaxed) {
             #[cfg(test)]
             job.writer.abandon();
-            return Err(Stopped::Failed("aborted (test)".into()));
+            return Err(Error::new(Kind::Internal, "aborted (test)"));
         }
         // Pre-roll frames were chosen by the hub (video from a keyframe).
         let frame = match pre.next() {
@@ -255,11 +234,11 @@ pub fn run(mut job: Job) -> Result<ClipInfo, Stopped> {
     }
     let Some(&(first_capture, first_wall)) = p.base.as_ref() else {
         job.writer.discard();
-        return Err(Stopped::Empty(NO_FRAMES));
+        return Err(Error::said(Kind::Empty, NO_FRAMES));
     };
     if job.writer.samples.is_empty() {
         job.writer.discard();
-        return Err(Stopped::Empty(NONE_ENCODED));
+        return Err(Error::said(Kind::Empty, NONE_ENCODED));
     }
     let last_pts = p.last_pts.unwrap_or(0);
     // The last sample lasts until the end; a frame taken after a stop lasts one interval.
@@ -276,7 +255,7 @@ pub fn run(mut job: Job) -> Result<ClipInfo, Stopped> {
 impl Pipeline {
     /// Hands a frame to the decoder and encodes the one decoded before it;
     /// a network camera's access unit goes into the clip as it came.
-    fn process(&mut self, f: &Arc<Frame>, job: &mut Job) -> Result<(), String> {
+    fn process(&mut self, f: &Arc<Frame>, job: &mut Job) -> Result<()> {
         if let Some(v) = f.payload.video() {
             return self.copy(f, v, job);
         }
@@ -294,14 +273,14 @@ impl Pipeline {
     }
 
     /// Encodes every frame still with the decoder.
-    fn flush(&mut self, job: &mut Job) -> Result<(), String> {
+    fn flush(&mut self, job: &mut Job) -> Result<()> {
         while let Some(d) = self.ahead.next() {
             self.encode(d, job)?;
         }
         Ok(())
     }
 
-    fn encode(&mut self, d: Decoded, job: &mut Job) -> Result<(), String> {
+    fn encode(&mut self, d: Decoded, job: &mut Job) -> Result<()> {
         let Decoded { frame, pic, result } = d;
         let r = self.encode_pic(&frame, &pic, result, job);
         self.ahead.recycle(pic);
@@ -314,7 +293,7 @@ impl Pipeline {
         pic: &Yuv420,
         decoded: Result<(), String>,
         job: &mut Job,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         // Checked again at the clip's tick resolution, against what made it in.
         if self.base.is_some_and(|(b, _)| f.capture < b)
             || self
@@ -345,12 +324,10 @@ impl Pipeline {
         let pts = ticks(f.capture - base);
         let enc = match &mut self.enc {
             Some(enc) => enc,
-            None => self.enc.insert(H264::new(
-                pic.width,
-                pic.height,
-                job.fps_hint,
-                job.bitrate_kbps,
-            )?),
+            None => self.enc.insert(
+                H264::new(pic.width, pic.height, job.fps_hint, job.bitrate_kbps)
+                    .map_err(encoder)?,
+            ),
         };
         let pic = if (pic.width, pic.height) == (enc.width, enc.height) {
             pic
@@ -383,15 +360,20 @@ impl Pipeline {
         {
             enc.force_keyframe();
         }
-        let Some(sample) = enc.encode(pic, pts / u64::from(TIMESCALE / 1000))? else {
+        let Some(sample) = enc
+            .encode(pic, pts / u64::from(TIMESCALE / 1000))
+            .map_err(encoder)?
+        else {
             return Ok(());
         };
         if job.writer.info.is_none() {
             let (Some(sps), Some(pps)) = (enc.sps.clone(), enc.pps.clone()) else {
-                return Err("H.264 encoder gave no SPS/PPS with its first picture".into());
+                return Err(encoder(
+                    "H.264 encoder gave no SPS/PPS with its first picture",
+                ));
             };
             if !sample.sync {
-                return Err("H.264 encoder did not start with a keyframe".into());
+                return Err(encoder("H.264 encoder did not start with a keyframe"));
             }
             job.writer.info = Some(TrackInfo {
                 width: enc.width as u16,
@@ -420,25 +402,25 @@ impl Pipeline {
 /// A write error (disk full, card gone): finish what is on disk as a clip
 /// now, cutting its end if the index does not fit, and say why it stopped;
 /// if even that fails, `.part` + journal stay for recovery at the next start.
-fn fail(job: Job, p: Pipeline, e: String) -> Result<ClipInfo, Stopped> {
+/// The encoder's own words (no names in them): a client may read them.
+fn encoder(words: impl Into<String>) -> Error {
+    Error::said(Kind::Internal, words)
+}
+
+fn fail(job: Job, p: Pipeline, e: Error) -> Result<ClipInfo> {
     log::error!("recording {} stopped: {e}", job.id);
     job.clips.enforce(Some(&job.id));
     let (Some(&(_, wall)), Some(last)) = (p.base.as_ref(), p.last_pts) else {
         job.writer.discard();
-        return Err(e.into());
+        return Err(e);
     };
     let end = last + (f64::from(TIMESCALE) / job.fps_hint.clamp(1.0, 120.0)) as u64;
-    let mut info = finish(job, p, end, wall).map_err(|e2| format!("{e}; and then: {e2}"))?;
+    let mut info = finish(job, p, end, wall).map_err(|e2| e2.context(format!("{e}; and then")))?;
     info.stopped_early = Some(super::client_reason(&e));
     Ok(info)
 }
 
-fn finish(
-    mut job: Job,
-    p: Pipeline,
-    end_ticks: u64,
-    first_wall: SystemTime,
-) -> Result<ClipInfo, String> {
+fn finish(mut job: Job, p: Pipeline, end_ticks: u64, first_wall: SystemTime) -> Result<ClipInfo> {
     if job.writer.thumbnail.is_none() {
         job.writer.thumbnail = p.thumbnail();
     }

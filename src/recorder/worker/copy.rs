@@ -11,6 +11,7 @@ use super::{Job, Pipeline};
 /// The shortest clip a split may end, when the clip itself began at one.
 pub(super) const MIN_SPLIT_SPAN: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::clock::ticks;
+use crate::error::Result;
 use crate::frame::{Codec, Frame, Video, VideoParams};
 use crate::recorder::journal::ClipWriter;
 use crate::recorder::mux::{TIMESCALE, TrackInfo};
@@ -19,7 +20,7 @@ use crate::sync::lock;
 impl Pipeline {
     /// Stream copy: no decode, no encode. A clip starts on a keyframe; new
     /// parameters (the camera rebooted at another size) split the recording.
-    pub(super) fn copy(&mut self, f: &Arc<Frame>, v: &Video, job: &mut Job) -> Result<(), String> {
+    pub(super) fn copy(&mut self, f: &Arc<Frame>, v: &Video, job: &mut Job) -> Result<()> {
         if self.last_seq.is_some_and(|s| f.seq != s + 1) {
             self.broken_chain = true;
         }
@@ -114,7 +115,7 @@ fn track_info(params: &VideoParams, wall: SystemTime) -> TrackInfo {
 
 /// Finishes the clip before keyframe `k` (new parameters) and starts the
 /// next clip of the same recording with it.
-pub(super) fn split(job: &mut Job, p: &mut Pipeline, k: &Arc<Frame>) -> Result<(), String> {
+pub(super) fn split(job: &mut Job, p: &mut Pipeline, k: &Arc<Frame>) -> Result<()> {
     let Some((first_capture, _)) = p.base else {
         return Ok(());
     };
