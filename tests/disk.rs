@@ -281,3 +281,40 @@ fn a_failing_fsync_ends_the_recording_and_keeps_what_was_durable() {
     let p = own_probe(&clips.join(format!("{id}.mp4")));
     assert!(p["frames"].as_u64().unwrap() >= 10, "{p}");
 }
+
+/// The status comes from the errno of the call that failed: a card that
+/// answers ENOSPC to the clip's fsync, for good, gives a `/stop` of 507 in
+/// the disk's words (no path), where EIO above gives 500.
+#[test]
+fn a_full_card_at_fsync_is_507_from_the_errno() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((var, preload)) = failsync(tmp.path()) else {
+        return;
+    };
+    let args = [common::creds::SMALL, &["--clips-min-free-mb", "0"]].concat();
+    let clips = tmp.path().join("full");
+    let env = [
+        (var, preload.as_str()),
+        ("FAILSYNC_AT", "2"),
+        ("FAILSYNC_ALWAYS", "1"),
+        ("FAILSYNC_ERRNO", "28"),
+    ];
+    let s = Server::start_env(&clips, &args, &env);
+    assert_eq!(s.post("/start", "").status, 200);
+    let st = s.wait_status(Duration::from_secs(30), "the recording to stop", |st| {
+        st["stopped_early"].is_object()
+    });
+    let reason = st["stopped_early"]["reason"].as_str().unwrap();
+    assert_eq!(reason, "the disk is full (No space left on device)", "{st}");
+    let r = s.post("/stop", "");
+    assert_eq!(r.status, 507, "{}", r.text());
+    let error = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("the disk is full (No space left on device)"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(".part") && !error.contains(tmp.path().to_str().unwrap()),
+        "a server path for the client: {error}"
+    );
+}
