@@ -25,22 +25,7 @@ pub use super::sessions::SESSION_COOKIE;
 use super::verifier::{Pending, Verifier};
 use crate::config::Config;
 
-/// What a request may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Viewer,
-    Admin,
-}
-
-/// How a request proved who it is; CSRF checks depend on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// No credentials needed (loopback without credentials configured).
-    Open,
-    Session,
-    Basic,
-    Bearer,
-}
+pub use super::roles::{Role, Via};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {

@@ -11,7 +11,7 @@ use tiny_http::{Method, Request};
 use super::checks::{download_flag, host_allowed, malformed, origin_form, range_of};
 use super::errors::{ApiError, Kind};
 use super::route::{Access, Route, lookup};
-use super::server::spawn_with;
+use super::threads::spawn_with;
 use super::{App, Reply, api, assets, auth, bytes, header, library, login, request, respond, view};
 
 /// Longest URL we read; longer ones get 414.

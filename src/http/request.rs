@@ -2,7 +2,7 @@
 
 use tiny_http::Request;
 
-use super::auth::Via;
+use super::roles::Via;
 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers()

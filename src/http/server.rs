@@ -4,19 +4,15 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tiny_http::{Request, Server};
+use tiny_http::Server;
 
 use super::dispatch::handle;
-use super::errors::Kind;
-use super::{App, respond, tls};
+use super::{App, tls};
 
 /// A viewer that stops reading is dropped after this long, freeing its thread.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Stack for viewer and worker threads: they hold no big buffers.
-const WORKER_STACK: usize = 128 * 1024;
 /// Servers kept after their accept loop died, for their open connections.
 const MAX_RETIRED: usize = 2;
 
@@ -142,29 +138,6 @@ fn connection_caps(nofile: u64, viewers_per_client: usize) -> (usize, usize) {
     let total = (nofile.saturating_sub(RESERVED_FDS) / 2).max(16) as usize;
     let per_client = (viewers_per_client + 24).max(64).min(total);
     (total, per_client)
-}
-
-/// Runs `f` on its own thread; answers 503 if no thread can be had.
-pub(super) fn spawn_with(name: &str, req: Request, f: impl FnOnce(Request) + Send + 'static) {
-    let (tx, rx) = mpsc::sync_channel::<Request>(1);
-    let spawned = std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(WORKER_STACK)
-        .spawn(move || {
-            if let Ok(req) = rx.recv() {
-                f(req);
-            }
-        });
-    match spawned {
-        Ok(_) => {
-            // The thread is waiting on the channel; it cannot be full.
-            let _ = tx.send(req);
-        }
-        Err(e) => {
-            log::warn!("cannot start a thread for {}: {e}", req.url());
-            respond(req, Kind::Unavailable.reply("server busy, try again"));
-        }
-    }
 }
 
 #[cfg(test)]

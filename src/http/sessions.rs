@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use blake2::digest::{KeyInit, Mac};
 use rand_core::{OsRng, RngCore};
 
-use super::auth::Role;
+use super::roles::Role;
 use crate::sync::lock;
 
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);

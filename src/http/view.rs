@@ -8,7 +8,7 @@ use tiny_http::{Method, Request};
 
 use super::auth::{Via, same_origin};
 use super::errors::{ApiError, Kind};
-use super::server::spawn_with;
+use super::threads::spawn_with;
 use super::websocket;
 use super::{App, Reply, bytes, header, respond, security_headers};
 use crate::camera::Camera;

@@ -75,10 +75,12 @@ impl Job {
     }
 
     /// Writes the record durably: temporary file, fsync, rename, fsync dir.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> crate::error::Result<()> {
+        use crate::error::{Error, Kind};
         let tmp = path.with_extension("upload.tmp");
-        let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let io = |e: std::io::Error| Error::io(format!("cannot write {}", path.display()), e);
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::new(Kind::Internal, e.to_string()))?;
         {
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
             f.write_all(&text).map_err(io)?;

@@ -364,13 +364,13 @@ impl Uploader {
         }
     }
 
-    fn new_job(&self, clip: &crate::clips::ClipEntry) -> Result<Job, String> {
+    fn new_job(&self, clip: &crate::clips::ClipEntry) -> crate::error::Result<Job> {
+        use crate::error::{Context as _, Error, Kind};
         let file = self
             .clips
             .open_clip(clip)
-            .map_err(|e| format!("cannot open the clip: {e:?}"))?;
-        let (size, sha256) =
-            send::sha256_of(file).map_err(|e| format!("cannot read the clip: {e}"))?;
+            .map_err(|e| Error::new(Kind::Io, format!("cannot open the clip: {e:?}")))?;
+        let (size, sha256) = send::sha256_of(file).context(|| "cannot read the clip")?;
         Ok(Job {
             id: clip.id.clone(),
             camera: clip.camera.clone(),
@@ -421,6 +421,8 @@ impl Uploader {
                 e.failures = 0;
             }
             Err(err) => {
+                // What the uploads' status shows and the record keeps.
+                let err = err.to_string();
                 e.failures += 1;
                 e.next_try = now + backoff(e.failures);
                 if job.error.as_deref() != Some(err.as_str()) {

@@ -19,6 +19,7 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 use sha2::{Digest as _, Sha256};
 
 use super::sigv4;
+use crate::error::{Error, Kind};
 pub use words::Part;
 use words::{error_words, parse_parts};
 
@@ -45,16 +46,25 @@ pub struct S3Error {
     pub exists: bool,
     /// 403: also what AWS answers for a missing key without s3:ListBucket.
     pub forbidden: bool,
+    /// From the status, or the transport's failure.
+    pub kind: Kind,
 }
 
 impl S3Error {
-    fn new(message: impl Into<String>) -> S3Error {
+    fn new(kind: Kind, message: impl Into<String>) -> S3Error {
         S3Error {
             message: message.into(),
             not_found: false,
             exists: false,
             forbidden: false,
+            kind,
         }
+    }
+}
+
+impl From<S3Error> for Error {
+    fn from(e: S3Error) -> Error {
+        Error::new(e.kind, e.message)
     }
 }
 
@@ -178,10 +188,13 @@ impl S3 {
         } else {
             ""
         };
-        S3Error::new(format!(
-            "cannot reach the server: {}{hint}",
-            words::scrub(text, &self.secrets())
-        ))
+        S3Error::new(
+            Kind::Unreachable,
+            format!(
+                "cannot reach the server: {}{hint}",
+                words::scrub(text, &self.secrets())
+            ),
+        )
     }
 
     /// Sends one signed request: to `key` (or the bucket), with `query`
@@ -227,7 +240,9 @@ impl S3 {
             builder = builder.header(k, v);
         }
         let recv_body = recv_body.or(Some(Duration::from_secs(60)));
-        let built = |e: ureq::http::Error| S3Error::new(format!("cannot build the request: {e}"));
+        let built = |e: ureq::http::Error| {
+            S3Error::new(Kind::Internal, format!("cannot build the request: {e}"))
+        };
         let result = match body {
             Some(b) => {
                 let request = builder
@@ -317,20 +332,26 @@ impl S3 {
         let (mut h, mut got, mut buf) = (Sha256::new(), 0u64, vec![0u8; 1 << 16]);
         loop {
             if stop.load(Ordering::Acquire) {
-                return Err(S3Error::new("shutting down"));
+                return Err(S3Error::new(Kind::Closing, "shutting down"));
             }
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) => return Err(S3Error::new(format!("reading the object back: {e}"))),
+                Err(e) => {
+                    return Err(S3Error::new(
+                        Kind::Unreachable,
+                        format!("reading the object back: {e}"),
+                    ));
+                }
             };
             h.update(&buf[..n]);
             got += n as u64;
         }
         if got != size {
-            return Err(S3Error::new(format!(
-                "reading the object back gave {got} bytes, not {size}"
-            )));
+            return Err(S3Error::new(
+                Kind::Refused,
+                format!("reading the object back gave {got} bytes, not {size}"),
+            ));
         }
         Ok(h.finalize().into())
     }
@@ -367,7 +388,12 @@ impl S3 {
         }
         CreateMultipartUpload::parse_response(&body)
             .map(|r| r.upload_id().to_string())
-            .map_err(|e| S3Error::new(format!("unreadable answer to starting an upload: {e}")))
+            .map_err(|e| {
+                S3Error::new(
+                    Kind::Refused,
+                    format!("unreadable answer to starting an upload: {e}"),
+                )
+            })
     }
 
     pub fn upload_part(

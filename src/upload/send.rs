@@ -18,6 +18,7 @@ use sha2::Sha256;
 use super::Uploader;
 use super::job::{DonePart, Job, Multipart, manifest_key};
 use super::s3::Payload;
+use crate::error::{Context as _, Error, Kind, Result};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -88,11 +89,11 @@ fn md5(data: &[u8]) -> Digests {
     }
 }
 
-fn read_range(f: &mut File, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+fn read_range(f: &mut File, offset: u64, len: u64) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len as usize];
     f.seek(SeekFrom::Start(offset))
         .and_then(|_| f.read_exact(&mut buf))
-        .map_err(|e| format!("cannot read the clip: {e}"))?;
+        .context(|| "cannot read the clip")?;
     Ok(buf)
 }
 
@@ -111,20 +112,23 @@ impl Uploader {
 }
 
 /// Sends `job`'s clip (if it is not up yet) and its manifest.
-pub fn upload(up: &Uploader, job: &mut Job, record: &Path) -> Result<(), String> {
+pub fn upload(up: &Uploader, job: &mut Job, record: &Path) -> Result<()> {
     let clip = up
         .clips
         .get(&job.id)
-        .ok_or("the clip is gone from the disk")?;
+        .ok_or_else(|| Error::new(Kind::NotFound, "the clip is gone from the disk"))?;
     let mut file = up
         .clips
         .open_clip(&clip)
-        .map_err(|e| format!("cannot open the clip: {e:?}"))?;
+        .map_err(|e| Error::new(Kind::Io, format!("cannot open the clip: {e:?}")))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len != job.size {
-        return Err(format!(
-            "the clip changed size ({} → {len} bytes) since it was recorded for upload",
-            job.size
+        return Err(Error::new(
+            Kind::Io,
+            format!(
+                "the clip changed size ({} → {len} bytes) since it was recorded for upload",
+                job.size
+            ),
         ));
     }
     if job.size <= up.settings.part_bytes {
@@ -139,7 +143,7 @@ pub fn upload(up: &Uploader, job: &mut Job, record: &Path) -> Result<(), String>
     Ok(())
 }
 
-fn single(up: &Uploader, job: &mut Job, file: &mut File) -> Result<(), String> {
+fn single(up: &Uploader, job: &mut Job, file: &mut File) -> Result<()> {
     let data = read_range(file, 0, job.size)?;
     let d = md5(&data);
     // An earlier try may have stored it and lost the answer: never twice.
@@ -148,7 +152,7 @@ fn single(up: &Uploader, job: &mut Job, file: &mut File) -> Result<(), String> {
         Ok(_) => false, // a wrong copy (damaged on the way): replace it
         // (AWS says 403 for a missing key to one without s3:ListBucket.)
         Err(e) if e.not_found || e.forbidden => true,
-        Err(e) => return Err(e.message),
+        Err(e) => return Err(e.into()),
     };
     let body = Payload {
         reader: &mut up.paced(&data, 0),
@@ -159,20 +163,14 @@ fn single(up: &Uploader, job: &mut Job, file: &mut File) -> Result<(), String> {
     match up.s3.put(&job.key, body, "video/mp4", only_new) {
         Ok(_) => {}
         Err(e) if e.exists => {} // stored meanwhile: checked below
-        Err(e) => return Err(e.message),
+        Err(e) => return Err(e.into()),
     }
     verify(up, job, &d.hex)
 }
 
 /// Whether the object found before sending is the clip. After a copy was
 /// found wrong, it is replaced without reading it back again.
-fn already_there(
-    up: &Uploader,
-    job: &Job,
-    size: u64,
-    etag: &str,
-    want_etag: &str,
-) -> Result<bool, String> {
+fn already_there(up: &Uploader, job: &Job, size: u64, etag: &str, want_etag: &str) -> Result<bool> {
     if size != job.size || (etag != want_etag && job.reuploads > 0) {
         return Ok(false);
     }
@@ -186,7 +184,7 @@ fn already_there(
 /// MD5s, or damage), the object is read back and its SHA-256 compared.
 /// A checksum the server returns is no proof: moto echoes whatever
 /// `x-amz-checksum-sha256` was sent, damaged body or not.
-fn proven(up: &Uploader, job: &Job, size: u64, etag: &str, want: &str) -> Result<bool, String> {
+fn proven(up: &Uploader, job: &Job, size: u64, etag: &str, want: &str) -> Result<bool> {
     if size != job.size {
         return Ok(false);
     }
@@ -197,9 +195,13 @@ fn proven(up: &Uploader, job: &Job, size: u64, etag: &str, want: &str) -> Result
         .s3
         .sha256_of(&job.key, job.size, &up.stopping)
         .map_err(|e| {
-            format!(
-                "the server's ETag is not the clip's MD5 and reading the object back failed \
-                 ({e}): the copy is unproven, so the clip stays here"
+            let kind = e.kind;
+            Error::new(
+                kind,
+                format!(
+                    "the server's ETag is not the clip's MD5 and reading the object back failed \
+                     ({e}): the copy is unproven, so the clip stays here"
+                ),
             )
         })?;
     let same = hex(&sha) == job.sha256;
@@ -214,25 +216,28 @@ fn proven(up: &Uploader, job: &Job, size: u64, etag: &str, want: &str) -> Result
 }
 
 /// The object counts only when the server proves it holds the clip's bytes.
-fn verify(up: &Uploader, job: &mut Job, want_etag: &str) -> Result<(), String> {
-    let (size, etag) = up.s3.head(&job.key).map_err(|e| e.message)?;
+fn verify(up: &Uploader, job: &mut Job, want_etag: &str) -> Result<()> {
+    let (size, etag) = up.s3.head(&job.key)?;
     if proven(up, job, size, &etag, want_etag)? {
         return Ok(());
     }
     job.reuploads += 1;
     job.multipart = None;
-    Err(format!(
-        "the stored object is not the clip (size {size}, ETag {etag}; want {} bytes with \
+    Err(Error::new(
+        Kind::Refused,
+        format!(
+            "the stored object is not the clip (size {size}, ETag {etag}; want {} bytes with \
          SHA-256 {}…): it is not counted as uploaded, the clip stays here, and it is sent \
          again ({} times so far)",
-        job.size,
-        &job.sha256[..job.sha256.len().min(12)],
-        job.reuploads
+            job.size,
+            &job.sha256[..job.sha256.len().min(12)],
+            job.reuploads
+        ),
     ))
 }
 
 /// MD5 of the parts' MD5s (the hex before a multipart ETag's `-N`).
-fn parts_md5(file: &mut File, part: u64, size: u64) -> Result<String, String> {
+fn parts_md5(file: &mut File, part: u64, size: u64) -> Result<String> {
     let mut all = Vec::new();
     let mut offset = 0;
     while offset < size {
@@ -243,11 +248,14 @@ fn parts_md5(file: &mut File, part: u64, size: u64) -> Result<String, String> {
     Ok(md5(&all).hex)
 }
 
-fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Result<(), String> {
+fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Result<()> {
     let part = up.settings.part_bytes.max(1);
     let count = job.size.div_ceil(part);
     if count > 10_000 {
-        return Err("the clip needs more than 10000 parts: raise s3_part_mb".into());
+        return Err(Error::new(
+            Kind::BadInput,
+            "the clip needs more than 10000 parts: raise s3_part_mb",
+        ));
     }
     // An earlier try may have completed it and not lived to say so (a power
     // cut, a failed manifest): the object itself says.
@@ -260,7 +268,7 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
     let mp = match &job.multipart {
         Some(mp) => mp.clone(),
         None => {
-            let upload_id = up.s3.create_multipart(&job.key).map_err(|e| e.message)?;
+            let upload_id = up.s3.create_multipart(&job.key)?;
             let mp = Multipart {
                 upload_id,
                 parts: Vec::new(),
@@ -275,9 +283,12 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
         Ok(p) => p,
         Err(e) if e.not_found => {
             job.multipart = None;
-            return Err("the multipart upload was gone from the server; starting it again".into());
+            return Err(Error::new(
+                Kind::NotFound,
+                "the multipart upload was gone from the server; starting it again",
+            ));
         }
-        Err(e) => return Err(e.message),
+        Err(e) => return Err(e.into()),
     };
     let mut kept = 0;
     let mut md5s = Vec::with_capacity(count as usize);
@@ -305,10 +316,11 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
                         sha256: Sha256::digest(&data).into(),
                     },
                 )
-                .map_err(|e| format!("part {n} of {count}: {e}"))?;
+                .map_err(|e| Error::from(e).context(format!("part {n} of {count}")))?;
             if etag != d.hex {
-                return Err(format!(
-                    "part {n} of {count} arrived damaged (ETag {etag}); sending it again"
+                return Err(Error::new(
+                    Kind::Refused,
+                    format!("part {n} of {count} arrived damaged (ETag {etag}); sending it again"),
                 ));
             }
             if let Some(mp) = job.multipart.as_mut() {
@@ -337,7 +349,7 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
         Ok(()) => {}
         // Completed by an earlier try whose answer was lost: the HEAD decides.
         Err(e) if e.not_found => {}
-        Err(e) => return Err(e.message),
+        Err(e) => return Err(e.into()),
     }
     debug_assert_eq!(want, format!("{}-{count}", md5(&md5s).hex));
     verify(up, job, &want).inspect_err(|_| {
@@ -346,7 +358,7 @@ fn multipart(up: &Uploader, job: &mut Job, file: &mut File, record: &Path) -> Re
     })
 }
 
-fn manifest(up: &Uploader, job: &Job, clip: &crate::clips::ClipEntry) -> Result<(), String> {
+fn manifest(up: &Uploader, job: &Job, clip: &crate::clips::ClipEntry) -> Result<()> {
     let meta = up.clips.meta(clip);
     let body = json!({
         "device": up.settings.device,
@@ -363,7 +375,8 @@ fn manifest(up: &Uploader, job: &Job, clip: &crate::clips::ClipEntry) -> Result<
         "size_bytes": job.size,
         "sha256": job.sha256,
     });
-    let bytes = serde_json::to_vec_pretty(&body).map_err(|e| e.to_string())?;
+    let bytes =
+        serde_json::to_vec_pretty(&body).map_err(|e| Error::new(Kind::Internal, e.to_string()))?;
     let d = md5(&bytes);
     let key = manifest_key(&job.key);
     let body = Payload {
@@ -374,6 +387,6 @@ fn manifest(up: &Uploader, job: &Job, clip: &crate::clips::ClipEntry) -> Result<
     };
     up.s3
         .put(&key, body, "application/json", false)
-        .map_err(|e| format!("manifest: {e}"))?;
+        .map_err(|e| Error::from(e).context("manifest"))?;
     Ok(())
 }

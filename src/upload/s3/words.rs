@@ -4,6 +4,7 @@
 //! `<Part>`s of a ListParts answer.
 
 use super::S3Error;
+use crate::error::Kind;
 
 /// The text of the first `<tag>` in `body`.
 fn tag(body: &str, t: &str) -> Option<String> {
@@ -70,6 +71,12 @@ pub fn error_words(status: u16, body: &str, secrets: &[&str]) -> S3Error {
         not_found: status == 404,
         exists: status == 412,
         forbidden: status == 403,
+        kind: match status {
+            403 => Kind::Unauthorized,
+            404 => Kind::NotFound,
+            412 => Kind::Busy,
+            _ => Kind::Refused,
+        },
     }
 }
 
