@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use crate::error::{Error, Kind, Result};
+
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -13,20 +15,21 @@ pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const CA_DIR: &str = "/etc/ssl/certs";
 
 /// The trusted CAs, or why there are none (in words).
-pub fn trusted() -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn trusted() -> Result<Vec<CertificateDer<'static>>> {
     trusted_from(std::env::var_os("SSL_CERT_FILE"))
 }
 
 /// `trusted` with `SSL_CERT_FILE`'s value given.
-fn trusted_from(
-    ssl_cert_file: Option<std::ffi::OsString>,
-) -> Result<Vec<CertificateDer<'static>>, String> {
+fn trusted_from(ssl_cert_file: Option<std::ffi::OsString>) -> Result<Vec<CertificateDer<'static>>> {
     if let Some(file) = ssl_cert_file.filter(|f| !f.is_empty()) {
         let certs = pem_file(Path::new(&file));
         if certs.is_empty() {
-            return Err(format!(
-                "no CA certificates in {} (SSL_CERT_FILE)",
-                Path::new(&file).display()
+            return Err(Error::new(
+                Kind::NotFound,
+                format!(
+                    "no CA certificates in {} (SSL_CERT_FILE)",
+                    Path::new(&file).display()
+                ),
             ));
         }
         return Ok(certs);
@@ -40,8 +43,12 @@ fn trusted_from(
         }
     }
     if certs.is_empty() {
-        return Err(format!(
-            "no trusted CA certificates in {CA_BUNDLE} or {CA_DIR} (is ca-certificates installed?)"
+        return Err(Error::new(
+            Kind::NotFound,
+            format!(
+                "no trusted CA certificates in {CA_BUNDLE} or {CA_DIR} (is ca-certificates \
+                 installed?)"
+            ),
         ));
     }
     Ok(certs)
@@ -71,12 +78,12 @@ mod tests {
         assert_eq!(got, vec![made.cert.der().clone()]);
         std::fs::write(&file, "not a certificate").unwrap();
         let e = trusted_from(Some(file.into_os_string())).unwrap_err();
-        assert!(e.contains("SSL_CERT_FILE"), "{e}");
+        assert!(e.to_string().contains("SSL_CERT_FILE"), "{e}");
         // Unset or empty: the system's (or why there are none).
         for unset in [None, Some("".into())] {
             match trusted_from(unset) {
                 Ok(cas) => assert!(!cas.is_empty()),
-                Err(e) => assert!(e.contains("ca-certificates"), "{e}"),
+                Err(e) => assert!(e.to_string().contains("ca-certificates"), "{e}"),
             }
         }
     }

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+use crate::error::{Context as _, Error, Kind, Result};
+
 /// Holds the directory locked while alive.
 #[derive(Debug)]
 pub struct DirLock {
@@ -15,22 +17,25 @@ pub struct DirLock {
 }
 
 /// Locks `dir`, or says which process holds it.
-pub fn lock(dir: &Path) -> Result<DirLock, String> {
-    let file = File::open(dir).map_err(|e| format!("cannot open: {e}"))?;
+pub fn lock(dir: &Path) -> Result<DirLock> {
+    let file = File::open(dir).context(|| "cannot open")?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(DirLock { _dir: file });
     }
     let e = std::io::Error::last_os_error();
     if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return Err(format!("cannot lock: {e}"));
+        return Err(Error::io("cannot lock", e));
     }
     let holder = holder(&file)
         .map(|(pid, name)| format!("process {pid} ({name})"))
         .unwrap_or_else(|| "another process".into());
-    Err(format!(
-        "in use by {holder}: one video-recorder per clips directory (a second one would \
-         finish the first one's recordings); stop it or choose another clips_dir"
+    Err(Error::new(
+        Kind::Busy,
+        format!(
+            "in use by {holder}: one video-recorder per clips directory (a second one would \
+             finish the first one's recordings); stop it or choose another clips_dir"
+        ),
     ))
 }
 
@@ -66,8 +71,10 @@ mod tests {
         // flock locks belong to the open file: a second open in this
         // process conflicts just as another process would.
         let e = lock(tmp.path()).unwrap_err();
+        assert_eq!(e.kind(), crate::error::Kind::Busy);
         assert!(
-            e.contains(&format!("process {}", std::process::id())),
+            e.to_string()
+                .contains(&format!("process {}", std::process::id())),
             "{e}"
         );
         drop(held);

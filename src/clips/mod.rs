@@ -174,7 +174,7 @@ impl Clips {
     ) -> Result<Clips, String> {
         let dir = &settings.dir;
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create: {e}"))?;
-        let mut held = vec![lock::lock(dir)?];
+        let mut held = vec![lock::lock(dir).map_err(|e| e.to_string())?];
         for h in homes.iter().filter(|h| h.own_dir) {
             let home = dir.join(&h.camera);
             std::fs::create_dir_all(&home)

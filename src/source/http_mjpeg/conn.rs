@@ -174,7 +174,7 @@ fn system_tls() -> Result<Arc<ClientConfig>, String> {
         return Ok(c.clone());
     }
     let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(crate::ca::trusted()?);
+    roots.add_parsable_certificates(crate::ca::trusted().map_err(|e| e.to_string())?);
     let config = Arc::new(client_config(roots));
     *cached = Some(config.clone());
     Ok(config)
