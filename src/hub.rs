@@ -11,8 +11,8 @@ use crate::frame::Frame;
 use crate::sync::lock;
 
 mod tap;
-pub use tap::TapReceiver;
 use tap::{Offer, Tap};
+pub use tap::{TapHandle, TapReceiver};
 
 /// What the source is doing, for `/status`, the page and logs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -28,23 +28,6 @@ fn wait_state(s: &Server, state: &str) -> Value {
     s.wait_status(WAIT, state, |st| st["source"]["state"] == state)
 }
 
-/// Packet times and keyframe flags as ffprobe reads them.
-fn packets(path: &Path) -> Vec<(f64, bool)> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .args(["packet=pts_time,flags", "-of", "csv=p=0"])
-        .arg(path)
-        .output_within(common::CHILD_TIMEOUT)
-        .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (t, f) = l.split_once(',')?;
-            Some((t.parse().ok()?, f.starts_with('K')))
-        })
-        .collect()
-}
-
 fn record(s: &Server, secs: f64) -> Value {
     let start = s.post("/start", "");
     assert_eq!(start.status, 200, "{}", start.text());
@@ -92,7 +75,7 @@ fn clips_are_the_cameras_own_stream_copied() {
     assert_eq!(own_probe(path)["frames"], frames);
     // The camera's timeline: every frame 1/30 s after the one before it
     // (arrival times would jitter), the first a keyframe, one every second.
-    let p = packets(path);
+    let p = common::packets(path);
     assert_eq!(p.len() as u64, frames);
     assert!(p[0].1, "the clip starts on a keyframe");
     for w in p.windows(2) {
@@ -359,7 +342,7 @@ fn pre_roll_starts_on_a_keyframe_before_the_window() {
     });
     let clip = record(&s, 1.0);
     let path = Path::new(clip["path"].as_str().unwrap());
-    let p = packets(path);
+    let p = common::packets(path);
     assert!(p[0].1, "the clip starts on a keyframe");
     // Keyframes every second: the one at least 1.5 s back is within 2.5 s.
     let d = clip["duration_sec"].as_f64().unwrap();
@@ -472,7 +455,7 @@ fn the_live_fmp4_is_the_cameras_stream_and_mjpeg_is_decoded_only_while_watched()
     );
     let n: u64 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
     assert!(n >= 30, "{n} frames in 2 s");
-    assert!(packets(&out)[0].1, "starts on a keyframe");
+    assert!(common::packets(&out)[0].1, "starts on a keyframe");
     // The response's own timeline starts at 0 (VLC stops on a first decode
     // time hours in), and GStreamer's demuxer plays it from there too.
     let bytes = std::fs::read(&out).unwrap();

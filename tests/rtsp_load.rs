@@ -81,16 +81,7 @@ fn hold_up(s: &Server, d: Duration) {
 
 /// Each frame's presentation time, as ffprobe reads the clip.
 fn pts(path: &Path) -> Vec<f64> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .args(["packet=pts_time", "-of", "csv=p=0"])
-        .arg(path)
-        .output_within(common::CHILD_TIMEOUT)
-        .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect()
+    common::packets(path).into_iter().map(|(t, _)| t).collect()
 }
 
 #[test]

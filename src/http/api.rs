@@ -177,7 +177,7 @@ pub fn parse_start(body: &[u8]) -> Result<StartOptions, String> {
 }
 
 pub fn start(app: &App, cam: &Camera, req: &mut Request) -> Result<Reply, ApiError> {
-    let body = super::body::read(req, MAX_BODY, app)?;
+    let body = super::body::read(req, MAX_BODY, app.idle_timeout)?;
     let opts = parse_start(&body).map_err(|e| ApiError::new(Kind::BadInput, e))?;
     let active = cam
         .recorder

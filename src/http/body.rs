@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use tiny_http::Request;
 
-use super::App;
 use super::errors::{ApiError, Kind};
 
-/// Reads at most `max` bytes of body, within twice the idle timeout (the
+/// Reads at most `max` bytes of body, within twice `idle_timeout` (the
 /// same allowance tiny_http gives a request's head); else the error to answer.
-pub fn read(req: &mut Request, max: usize, app: &App) -> Result<Vec<u8>, ApiError> {
-    let within: Duration = app.idle_timeout * 2;
+pub fn read(req: &mut Request, max: usize, idle_timeout: Duration) -> Result<Vec<u8>, ApiError> {
+    let within = idle_timeout * 2;
     if req.body_length().is_some_and(|n| n > max) {
         return Err(ApiError::new(Kind::TooLarge, "body too large"));
     }

@@ -73,7 +73,7 @@ pub fn submit(app: &App, req: &mut Request) -> Reply {
     if !super::auth::same_origin(req, super::auth::Via::Session) {
         return Kind::Forbidden.reply("cross-site request refused");
     }
-    let body = match super::body::read(req, MAX_FORM, app) {
+    let body = match super::body::read(req, MAX_FORM, app.idle_timeout) {
         Ok(b) => b,
         Err(e) => return e.reply(),
     };

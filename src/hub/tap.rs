@@ -44,8 +44,7 @@ impl Tap {
         };
         let rx = TapReceiver {
             rx,
-            dropped,
-            until,
+            handle: TapHandle { dropped, until },
             queued,
         };
         (tap, rx)
@@ -84,19 +83,43 @@ impl Tap {
 /// counted in `dropped`, never queued without bound.
 pub struct TapReceiver {
     rx: Receiver<Arc<Frame>>,
-    pub dropped: Arc<AtomicU64>,
-    /// Capture time (ns) the clip ends at: a frame from then on that finds
-    /// the queue full is not counted, as the clip would not have held it.
-    pub until: Arc<AtomicU64>,
+    handle: TapHandle,
     queued: Arc<AtomicUsize>,
 }
 
-impl TapReceiver {
-    pub fn end_at(until: &AtomicU64, end: Duration) {
-        until.store(
+/// What the recording's owner keeps of its tap once the receiver went to
+/// the recorder thread: where the clip ends, and what was dropped.
+#[derive(Clone)]
+pub struct TapHandle {
+    dropped: Arc<AtomicU64>,
+    /// Capture time (ns) the clip ends at: a frame from then on that finds
+    /// the queue full is not counted, as the clip would not have held it.
+    until: Arc<AtomicU64>,
+}
+
+impl TapHandle {
+    /// The clip ends at capture time `end` (a stop, or the max duration).
+    pub fn end_at(&self, end: Duration) {
+        self.until.store(
             u64::try_from(end.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Frames the recorder could not take in time.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl TapReceiver {
+    pub fn handle(&self) -> TapHandle {
+        self.handle.clone()
+    }
+
+    /// Frames the recorder could not take in time.
+    pub fn dropped(&self) -> u64 {
+        self.handle.dropped()
     }
 
     fn taken(&self, f: Arc<Frame>) -> Arc<Frame> {

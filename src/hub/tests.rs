@@ -35,7 +35,7 @@ fn full_tap_counts_drops_and_never_blocks() {
     for i in 1..=5 {
         h.publish(frame(i, i * 33));
     }
-    assert_eq!(tap.dropped.load(Ordering::Relaxed), 3);
+    assert_eq!(tap.dropped(), 3);
     assert_eq!(tap.try_recv().unwrap().seq, 1);
     assert_eq!(tap.try_recv().unwrap().seq, 2);
     assert!(tap.try_recv().is_none());
@@ -45,11 +45,11 @@ fn full_tap_counts_drops_and_never_blocks() {
 fn frames_after_the_clip_end_are_not_counted_as_dropped() {
     let h = hub(Duration::ZERO);
     let tap = h.tap(1);
-    TapReceiver::end_at(&tap.until, Duration::from_millis(100));
+    tap.handle().end_at(Duration::from_millis(100));
     for i in 1..=5 {
         h.publish(frame(i, i * 33)); // 33, 66, 99 before the end; 132, 165 after
     }
-    assert_eq!(tap.dropped.load(Ordering::Relaxed), 2);
+    assert_eq!(tap.dropped(), 2);
     assert_eq!(tap.try_recv().unwrap().seq, 1);
 }
 
@@ -173,7 +173,7 @@ fn a_tap_is_bounded_by_bytes_too_and_one_frame_always_fits() {
     for i in 1..=3 {
         h.publish(frame(i, i * 33));
     }
-    assert_eq!(tap.dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(tap.dropped(), 1);
     assert_eq!(tap.queued_bytes(), 8);
     assert_eq!(tap.try_recv().unwrap().seq, 1);
     h.publish(frame(4, 4 * 33));
@@ -183,5 +183,5 @@ fn a_tap_is_bounded_by_bytes_too_and_one_frame_always_fits() {
     let (_, tap) = h.tap_with_preroll(100, 2, Duration::ZERO);
     h.publish(frame(5, 5 * 33));
     assert_eq!(tap.try_recv().unwrap().seq, 5);
-    assert_eq!(tap.dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(tap.dropped(), 0);
 }

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::clips::Clips;
 use crate::error::{Error, Kind};
-use crate::hub::{Hub, TapReceiver};
+use crate::hub::{Hub, TapHandle};
 
 use crate::sync::lock;
 pub use probe::probe;
@@ -134,9 +134,8 @@ struct Running {
     requested_wall: SystemTime,
     max: Option<Duration>,
     control: Arc<worker::Control>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
-    /// The tap's end (`TapReceiver::until`), set with the stop.
-    tap_until: Arc<std::sync::atomic::AtomicU64>,
+    /// The tap's end, set with the stop, and its drop count.
+    tap: TapHandle,
     thread: JoinHandle<crate::error::Result<ClipInfo>>,
 }
 
@@ -159,8 +158,7 @@ impl Running {
             } else {
                 0.0
             },
-            dropped_frames: self.dropped.load(Ordering::Relaxed)
-                + self.control.skipped.load(Ordering::Relaxed),
+            dropped_frames: self.tap.dropped() + self.control.skipped.load(Ordering::Relaxed),
             durable_sec: self.control.durable_ticks.load(Ordering::Relaxed) as f64
                 / f64::from(mux::TIMESCALE),
             max_duration_sec: self.max.map(|d| d.as_secs_f64()),
@@ -265,10 +263,9 @@ impl Recorder {
             .filter(|d| !d.is_zero());
         let control = Arc::new(worker::Control::default());
         *lock(&control.clip) = id.clone();
-        let dropped = tap.dropped.clone();
-        let tap_until = tap.until.clone();
+        let handle = tap.handle();
         if let Some(m) = max {
-            TapReceiver::end_at(&tap_until, requested + m);
+            handle.end_at(requested + m);
         }
         let job = worker::Job {
             id: id.clone(),
@@ -305,8 +302,7 @@ impl Recorder {
             requested_wall,
             max,
             control,
-            dropped,
-            tap_until,
+            tap: handle,
             thread,
         };
         let info = running.info();
@@ -336,7 +332,7 @@ impl Recorder {
             };
         };
         *lock(&running.control.end) = Some(end);
-        TapReceiver::end_at(&running.tap_until, end);
+        running.tap.end_at(end);
         match running.thread.join() {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(e)) => Err(RecError::Failed(

@@ -430,9 +430,8 @@ fn finish(mut job: Job, p: Pipeline, end_ticks: u64, first_wall: SystemTime) -> 
     let frames = table.samples.len() as u64;
     let first_pts = table.samples.first().map_or(0, |s| s.pts);
     let duration = (table.end - first_pts) as f64 / f64::from(TIMESCALE);
-    let dropped = job.tap.dropped.load(Ordering::Relaxed)
-        + job.control.skipped.load(Ordering::Relaxed)
-        + (written - frames);
+    let dropped =
+        job.tap.dropped() + job.control.skipped.load(Ordering::Relaxed) + (written - frames);
     if p.resized > 0 {
         log::info!(
             "recording {}: {} frames were scaled to the clip's size",

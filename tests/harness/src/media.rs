@@ -30,6 +30,30 @@ pub fn ffprobe(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
 }
 
+/// Each video packet's presentation time and keyframe flag, in file
+/// order, as ffprobe reads the clip.
+pub fn packets(path: &Path) -> Vec<(f64, bool)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(path)
+        .output_within(CHILD_TIMEOUT)
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, f) = l.trim().split_once(',')?;
+            Some((t.parse().ok()?, f.starts_with('K')))
+        })
+        .collect()
+}
+
 /// Our own reader's view (`video-recorder probe FILE`).
 pub fn own_probe(path: &Path) -> serde_json::Value {
     let out = command()
