@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::clips::Clips;
 use crate::hub::{Hub, TapReceiver};
+use crate::ids::CameraId;
 
 use crate::sync::lock;
 pub use probe::probe;
@@ -37,7 +38,7 @@ pub(crate) use recovery::recover_dir;
 pub struct RecorderSettings {
     /// The camera recorded: the clips directory's owner names and places
     /// its clips.
-    pub camera: String,
+    pub camera: CameraId,
     /// 0: chosen from the frame size.
     pub bitrate_kbps: u32,
     pub pre_roll: Duration,
@@ -254,7 +255,7 @@ impl Recorder {
             .clips
             .allocate(&self.settings.camera, requested_wall)
             .map_err(RecError::Failed)?;
-        let id = paths.id.clone();
+        let id = paths.id.to_string();
         let writer = journal::ClipWriter::create(paths).map_err(|e| {
             // The disk, not us.
             if disk_full(&e) {
