@@ -95,3 +95,27 @@ mod tests {
         assert!(b.bytes_per_sec >= 15 * 2 * (1 << 20));
     }
 }
+
+/// What a source refused or held back since it was last asked (a network
+/// camera over its [`Budget`]), for the camera's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Excess {
+    /// Frames sent faster than the budget allows, dropped.
+    pub frames_over_rate: u64,
+    /// Bytes that were not frames.
+    pub junk_bytes: u64,
+    /// Time reading paused because the camera sent more than its budget.
+    pub throttled: std::time::Duration,
+}
+
+impl Excess {
+    pub fn is_empty(&self) -> bool {
+        *self == Excess::default()
+    }
+
+    pub fn add(&mut self, other: Excess) {
+        self.frames_over_rate += other.frames_over_rate;
+        self.junk_bytes += other.junk_bytes;
+        self.throttled += other.throttled;
+    }
+}

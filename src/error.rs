@@ -163,15 +163,6 @@ impl Error {
         }
     }
 
-    /// The cause alone, without context: the system's reason without its
-    /// number (`No space left on device`), or the words.
-    pub fn cause(&self) -> String {
-        match &self.cause {
-            Cause::Os(e) => os_words(e),
-            Cause::Text(t) | Cause::Said(t) => t.clone(),
-        }
-    }
-
     /// What a client may be told of the cause: the system's reason or words
     /// made to be shown; `None` for words that may name things.
     pub fn client_cause(&self) -> Option<String> {
@@ -242,7 +233,10 @@ mod tests {
     fn kinds_come_from_the_errno() {
         let full = Error::io("write /x", io::Error::from_raw_os_error(libc::ENOSPC));
         assert_eq!(full.kind(), Kind::DiskFull);
-        assert_eq!(full.cause(), "No space left on device");
+        assert_eq!(
+            full.client_cause().as_deref(),
+            Some("No space left on device")
+        );
         assert_eq!(
             full.to_string(),
             "write /x: No space left on device (os error 28)"

@@ -84,7 +84,7 @@ pub struct CaptureCounters {
 
 impl CaptureCounters {
     /// Adds what a source refused since it was last asked.
-    pub fn add(&self, e: crate::source::Excess) {
+    pub fn add(&self, e: crate::budget::Excess) {
         self.over_rate
             .fetch_add(e.frames_over_rate, Ordering::Relaxed);
         self.junk_bytes.fetch_add(e.junk_bytes, Ordering::Relaxed);

@@ -7,14 +7,15 @@ mod capture;
 mod clips;
 mod clock;
 mod config;
-#[allow(dead_code)] // used from the next commits on
 mod error;
 mod fmp4;
 mod frame;
 mod http;
 mod hub;
+mod ids;
 mod live;
 mod picture;
+mod proxies;
 mod recorder;
 mod source;
 mod sync;
@@ -71,15 +72,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&cfg);
-    let creds = match http::auth::Credentials::load(&cfg, std::env::vars()) {
+    init_logging(cfg.log_level);
+    let auth = auth_settings(&cfg);
+    let upload = upload_settings(&cfg);
+    let creds = match http::auth::Credentials::load(&auth, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("video-recorder: {e}");
             return ExitCode::from(2);
         }
     };
-    let s3_creds = match upload::setup::credentials_for(&cfg) {
+    let s3_creds = match upload::setup::credentials_for(&upload) {
         Ok(c) => c,
         Err((key, e)) => {
             eprintln!("video-recorder: {key}: {e}");
@@ -87,12 +90,12 @@ fn main() -> ExitCode {
         }
     };
     forget_secrets_in_environment();
-    if let Err(e) = http::auth::check_exposure(&cfg, &creds) {
+    if let Err(e) = http::auth::check_exposure(&auth, &creds) {
         log::error!("{e}");
         eprintln!("video-recorder: {e}");
         return ExitCode::from(2);
     }
-    match run(cfg, creds, s3_creds) {
+    match run(cfg, auth, upload, creds, s3_creds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -101,8 +104,46 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cfg: &Config) {
-    let level = cfg.log_level.parse().unwrap_or(log::LevelFilter::Info);
+/// Each role's own settings, from the one `Config`.
+fn auth_settings(cfg: &Config) -> http::auth::AuthSettings {
+    http::auth::AuthSettings {
+        host: cfg.host.clone(),
+        insecure_no_auth: cfg.insecure_no_auth,
+        admin_user: cfg.admin_user.clone(),
+        viewer_user: cfg.viewer_user.clone(),
+        password_hash: cfg.password_hash.clone(),
+        viewer_password_hash: cfg.viewer_password_hash.clone(),
+        api_token_hash: cfg.api_token_hash.clone(),
+    }
+}
+
+fn tls_settings(cfg: &Config) -> http::tls::TlsSettings {
+    http::tls::TlsSettings {
+        host: cfg.host.clone(),
+        clips_dir: cfg.clips_dir.clone(),
+        cert: cfg.tls_cert.clone(),
+        key: cfg.tls_key.clone(),
+        self_signed: cfg.tls_self_signed,
+    }
+}
+
+fn upload_settings(cfg: &Config) -> upload::UploadSettings {
+    upload::UploadSettings {
+        bucket: cfg.s3_bucket.clone(),
+        region: cfg.s3_region.clone(),
+        endpoint: cfg.s3_endpoint_url.clone(),
+        path_style: cfg.s3_path_style,
+        prefix: cfg.s3_prefix.clone(),
+        device: cfg.s3_device.clone(),
+        delete_after_upload: cfg.s3_delete_after_upload,
+        max_kbps: cfg.s3_max_kbps,
+        storage_class: cfg.s3_storage_class.clone(),
+        part_bytes: (cfg.s3_part_mb * 1024.0 * 1024.0) as u64,
+        credentials_file: cfg.s3_credentials_file.clone(),
+    }
+}
+
+fn init_logging(level: log::LevelFilter) {
     // tiny_http's own lines stay: its warnings (connections dropped when
     // descriptors run out) are the only sign of that state.
     let log_cfg = simplelog::ConfigBuilder::new()
@@ -222,6 +263,8 @@ fn read_password() -> Result<String, String> {
 
 fn run(
     cfg: Config,
+    auth: http::auth::AuthSettings,
+    upload: upload::UploadSettings,
     creds: http::auth::Credentials,
     s3_creds: Option<rusty_s3::Credentials>,
 ) -> Result<(), String> {
@@ -285,12 +328,12 @@ fn run(
         .map_err(|e| format!("listening socket: {e}"))?;
 
     let uploader =
-        upload::setup::start(&cfg, &clips, s3_creds).map_err(|(key, e)| format!("{key}: {e}"))?;
+        upload::setup::start(upload, &clips, s3_creds).map_err(|(key, e)| format!("{key}: {e}"))?;
     let cameras = camera::Cameras::start(&cfg.cameras, &clips)?;
     for c in cameras.iter() {
         log::info!("camera {}: {}", c.id, c.hub.status().name);
     }
-    let tls = http::tls::load(&cfg)?;
+    let tls = http::tls::load(&tls_settings(&cfg))?;
     if let Some(t) = &tls {
         log::info!(
             "HTTPS on; certificate SHA-256 fingerprint {}",
@@ -298,7 +341,7 @@ fn run(
         );
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let auth = http::auth::Auth::new(&cfg, creds);
+    let auth = http::auth::Auth::new(&auth, creds);
     if !auth.required() {
         log::info!("no credentials needed: listening on loopback only");
     }
@@ -311,7 +354,7 @@ fn run(
         uploader,
         started: std::time::Instant::now(),
         idle_timeout: Duration::from_secs_f64(cfg.idle_timeout_sec),
-        proxies: http::client::Proxies::parse(&cfg.trusted_proxies)?,
+        proxies: cfg.trusted_proxies.clone(),
         allowed_hosts: cfg
             .allowed_hosts
             .split(',')

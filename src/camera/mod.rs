@@ -15,12 +15,13 @@ use crate::capture::{self, CaptureSettings};
 use crate::clips::Clips;
 use crate::config::CameraSettings;
 use crate::hub::{Hub, SourceState, SourceStatus};
+use crate::ids::CameraId;
 use crate::recorder::{ClipInfo, Recorder, RecorderSettings};
 use crate::source::rtsp::{self, RtspSettings};
 use crate::source::{Format, SourceSpec};
 
 pub struct Camera {
-    pub id: String,
+    pub id: CameraId,
     pub hub: Arc<Hub>,
     pub recorder: Recorder,
     viewers: Arc<AtomicUsize>,
@@ -44,7 +45,7 @@ impl Camera {
     /// Starts the camera's capture thread; its recorder waits for `/start`.
     pub fn start(settings: &CameraSettings, clips: Arc<Clips>) -> Result<Camera, String> {
         let id = settings.id.clone();
-        let spec = SourceSpec::parse(&settings.source).map_err(|e| format!("camera {id}: {e}"))?;
+        let spec = settings.source.clone();
         let hub = Arc::new(Hub::new(
             Duration::from_secs_f64(settings.pre_roll_sec),
             SourceStatus {
@@ -69,10 +70,9 @@ impl Camera {
                 &id,
                 hub.clone(),
                 RtspSettings {
-                    camera: id.clone(),
+                    camera: id.to_string(),
                     url,
-                    transport: rtsp::Transport::parse(&settings.rtsp_transport)
-                        .map_err(|e| format!("camera {id}: rtsp_transport {e}"))?,
+                    transport: settings.rtsp_transport,
                     stall_timeout,
                     nominal_fps: settings.fps,
                 },

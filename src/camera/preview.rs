@@ -64,14 +64,18 @@ impl Preview {
     }
 
     /// Whether the stream can be decoded here (H.264 can; H.265 cannot).
-    pub fn decodable(&self) -> Result<(), String> {
+    pub fn decodable(&self) -> crate::error::Result<()> {
+        use crate::error::{Error, Kind};
         match self.source.latest() {
-            None => Err("no frame yet".into()),
+            None => Err(Error::said(Kind::CameraDown, "no frame yet")),
             Some(f) => match f.payload.video().map(|v| v.params.codec) {
                 Some(Codec::H264) => Ok(()),
-                _ => Err("this camera sends H.265: no MJPEG view or snapshot here \
-                     (its live view is live.mp4)"
-                    .into()),
+                // The camera's picture exists, not in a form this view has.
+                _ => Err(Error::said(
+                    Kind::CameraDown,
+                    "this camera sends H.265: no MJPEG view or snapshot here \
+                     (its live view is live.mp4)",
+                )),
             },
         }
     }

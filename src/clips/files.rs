@@ -5,7 +5,8 @@ use crate::error::Error;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
 
-use super::{ClipEntry, Clips, OpenError, valid_id};
+use super::{ClipEntry, Clips, OpenError};
+use crate::ids::{CameraId, ClipFile};
 use crate::sync::lock;
 
 impl Clips {
@@ -15,17 +16,14 @@ impl Clips {
     /// (checking a path and then opening it lets a symlink in between).
     pub fn open_clip(&self, clip: &ClipEntry) -> Result<File, OpenError> {
         use std::os::unix::fs::MetadataExt;
-        if !valid_id(&clip.id) {
-            return Err(OpenError::NotFound);
-        }
         let dir = self.open_home_of(clip)?;
-        let file = open_at(&dir, &file_name(clip), libc::O_NONBLOCK).map_err(|e| {
-            match e.raw_os_error() {
+        let file = open_at(&dir, &clip.id.file_name(ClipFile::Mp4), libc::O_NONBLOCK).map_err(
+            |e| match e.raw_os_error() {
                 Some(libc::ENOENT) => OpenError::NotFound,
                 Some(libc::ELOOP) => OpenError::Refused("a symlink"),
                 _ => OpenError::Io(Error::io("open clip", e)),
-            }
-        })?;
+            },
+        )?;
         let meta = file
             .metadata()
             .map_err(|e| OpenError::Io(Error::io("open clip", e)))?;
@@ -53,7 +51,7 @@ impl Clips {
         let sub = parent
             .file_name()
             .and_then(|n| n.to_str())
-            .filter(|n| crate::config::valid_camera_id(n))
+            .filter(|n| n.parse::<CameraId>().is_ok())
             .ok_or(OpenError::NotFound)?;
         open_at(&root, sub, libc::O_DIRECTORY).map_err(|_| OpenError::NotFound)
     }
@@ -75,7 +73,7 @@ impl Clips {
     /// (never through a path a symlink could have been put into).
     pub(super) fn unlink(&self, clip: &ClipEntry) -> Result<(), OpenError> {
         let dir = self.open_home_of(clip)?;
-        let name = c_name(&file_name(clip));
+        let name = c_name(&clip.id.file_name(ClipFile::Mp4));
         // SAFETY: unlinkat on a directory descriptor we hold, a valid C string.
         if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
             return Err(OpenError::Io(Error::io(
@@ -84,15 +82,11 @@ impl Clips {
             )));
         }
         // Its upload record, if any, goes with it.
-        let record = c_name(&format!("{}.upload", clip.id));
+        let record = c_name(&clip.id.file_name(ClipFile::Upload));
         // SAFETY: as above; a missing record is fine.
         unsafe { libc::unlinkat(dir.as_raw_fd(), record.as_ptr(), 0) };
         Ok(())
     }
-}
-
-fn file_name(clip: &ClipEntry) -> String {
-    format!("{}.mp4", clip.id)
 }
 
 /// Ids and camera ids hold no NUL (checked before they get here).

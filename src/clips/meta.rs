@@ -11,6 +11,7 @@ use std::io::{BufReader, Read, Seek};
 use mp4::Metadata;
 
 use super::{ClipEntry, Clips, OpenError};
+use crate::ids::ClipId;
 use crate::sync::lock;
 
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ const MP4_EPOCH_OFFSET: u64 = 2_082_844_800;
 /// Entries kept; the page asks for the newest, so old ones may go.
 const MAX_CACHED: usize = 5000;
 
-pub(super) type Cache = HashMap<String, ((u64, u64), ClipMeta)>;
+pub(super) type Cache = HashMap<ClipId, ((u64, u64), ClipMeta)>;
 
 fn reader<R: Read + Seek>(r: R, size: u64) -> Option<mp4::Mp4Reader<BufReader<R>>> {
     mp4::Mp4Reader::read_header(BufReader::new(r), size).ok()

@@ -27,10 +27,11 @@ use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+use crate::ids::{CameraId, ClipFile, ClipId};
 use crate::sync::lock;
 use serde::Serialize;
 
-pub use names::{ClipPaths, valid_id};
+pub use names::ClipPaths;
 
 pub struct ClipsSettings {
     pub dir: PathBuf,
@@ -47,20 +48,20 @@ pub struct ClipsSettings {
 /// Where a camera's clips live.
 #[derive(Debug, Clone)]
 pub struct Home {
-    pub camera: String,
+    pub camera: CameraId,
     /// In `<clips_dir>/<camera>/` (`[[camera]]`), or in the directory itself.
     pub own_dir: bool,
 }
 
 /// Finishes the leftovers of a crash in one directory; given by the
 /// recorder, which knows how to make a `.part` playable.
-pub type Finisher<'a> = &'a dyn Fn(&Path, &dyn Fn(&str) -> bool);
+pub type Finisher<'a> = &'a dyn Fn(&Path, &dyn Fn(&ClipId) -> bool);
 
 /// A finished clip on disk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClipEntry {
-    pub id: String,
-    pub camera: String,
+    pub id: ClipId,
+    pub camera: CameraId,
     pub path: PathBuf,
     pub size_bytes: u64,
     /// Device and inode as listed: the file served must be this one.
@@ -176,7 +177,7 @@ impl Clips {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create: {e}"))?;
         let mut held = vec![lock::lock(dir).map_err(|e| e.to_string())?];
         for h in homes.iter().filter(|h| h.own_dir) {
-            let home = dir.join(&h.camera);
+            let home = dir.join(h.camera.as_str());
             std::fs::create_dir_all(&home)
                 .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
             held.push(lock::lock(&home).map_err(|e| format!("{}: {e}", home.display()))?);
@@ -214,14 +215,15 @@ impl Clips {
         lock(&self.index)
     }
 
-    /// The directory a camera's clips go to.
-    fn home_of(&self, camera: &str) -> Option<PathBuf> {
+    /// A configured camera's id and the directory its clips go to.
+    fn home_of(&self, camera: &str) -> Option<(CameraId, PathBuf)> {
         let h = self.homes.iter().find(|h| h.camera == camera)?;
-        Some(if h.own_dir {
-            self.settings.dir.join(camera)
+        let dir = if h.own_dir {
+            self.settings.dir.join(h.camera.as_str())
         } else {
             self.settings.dir.clone()
-        })
+        };
+        Some((h.camera.clone(), dir))
     }
 
     /// The directory itself and every camera directory in it, configured
@@ -236,7 +238,7 @@ impl Clips {
             for e in rd.flatten() {
                 let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
                 let name = e.file_name();
-                if is_dir && name.to_str().is_some_and(crate::config::valid_camera_id) {
+                if is_dir && name.to_str().is_some_and(|n| n.parse::<CameraId>().is_ok()) {
                     dirs.push(e.path());
                 }
             }
@@ -267,14 +269,10 @@ impl Clips {
         use std::os::unix::fs::MetadataExt;
         let mut clips = Vec::new();
         let mut partial = 0;
-        let first = self
-            .homes
-            .first()
-            .map(|h| h.camera.clone())
-            .unwrap_or_default();
+        let first = self.homes.first().map(|h| h.camera.clone());
         for dir in self.dirs() {
             let owner = self.camera_of_dir(&dir);
-            let ours = |id: &str| names::belongs(id, owner.as_deref());
+            let ours = |id: &ClipId| names::belongs(id, owner.as_deref());
             let Ok(rd) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -287,27 +285,30 @@ impl Clips {
                 if !meta.is_file() {
                     continue;
                 }
-                if let Some(id) = name.strip_suffix(".mp4").filter(|id| ours(id)) {
-                    let camera = names::parse_id(id)
-                        .and_then(|p| p.camera)
-                        .map_or_else(|| first.clone(), str::to_string);
-                    clips.push(ClipEntry {
-                        id: id.to_string(),
-                        camera,
-                        path: e.path(),
-                        size_bytes: meta.len(),
-                        dev_ino: (meta.dev(), meta.ino()),
-                    });
-                } else if name
-                    .strip_suffix(".mp4.part")
-                    .or_else(|| name.strip_suffix(".journal"))
-                    .is_some_and(ours)
-                {
-                    partial += meta.len();
+                let Some((id, file)) = ClipId::from_file_name(&name).filter(|(id, _)| ours(id))
+                else {
+                    continue;
+                };
+                match file {
+                    ClipFile::Mp4 => {
+                        // An old unnamed id is the first camera's.
+                        let Some(camera) = id.camera_id().or_else(|| first.clone()) else {
+                            continue;
+                        };
+                        clips.push(ClipEntry {
+                            id,
+                            camera,
+                            path: e.path(),
+                            size_bytes: meta.len(),
+                            dev_ino: (meta.dev(), meta.ino()),
+                        });
+                    }
+                    ClipFile::Part | ClipFile::Journal => partial += meta.len(),
+                    ClipFile::Upload | ClipFile::Thumbnail => {}
                 }
             }
         }
-        clips.sort_by_cached_key(|c| names::age_key(&c.id));
+        clips.sort_by(|a, b| a.id.age_key().cmp(&b.id.age_key()));
         (clips, partial)
     }
 
@@ -354,24 +355,27 @@ impl Clips {
         }
     }
 
-    /// A finished clip by id (from the index; the id is validated).
+    /// A finished clip by id (from the index, whose ids are valid: any
+    /// other text finds nothing).
     pub fn get(&self, id: &str) -> Option<ClipEntry> {
-        if !valid_id(id) {
-            return None;
-        }
         self.index().clips.iter().find(|c| c.id == id).cloned()
     }
 
     /// Finished clips, newest first: of one camera or all, older than the
     /// id `before` (paging), at most `limit`.
-    pub fn list(&self, camera: Option<&str>, before: Option<&str>, limit: usize) -> Vec<ClipEntry> {
-        let before = before.map(names::age_key);
+    pub fn list(
+        &self,
+        camera: Option<&str>,
+        before: Option<&ClipId>,
+        limit: usize,
+    ) -> Vec<ClipEntry> {
+        let before = before.map(ClipId::age_key);
         self.index()
             .clips
             .iter()
             .rev()
             .filter(|c| camera.is_none_or(|cam| c.camera == cam))
-            .filter(|c| before.as_ref().is_none_or(|b| names::age_key(&c.id) < *b))
+            .filter(|c| before.is_none_or(|b| c.id.age_key() < b))
             .take(limit)
             .cloned()
             .collect()
@@ -382,7 +386,7 @@ impl Clips {
     pub fn allocate(&self, camera: &str, now: SystemTime) -> crate::error::Result<ClipPaths> {
         use crate::error::{Context as _, Error, Kind};
         let _one = lock(&self.naming);
-        let dir = self.home_of(camera).ok_or_else(|| {
+        let (camera, dir) = self.home_of(camera).ok_or_else(|| {
             Error::new(
                 Kind::NotFound,
                 format!("no clips directory for camera {camera:?}"),
@@ -394,7 +398,10 @@ impl Clips {
         let stamp = names::stamp_for(now, newest, crate::clock::synchronized());
         let mut n = 1;
         loop {
-            let paths = ClipPaths::new(&dir, &names::make_id(camera, &stamp, n));
+            let id = ClipId::new(&camera, &stamp, n).ok_or_else(|| {
+                Error::new(Kind::Internal, format!("no clip id for the time {stamp:?}"))
+            })?;
+            let paths = ClipPaths::new(&dir, &id);
             if !paths.taken() {
                 return Ok(paths);
             }
@@ -410,12 +417,11 @@ impl Clips {
             .filter_map(|d| std::fs::read_dir(d).ok())
             .flat_map(|rd| rd.flatten())
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter_map(|name| {
-                let id = name
-                    .strip_suffix(".mp4")
-                    .or_else(|| name.strip_suffix(".mp4.part"))
-                    .or_else(|| name.strip_suffix(".journal"))?;
-                names::parse_id(id).map(|p| p.stamp.to_string())
+            .filter_map(|name| match ClipId::from_file_name(&name)? {
+                (id, ClipFile::Mp4 | ClipFile::Part | ClipFile::Journal) => {
+                    Some(id.stamp().to_string())
+                }
+                _ => None,
             })
             .max()
     }

@@ -7,7 +7,7 @@ use crate::sync::lock;
 fn newest_of_each_camera(clips: &[ClipEntry]) -> Vec<&str> {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     for c in clips.iter().rev() {
-        if !seen.iter().any(|(cam, _)| *cam == c.camera) {
+        if !seen.iter().any(|(cam, _)| c.camera == *cam) {
             seen.push((&c.camera, &c.id));
         }
     }
@@ -70,7 +70,7 @@ impl Clips {
             let deletable = ix
                 .clips
                 .iter()
-                .any(|c| Some(c.id.as_str()) != protect && !keep.contains(&c.id));
+                .any(|c| Some(c.id.as_str()) != protect && !keep.iter().any(|k| c.id == *k));
             if !deletable {
                 return Some(format!(
                     "{} MiB free, under clips_min_free_mb ({} MiB), and no older clip is left to \
@@ -113,7 +113,7 @@ impl Clips {
         // to fill.
         let (held, free_to_go): (Vec<&ClipEntry>, Vec<&ClipEntry>) = clips
             .iter()
-            .filter(|c| Some(c.id.as_str()) != protect && !keep.contains(&c.id))
+            .filter(|c| Some(c.id.as_str()) != protect && !keep.iter().any(|k| c.id == *k))
             .partition(|c| self.held(&c.id));
         for c in free_to_go.into_iter().chain(held) {
             let waiting = self.held(&c.id);
@@ -137,7 +137,7 @@ impl Clips {
                 log::error!("deleting clip {} before it was uploaded: {reason}", c.id);
                 match self.lost.get() {
                     Some(lost) => lost(&c.id),
-                    None => lock(&self.lost_early).push(c.id.clone()),
+                    None => lock(&self.lost_early).push(c.id.to_string()),
                 }
             }
             match self.unlink(c) {

@@ -2,10 +2,15 @@ use super::*;
 use std::time::Duration;
 
 use super::retention::NEARLY_FULL_FOR_TESTS;
+use crate::ids::ClipId;
+
+fn valid_id(id: &str) -> bool {
+    id.parse::<ClipId>().is_ok()
+}
 
 fn cam() -> Vec<Home> {
     vec![Home {
-        camera: "cam".into(),
+        camera: "cam".parse().unwrap(),
         own_dir: false,
     }]
 }
@@ -407,11 +412,11 @@ fn cameras_have_homes_and_retention_spans_them_keeping_each_newest() {
     let d = tmp.path();
     let homes = vec![
         Home {
-            camera: "front".into(),
+            camera: "front".parse().unwrap(),
             own_dir: true,
         },
         Home {
-            camera: "door".into(),
+            camera: "door".parse().unwrap(),
             own_dir: true,
         },
     ];
@@ -469,7 +474,7 @@ fn cameras_have_homes_and_retention_spans_them_keeping_each_newest() {
     );
     assert_eq!(ids(Some("door")), vec!["door-20261201-103000"]);
     assert_eq!(
-        c.list(None, Some("front-20261201-110000"), 10)[0].id,
+        c.list(None, Some(&"front-20261201-110000".parse().unwrap()), 10)[0].id,
         "door-20261201-103000"
     );
     assert_eq!(c.last("front").unwrap().id, "front-20261201-110000");

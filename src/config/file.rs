@@ -5,6 +5,8 @@ use std::path::Path;
 
 use super::ConfigError;
 use super::table::{self, CameraSettings, Config, Input, Scope};
+use crate::ids::{CAMERA_ID_RULE, CameraId};
+use crate::source::SourceSpec;
 
 /// One `[[camera]]` section, kept until every flat layer is applied (the
 /// flat camera keys are its defaults).
@@ -18,14 +20,6 @@ pub(super) struct FileRead {
     pub cameras: Vec<Section>,
     /// Whether the file set the flat `source`.
     pub source_set: bool,
-}
-
-/// Camera ids: `[a-z0-9-]{1,32}`. They name clips, directories and routes.
-pub fn valid_camera_id(id: &str) -> bool {
-    (1..=32).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Reads the file's flat keys into `cfg`; returns its `[[camera]]` sections.
@@ -80,14 +74,12 @@ pub(super) fn cameras(
     let mut out: Vec<(CameraSettings, String)> = Vec::new();
     for s in sections {
         let mut cam = defaults.clone();
-        let id = match s.keys.get("id") {
-            Some(toml::Value::String(id)) if valid_camera_id(id) => id.clone(),
+        let id: CameraId = match s.keys.get("id") {
+            Some(toml::Value::String(id)) => id
+                .parse()
+                .map_err(|rule| ConfigError::new("id", &s.origin, rule))?,
             Some(_) => {
-                return Err(ConfigError::new(
-                    "id",
-                    &s.origin,
-                    "must be 1 to 32 of a-z, 0-9 and '-'",
-                ));
+                return Err(ConfigError::new("id", &s.origin, CAMERA_ID_RULE));
             }
             None => {
                 return Err(ConfigError::new(
@@ -151,10 +143,10 @@ pub(super) fn cameras(
 /// The device a source opens, resolved through `/dev/v4l/by-id` links, so
 /// that two names of one camera are seen as one; `None` for sources that
 /// may be opened more than once (test, files, network cameras).
-fn device_of(source: &str) -> Option<std::path::PathBuf> {
+fn device_of(source: &SourceSpec) -> Option<std::path::PathBuf> {
     match source {
-        "auto" => Some("auto".into()),
-        p if p.starts_with("/dev/") => Some(std::fs::canonicalize(p).unwrap_or_else(|_| p.into())),
+        SourceSpec::Auto => Some("auto".into()),
+        SourceSpec::Device(p) => Some(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
         _ => None,
     }
 }

@@ -6,11 +6,11 @@
 
 mod file;
 mod table;
+mod values;
 
 use std::fmt;
 use std::path::PathBuf;
 
-pub use file::valid_camera_id;
 use table::Input;
 pub use table::{CameraSettings, Config, Scope, table};
 

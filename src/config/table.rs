@@ -6,6 +6,12 @@
 
 use std::path::PathBuf;
 
+use crate::ids::CameraId;
+use crate::proxies::ProxyList;
+use crate::source::SourceSpec;
+use crate::source::rtsp::Transport;
+use crate::upload::KeyTemplate;
+
 /// Where a setting applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -187,15 +193,6 @@ fn assign<T: Value>(slot: &mut T, input: Input<'_>, check: &dyn Fn(&T) -> Check)
     Ok(())
 }
 
-/// A camera setting as `Debug` shows it: `source` without credentials.
-fn shown(name: &str, text: String) -> String {
-    if name == "source" {
-        crate::source::http_mjpeg::redact(&text)
-    } else {
-        text
-    }
-}
-
 macro_rules! settings {
     (
         global { $( $g:ident : $gt:ty = $gd:expr, $gh:literal, $ghelp:literal, $gc:expr; )* }
@@ -215,12 +212,12 @@ macro_rules! settings {
             pub camera_sections: bool,
         }
 
-        /// One camera's settings. `Debug` shows `source` redacted (a
-        /// network camera's URL may hold its password).
+        /// One camera's settings. `Debug` shows each as `Value::show` does
+        /// (`source` without credentials).
         #[derive(Clone, PartialEq)]
         pub struct CameraSettings {
             /// `[a-z0-9-]{1,32}`, unique; `cam` for a config without `[[camera]]`.
-            pub id: String,
+            pub id: CameraId,
             $( pub $c: $ct, )*
         }
 
@@ -228,14 +225,15 @@ macro_rules! settings {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 let mut d = f.debug_struct("CameraSettings");
                 d.field("id", &self.id);
-                $( d.field(stringify!($c), &shown(stringify!($c), self.$c.show())); )*
+                $( d.field(stringify!($c), &self.$c.show()); )*
                 d.finish()
             }
         }
 
         impl Default for CameraSettings {
             fn default() -> CameraSettings {
-                CameraSettings { id: super::DEFAULT_CAMERA.into(), $( $c: $cd.into(), )* }
+                let id = super::DEFAULT_CAMERA.parse().expect("a camera id");
+                CameraSettings { id, $( $c: $cd.into(), )* }
             }
         }
 
@@ -297,8 +295,7 @@ settings! {
             within(1, 100_000, "must be from 1 to 100000");
         idle_timeout_sec: f64 = 30.0, "S", "close a connection silent this long",
             within(0.5, 3600.0, "must be from 0.5 to 3600 seconds");
-        log_level: String = "info", "L", "error|warn|info|debug|trace",
-            |v: &String| v.parse::<log::LevelFilter>().map(|_| ()).map_err(|_| "must be error, warn, info, debug or trace".into());
+        log_level: log::LevelFilter = log::LevelFilter::Info, "L", "error|warn|info|debug|trace", any;
         admin_user: String = "admin", "U", "user allowed to start and stop", user_name;
         password_hash: String = "", "H", "admin's hash (or VR_PASSWORD=plain in the environment)", password_hash;
         viewer_user: String = "viewer", "U", "read-only user", user_name;
@@ -308,8 +305,7 @@ settings! {
         tls_cert: PathBuf = "", "FILE", "PEM certificate for HTTPS (with tls_key)", any;
         tls_key: PathBuf = "", "FILE", "PEM key for HTTPS (with tls_cert)", any;
         tls_self_signed: bool = false, "", "make a self-signed certificate on first start", any;
-        trusted_proxies: String = "", "LIST", "proxies whose X-Forwarded-For is believed",
-            |v: &String| crate::http::client::Proxies::parse(v).map(|_| ());
+        trusted_proxies: ProxyList = ProxyList::default(), "LIST", "proxies whose X-Forwarded-For is believed", any;
         allowed_hosts: String = "", "LIST", "host names allowed without credentials",
             |v: &String| if v.split(',').map(str::trim).any(|n| n.contains(|c: char| c.is_whitespace() || "/@?#".contains(c) || c.is_control())) {
                 Err("must be host names (or host:port), comma-separated".into())
@@ -324,8 +320,7 @@ settings! {
                 Ok(())
             } else { Err("must be an http:// or https:// URL, or empty for AWS".into()) };
         s3_path_style: bool = false, "", "path-style requests (MinIO, most self-hosted servers)", any;
-        s3_prefix: String = "{device}/{camera}/{date}/{id}.mp4", "T", "object key template",
-            |v: &String| crate::upload::check_template(v);
+        s3_prefix: KeyTemplate = KeyTemplate::default(), "T", "object key template", any;
         s3_device: String = "", "NAME", "{device} in keys (empty: the host name)", any;
         s3_delete_after_upload: bool = false, "", "delete the local clip once the bucket holds it (checked)", any;
         s3_max_kbps: u64 = 0u64, "N", "upload rate cap in kbit/s (0: none)", any;
@@ -336,8 +331,7 @@ settings! {
             within(0.01, 512.0, "must be from 0.01 to 512 MiB (S3 wants 5 or more; each part is read whole)");
     }
     camera {
-        source: String = "auto", "SRC", "auto | test | /dev/videoN | FILE.mjpeg | http://… | rtsp://…",
-            |v: &String| { not_empty(v)?; crate::source::SourceSpec::parse(v).map(|_| ()) };
+        source: SourceSpec = SourceSpec::Auto, "SRC", "auto | test | /dev/videoN | FILE.mjpeg | http://… | rtsp://…", any;
         width: u32 = 1280u32, "W", "frame width asked of the source",
             even(16, crate::frame::MAX_SIDE, "must be an even number from 16 to 3840");
         height: u32 = 720u32, "H", "frame height asked of the source (width x height at most 3840x2160)",
@@ -351,8 +345,7 @@ settings! {
             |v: &u32| if *v == 0 || (100..=50_000).contains(v) { Ok(()) } else { Err("must be 0 (automatic) or 100 to 50000".into()) };
         stall_timeout_sec: f64 = 3.0, "S", "no frame this long: the source is down",
             within(0.5, 600.0, "must be from 0.5 to 600 seconds");
-        rtsp_transport: String = "auto", "T", "RTSP cameras: auto (tcp, else udp on 461), tcp or udp",
-            |v: &String| crate::source::rtsp::Transport::parse(v).map(|_| ());
+        rtsp_transport: Transport = Transport::Auto, "T", "RTSP cameras: auto (tcp, else udp on 461), tcp or udp", any;
         preview_fps: u32 = 5u32, "N", "RTSP cameras: rate of the MJPEG view decoded on demand",
             within(1, 30, "must be from 1 to 30");
         preview_width: u32 = 640u32, "W", "RTSP cameras: widest MJPEG view and snapshot",

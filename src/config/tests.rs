@@ -41,7 +41,7 @@ fn defaults_match_the_original_readme() {
     let c = serve("", &[]).unwrap();
     assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8000));
     assert_eq!(c.clips_dir, PathBuf::from("clips"));
-    assert_eq!(c.cameras[0].source, "auto");
+    assert_eq!(c.cameras[0].source, crate::source::SourceSpec::Auto);
     assert_eq!(c.cameras[0].id, "cam");
     assert!(!c.camera_sections);
 }

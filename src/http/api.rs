@@ -33,9 +33,9 @@ pub fn camera_status(app: &App, cam: &Camera) -> Value {
         _ => None,
     };
     let (usage, last) = app.clips.overview(&cam.id);
-    let last = last.map(|c| {
-        json!({ "id": c.id, "size_bytes": c.size_bytes, "url": format!("/clips/{}.mp4", c.id) })
-    });
+    let last = last.map(
+        |c| json!({ "id": c.id, "size_bytes": c.size_bytes, "url": super::library::url(&c.id) }),
+    );
     json!({
         "camera": cam.id,
         "recording": active.is_some(),

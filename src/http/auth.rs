@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use tiny_http::Request;
 
-pub use super::credentials::{Credentials, check_exposure, hash_secret, is_loopback_host};
+pub use super::credentials::{
+    AuthSettings, Credentials, check_exposure, hash_secret, is_loopback_host,
+};
 use super::device::Devices;
 use super::lockout::{Claim, Key, Lockout, Refused};
 use super::request::cookie;
@@ -23,7 +25,6 @@ pub use super::request::{header, same_origin};
 use super::sessions::Memory;
 pub use super::sessions::SESSION_COOKIE;
 use super::verifier::{Pending, Verifier};
-use crate::config::Config;
 
 pub use super::roles::{Role, Via};
 
@@ -130,7 +131,7 @@ pub struct Attempt {
 }
 
 impl Auth {
-    pub fn new(cfg: &Config, creds: Credentials) -> Auth {
+    pub fn new(cfg: &AuthSettings, creds: Credentials) -> Auth {
         let open = !creds.any() && (is_loopback_host(&cfg.host) || cfg.insecure_no_auth);
         Auth {
             required: !open,

@@ -7,7 +7,19 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use rand_core::OsRng;
 
-use crate::config::Config;
+/// What sign-in needs of the settings (`main` fills it in).
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// The listening address: loopback needs no credentials.
+    pub host: String,
+    pub insecure_no_auth: bool,
+    pub admin_user: String,
+    pub viewer_user: String,
+    /// Argon2 hashes; empty: none configured.
+    pub password_hash: String,
+    pub viewer_password_hash: String,
+    pub api_token_hash: String,
+}
 
 /// Argon2 hashes of the secrets, from the config file or the environment.
 #[derive(Default)]
@@ -20,7 +32,7 @@ pub struct Credentials {
 impl Credentials {
     /// `VR_PASSWORD` / `VR_VIEWER_PASSWORD` / `VR_API_TOKEN` beat the config's
     /// hashes; plain secrets are hashed at once and never kept.
-    pub fn load<E>(cfg: &Config, env: E) -> Result<Credentials, String>
+    pub fn load<E>(cfg: &AuthSettings, env: E) -> Result<Credentials, String>
     where
         E: IntoIterator<Item = (String, String)>,
     {
@@ -77,7 +89,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 /// The refuse-to-start rule: a non-loopback address needs credentials.
-pub fn check_exposure(cfg: &Config, creds: &Credentials) -> Result<(), String> {
+pub fn check_exposure(cfg: &AuthSettings, creds: &Credentials) -> Result<(), String> {
     if is_loopback_host(&cfg.host) || creds.admin.is_some() || cfg.insecure_no_auth {
         return Ok(());
     }
@@ -94,11 +106,14 @@ pub fn check_exposure(cfg: &Config, creds: &Credentials) -> Result<(), String> {
 pub(super) mod tests {
     use super::*;
 
-    /// A config listening on `host` (also for `auth`'s tests).
-    pub fn cfg(host: &str) -> Config {
-        Config {
+    /// Settings listening on `host`, users as by default (also for
+    /// `auth`'s tests).
+    pub fn cfg(host: &str) -> AuthSettings {
+        AuthSettings {
             host: host.into(),
-            ..Config::default()
+            admin_user: "admin".into(),
+            viewer_user: "viewer".into(),
+            ..AuthSettings::default()
         }
     }
 

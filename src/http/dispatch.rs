@@ -239,11 +239,11 @@ fn dispatch(app: &Arc<App>, req: Request, t: Target, caller: Option<auth::Princi
         }
         Route::ClipFile(name) => off_thread(app, "clip", req, move |app, req| {
             let range = range_of(req);
-            library::file(app, &name, range.as_deref(), download)
+            library::file(app, name.as_ref(), range.as_deref(), download)
         }),
-        Route::DeleteClip(id) => {
-            off_thread(app, "delete", req, move |app, _| library::delete(app, &id))
-        }
-        Route::RetryUpload(id) => answer(req, library::retry_upload(app, &id)),
+        Route::DeleteClip(id) => off_thread(app, "delete", req, move |app, _| {
+            library::delete(app, id.as_ref())
+        }),
+        Route::RetryUpload(id) => answer(req, library::retry_upload(app, id.as_ref())),
     }
 }

@@ -161,6 +161,15 @@ impl ApiError {
         ApiError::new(status, message)
     }
 
+    /// An error whose own words are the whole answer (`no frame yet`): the
+    /// status from its kind, the words as made for clients.
+    pub fn said(e: &Error) -> ApiError {
+        let words = e
+            .client_cause()
+            .unwrap_or_else(|| e.kind().words().to_string());
+        ApiError::new(status_of(e.kind()), words)
+    }
+
     /// A recorder's answer, for `context` (`cannot start recording`).
     pub fn recording(context: &str, e: RecError) -> ApiError {
         match e {

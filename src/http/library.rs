@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::errors::{ApiError, Kind};
 use super::{App, Reply, bytes, files, header};
 use crate::clips::ClipEntry;
+use crate::ids::{CameraId, ClipFile, ClipId};
 
 /// Clips per page unless `limit` says otherwise, and the most it may say.
 const PAGE: usize = 50;
@@ -15,8 +16,8 @@ const MAX_PAGE: usize = 1000;
 /// What `/clips` was asked for.
 #[derive(Debug, Default, PartialEq)]
 pub struct Query {
-    pub camera: Option<String>,
-    pub before: Option<String>,
+    pub camera: Option<CameraId>,
+    pub before: Option<ClipId>,
     pub limit: usize,
 }
 
@@ -30,10 +31,8 @@ pub fn parse_query(query: &str) -> Result<Query, ApiError> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let bad = |m: &str| ApiError::new(Kind::BadInput, m.to_string());
         match k {
-            "camera" if crate::config::valid_camera_id(v) => q.camera = Some(v.into()),
-            "camera" => return Err(bad("camera must be a camera id")),
-            "before" if crate::clips::valid_id(v) => q.before = Some(v.into()),
-            "before" => return Err(bad("before must be a clip id")),
+            "camera" => q.camera = Some(v.parse().map_err(|_| bad("camera must be a camera id"))?),
+            "before" => q.before = Some(v.parse().map_err(|_| bad("before must be a clip id"))?),
             "limit" => {
                 let n: usize = v.parse().map_err(|_| bad("limit must be a number"))?;
                 if !(1..=MAX_PAGE).contains(&n) {
@@ -62,7 +61,7 @@ pub fn list(app: &App, q: &Query) -> Result<Reply, ApiError> {
     }
     let page = app
         .clips
-        .list(q.camera.as_deref(), q.before.as_deref(), q.limit + 1);
+        .list(q.camera.as_deref(), q.before.as_ref(), q.limit + 1);
     let more = page.len() > q.limit;
     let clips: Vec<Value> = page.iter().take(q.limit).map(|c| entry(app, c)).collect();
     let next = more
@@ -83,40 +82,46 @@ fn entry(app: &App, c: &ClipEntry) -> Value {
         "duration_sec": meta.as_ref().map(|m| m.duration_sec),
         "frames": meta.as_ref().map(|m| m.frames),
         "size_bytes": c.size_bytes,
-        "url": format!("/clips/{}.mp4", c.id),
+        "url": url(&c.id),
         "thumbnail_url": meta
             .as_ref()
             .filter(|m| m.thumbnail)
-            .map(|_| format!("/clips/{}.jpg", c.id)),
+            .map(|_| format!("/clips/{}", c.id.file_name(ClipFile::Thumbnail))),
         // null when uploads are off (no s3_bucket)
         "upload": app.uploader.as_ref().and_then(|u| u.clip_state(&c.id)),
     })
 }
 
+/// A clip's URL: `/clips/<id>.mp4`.
+pub fn url(id: &ClipId) -> String {
+    format!("/clips/{}", id.file_name(ClipFile::Mp4))
+}
+
 /// `/clips/<id>.mp4` or `/clips/<id>.jpg`.
-pub fn file(app: &App, name: &str, range: Option<&str>, download: bool) -> Result<Reply, ApiError> {
-    if let Some(id) = name.strip_suffix(".mp4") {
-        let c = app
-            .clips
-            .get(id)
-            .ok_or_else(|| ApiError::not_found("clip"))?;
+pub fn file(
+    app: &App,
+    name: Option<&(ClipId, ClipFile)>,
+    range: Option<&str>,
+    download: bool,
+) -> Result<Reply, ApiError> {
+    let Some((id, file)) = name else {
+        return Err(ApiError::not_found("clip"));
+    };
+    let c = app
+        .clips
+        .get(id)
+        .ok_or_else(|| ApiError::not_found("clip"))?;
+    if *file == ClipFile::Mp4 {
         return serve(app, &c, range, download);
     }
-    if let Some(id) = name.strip_suffix(".jpg") {
-        let c = app
-            .clips
-            .get(id)
-            .ok_or_else(|| ApiError::not_found("clip"))?;
-        let jpeg = app
-            .clips
-            .thumbnail(&c)
-            .map_err(|e| ApiError::clip(&c.id, e))?
-            .ok_or_else(|| ApiError::new(Kind::NotFound, "this clip has no thumbnail"))?;
-        let mut r = bytes(200, "image/jpeg", jpeg);
-        r.add_header(header("Cache-Control", "private, max-age=86400"));
-        return Ok(r);
-    }
-    Err(ApiError::not_found("clip"))
+    let jpeg = app
+        .clips
+        .thumbnail(&c)
+        .map_err(|e| ApiError::clip(&c.id, e))?
+        .ok_or_else(|| ApiError::new(Kind::NotFound, "this clip has no thumbnail"))?;
+    let mut r = bytes(200, "image/jpeg", jpeg);
+    r.add_header(header("Cache-Control", "private, max-age=86400"));
+    Ok(r)
 }
 
 /// A clip's bytes, with Range.
@@ -134,17 +139,17 @@ pub fn serve(
         file,
         &c.id,
         range,
-        download.then(|| format!("{}.mp4", c.id)).as_deref(),
+        download.then(|| c.id.file_name(ClipFile::Mp4)).as_deref(),
     ))
 }
 
 /// `POST /clips/<id>/upload`: a failed (or waiting) upload is tried now.
-pub fn retry_upload(app: &App, name: &str) -> Result<Reply, ApiError> {
-    let id = name.strip_suffix(".mp4").unwrap_or(name);
+pub fn retry_upload(app: &App, id: Option<&ClipId>) -> Result<Reply, ApiError> {
     let up = app
         .uploader
         .as_ref()
         .ok_or_else(|| ApiError::new(Kind::Busy, "uploads are off: no s3_bucket is set"))?;
+    let id = id.ok_or_else(|| ApiError::not_found("clip"))?;
     app.clips
         .get(id)
         .ok_or_else(|| ApiError::not_found("clip"))?;
@@ -153,8 +158,8 @@ pub fn retry_upload(app: &App, name: &str) -> Result<Reply, ApiError> {
 }
 
 /// `DELETE /clips/<id>` (or the clip's own URL, `<id>.mp4`).
-pub fn delete(app: &App, name: &str) -> Result<Reply, ApiError> {
-    let id = name.strip_suffix(".mp4").unwrap_or(name);
+pub fn delete(app: &App, id: Option<&ClipId>) -> Result<Reply, ApiError> {
+    let id = id.ok_or_else(|| ApiError::not_found("clip"))?;
     let c = app.clips.delete(id).map_err(|e| ApiError::clip(id, e))?;
     Ok(super::json(200, &json!({ "deleted": c.id })))
 }

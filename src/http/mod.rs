@@ -9,7 +9,6 @@ mod assets;
 pub mod auth;
 mod body;
 mod checks;
-pub mod client;
 mod credentials;
 mod device;
 mod dispatch;
@@ -62,7 +61,7 @@ pub struct App {
     /// Receive timeout of every connection (idle keep-alive, slow clients).
     pub idle_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
-    pub proxies: client::Proxies,
+    pub proxies: crate::proxies::ProxyList,
     /// Host names answered without credentials, besides localhost and IPs.
     pub allowed_hosts: Vec<String>,
     /// Set once every clip is finished: the accept loop ends.
@@ -83,6 +82,7 @@ impl App {
         match cam {
             Cam::First => Ok(self.cameras.first()),
             Cam::Named(id) => self.cameras.get(id).ok_or_else(|| ApiError::no_camera(id)),
+            Cam::Unknown(name) => Err(ApiError::no_camera(name)),
         }
     }
 

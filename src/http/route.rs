@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
+use crate::ids::{CameraId, ClipFile, ClipId};
+
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -20,7 +22,9 @@ pub enum Access {
 pub enum Cam {
     /// The original routes' camera (`/video`, `/start`, …).
     First,
-    Named(String),
+    Named(CameraId),
+    /// A segment that is no camera id: no camera has it (the 404 names it).
+    Unknown(String),
 }
 
 /// A request's target, decoded once.
@@ -43,11 +47,13 @@ pub enum Route {
     Cameras,
     /// `/clips`: the clip library as JSON.
     Library,
-    /// `/clips/<id>.mp4` or `/clips/<id>.jpg` (the file name as asked).
-    ClipFile(String),
-    DeleteClip(String),
+    /// `/clips/<id>.mp4` or `/clips/<id>.jpg`. In the clip routes `None`
+    /// is a name that is no clip's: a 404 once the caller may ask.
+    ClipFile(Option<(ClipId, ClipFile)>),
+    /// `DELETE /clips/<id>` (or the clip's own URL, `<id>.mp4`).
+    DeleteClip(Option<ClipId>),
     /// `POST /clips/<id>/upload`: try a clip's upload again now.
-    RetryUpload(String),
+    RetryUpload(Option<ClipId>),
     OpenApi,
     Healthz,
 }
@@ -65,7 +71,27 @@ pub struct Row {
 use Access::{Admin, Public, Viewer};
 
 fn cam(mut p: Vec<String>) -> Cam {
-    p.pop().map_or(Cam::First, Cam::Named)
+    match p.pop() {
+        None => Cam::First,
+        Some(s) => s.parse().map_or(Cam::Unknown(s), Cam::Named),
+    }
+}
+
+/// A clip named by its id or its own URL's file name (`<id>.mp4`).
+fn clip(mut p: Vec<String>) -> Option<ClipId> {
+    let name = p.pop()?;
+    name.parse()
+        .ok()
+        .or_else(|| match ClipId::from_file_name(&name)? {
+            (id, ClipFile::Mp4) => Some(id),
+            _ => None,
+        })
+}
+
+/// A clip's file as a URL may name it: the clip or its thumbnail.
+fn clip_file(mut p: Vec<String>) -> Option<(ClipId, ClipFile)> {
+    ClipId::from_file_name(&p.pop()?)
+        .filter(|(_, f)| matches!(f, ClipFile::Mp4 | ClipFile::Thumbnail))
 }
 
 macro_rules! row {
@@ -249,21 +275,21 @@ pub const ROUTES: &[Row] = &[
         "/clips/{name}",
         Viewer,
         "a clip (`<id>.mp4`) or its thumbnail (`<id>.jpg`); ids, never paths",
-        |mut p| Route::ClipFile(p.pop().unwrap_or_default())
+        |p| Route::ClipFile(clip_file(p))
     ),
     row!(
         "DELETE",
         "/clips/{name}",
         Admin,
         "deletes a finished clip (never one being recorded)",
-        |mut p| Route::DeleteClip(p.pop().unwrap_or_default())
+        |p| Route::DeleteClip(clip(p))
     ),
     row!(
         "POST",
         "/clips/{name}/upload",
         Admin,
         "tries a clip's upload to the bucket again now (after a failure)",
-        |mut p| Route::RetryUpload(p.pop().unwrap_or_default())
+        |p| Route::RetryUpload(clip(p))
     ),
     row!("GET", "/openapi.json", Viewer, "this document", |_| {
         Route::OpenApi

@@ -8,7 +8,19 @@ use base64::Engine;
 use sha2::Digest;
 use tiny_http::SslConfig;
 
-use crate::config::Config;
+/// What HTTPS needs of the settings (`main` fills it in).
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// The listening address, named in a self-signed certificate.
+    pub host: String,
+    /// A self-signed pair is kept beside it (and an old one moved out of it).
+    pub clips_dir: PathBuf,
+    /// A given pair; empty: none.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Make a pair on first start when none is given.
+    pub self_signed: bool,
+}
 
 pub struct Tls {
     pub cert_pem: Vec<u8>,
@@ -29,7 +41,7 @@ impl Tls {
 /// Where a self-signed pair lives: the service's state directory (systemd's
 /// `StateDirectory=` sets `STATE_DIRECTORY`), else beside the clips
 /// directory, never inside it: whoever copies the clips must not get the key.
-fn self_signed_dir(cfg: &Config, state_directory: Option<&str>) -> PathBuf {
+fn self_signed_dir(cfg: &TlsSettings, state_directory: Option<&str>) -> PathBuf {
     match state_directory
         .and_then(|s| s.split(':').next())
         .filter(|s| !s.is_empty())
@@ -47,18 +59,18 @@ fn self_signed_dir(cfg: &Config, state_directory: Option<&str>) -> PathBuf {
 }
 
 /// Where the certificate and key live: as configured, or `self_signed_dir`.
-fn paths(cfg: &Config, state_directory: Option<&str>) -> (PathBuf, PathBuf) {
-    if cfg.tls_cert.as_os_str().is_empty() {
+fn paths(cfg: &TlsSettings, state_directory: Option<&str>) -> (PathBuf, PathBuf) {
+    if cfg.cert.as_os_str().is_empty() {
         let dir = self_signed_dir(cfg, state_directory);
         (dir.join("cert.pem"), dir.join("key.pem"))
     } else {
-        (cfg.tls_cert.clone(), cfg.tls_key.clone())
+        (cfg.cert.clone(), cfg.key.clone())
     }
 }
 
 /// Earlier versions kept the pair in `clips_dir/.tls/`: move it out, so
 /// the fingerprint clients pinned stays and the key leaves the clips.
-fn move_old_pair(cfg: &Config, cert: &Path, key: &Path) -> Result<(), String> {
+fn move_old_pair(cfg: &TlsSettings, cert: &Path, key: &Path) -> Result<(), String> {
     let old = cfg.clips_dir.join(".tls");
     let (old_cert, old_key) = (old.join("cert.pem"), old.join("key.pem"));
     if !old_key.exists() || cert.exists() || key.exists() {
@@ -83,16 +95,16 @@ fn move_old_pair(cfg: &Config, cert: &Path, key: &Path) -> Result<(), String> {
 }
 
 /// Loads (or makes) the certificate; `None` when HTTPS is off.
-pub fn load(cfg: &Config) -> Result<Option<Tls>, String> {
-    if cfg.tls_cert.as_os_str().is_empty() && !cfg.tls_self_signed {
+pub fn load(cfg: &TlsSettings) -> Result<Option<Tls>, String> {
+    if cfg.cert.as_os_str().is_empty() && !cfg.self_signed {
         return Ok(None);
     }
     let state = std::env::var("STATE_DIRECTORY").ok();
     let (cert_path, key_path) = paths(cfg, state.as_deref());
-    if cfg.tls_cert.as_os_str().is_empty() {
+    if cfg.cert.as_os_str().is_empty() {
         move_old_pair(cfg, &cert_path, &key_path)?;
     }
-    if cfg.tls_self_signed && !cert_path.exists() && !key_path.exists() {
+    if cfg.self_signed && !cert_path.exists() && !key_path.exists() {
         generate(cfg, &cert_path, &key_path)?;
     }
     let read = |p: &Path, what: &str| {
@@ -149,7 +161,7 @@ pub fn load(cfg: &Config) -> Result<Option<Tls>, String> {
     Ok(Some(tls))
 }
 
-fn generate(cfg: &Config, cert_path: &Path, key_path: &Path) -> Result<(), String> {
+fn generate(cfg: &TlsSettings, cert_path: &Path, key_path: &Path) -> Result<(), String> {
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -226,13 +238,22 @@ pub fn fingerprint(der: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// As the default settings give it: loopback, `clips`, no HTTPS.
+    fn defaults() -> TlsSettings {
+        TlsSettings {
+            host: "127.0.0.1".into(),
+            clips_dir: "clips".into(),
+            ..TlsSettings::default()
+        }
+    }
+
     #[test]
     fn self_signed_is_made_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = Config {
+        let cfg = TlsSettings {
             clips_dir: dir.path().join("clips"),
-            tls_self_signed: true,
-            ..Config::default()
+            self_signed: true,
+            ..defaults()
         };
         let a = load(&cfg).unwrap().unwrap();
         assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
@@ -253,10 +274,10 @@ mod tests {
     #[test]
     fn the_pair_lives_in_the_state_directory_and_an_old_one_is_moved_there() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = Config {
+        let cfg = TlsSettings {
             clips_dir: dir.path().join("clips"),
-            tls_self_signed: true,
-            ..Config::default()
+            self_signed: true,
+            ..defaults()
         };
         let state = dir.path().join("state");
         assert_eq!(
@@ -264,7 +285,7 @@ mod tests {
             state.join("tls/key.pem")
         );
         assert_eq!(
-            self_signed_dir(&Config::default(), None),
+            self_signed_dir(&defaults(), None),
             Path::new(".").join(".video-recorder-tls")
         );
         // A pair from an earlier version, inside the clips directory.
@@ -295,10 +316,10 @@ mod tests {
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
         )
         .unwrap();
-        let cfg = Config {
-            tls_cert: cert.clone(),
-            tls_key: key.clone(),
-            ..Config::default()
+        let cfg = TlsSettings {
+            cert: cert.clone(),
+            key: key.clone(),
+            ..defaults()
         };
         let e = load(&cfg).err().unwrap();
         assert!(e.contains("c.pem"), "{e}");

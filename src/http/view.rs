@@ -12,6 +12,7 @@ use super::threads::spawn_with;
 use super::websocket;
 use super::{App, Reply, bytes, header, respond, security_headers};
 use crate::camera::Camera;
+use crate::error::{Error, Kind as ErrorKind};
 use crate::hub::Hub;
 use crate::live::Wire;
 use std::sync::Arc;
@@ -20,8 +21,7 @@ pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
     let latest = match &cam.preview {
         // A picture decoded now (or within one preview period), not a stale one.
         Some(p) => {
-            p.decodable()
-                .map_err(|e| ApiError::new(Kind::Unavailable, e))?;
+            p.decodable().map_err(|e| ApiError::said(&e))?;
             let _use = p.watch();
             let asked = crate::clock::monotonic_now();
             p.picture_since(asked, SNAPSHOT_WAIT)
@@ -31,7 +31,7 @@ pub fn snapshot(cam: &Camera) -> Result<Reply, ApiError> {
     let (frame, jpeg) = latest
         .as_ref()
         .and_then(|f| f.payload.jpeg().map(|j| (f, j)))
-        .ok_or_else(|| ApiError::new(Kind::Unavailable, "no frame yet"))?;
+        .ok_or_else(|| ApiError::said(&Error::said(ErrorKind::CameraDown, "no frame yet")))?;
     let mut r = bytes(200, "image/jpeg", jpeg.to_vec());
     r.add_header(header("Cache-Control", "no-store"));
     r.add_header(header(
@@ -51,7 +51,7 @@ pub fn live(app: &App, req: Request, camera: &Camera) {
     };
     // A video camera's MJPEG view: pictures decoded while this viewer watches.
     if let Err(e) = p.decodable() {
-        return respond(req, ApiError::new(Kind::Unavailable, e).reply());
+        return respond(req, ApiError::said(&e).reply());
     }
     let using = p.watch();
     watch(app, req, p.hub.clone(), camera, move |hub, out, wire| {

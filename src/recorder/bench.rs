@@ -21,10 +21,12 @@ fn recording_cost_720p() {
     let mut pic = decode::Yuv420::new(2, 2);
     let (mut t_dec, mut t_enc) = (Duration::ZERO, Duration::ZERO);
     let dir = tempfile::tempdir().unwrap();
-    // VR_BENCH_KEEP=DIR keeps the clip (DIR/bench.mp4) to compare with the source.
+    // VR_BENCH_KEEP=DIR keeps the clip (DIR/bench-20240101-000000.mp4) to
+    // compare with the source.
     let out_dir = std::env::var_os("VR_BENCH_KEEP").map_or(dir.path().to_path_buf(), Into::into);
-    let _ = std::fs::remove_file(out_dir.join("bench.mp4"));
-    let mut w = journal::ClipWriter::create(journal::ClipPaths::new(&out_dir, "bench")).unwrap();
+    let paths = journal::ClipPaths::new(&out_dir, &"bench-20240101-000000".parse().unwrap());
+    let _ = std::fs::remove_file(&paths.fin);
+    let mut w = journal::ClipWriter::create(paths).unwrap();
     let mut enc: Option<encode::H264> = None;
     // With VR_BENCH_DUMP_YUV=1 the decoded I420 goes to DIR/bench.yuv (not timed fairly).
     let mut yuv_dump = std::env::var_os("VR_BENCH_DUMP_YUV")

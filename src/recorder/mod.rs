@@ -29,6 +29,7 @@ use serde::Serialize;
 use crate::clips::Clips;
 use crate::error::{Error, Kind};
 use crate::hub::{Hub, TapHandle};
+use crate::ids::CameraId;
 
 use crate::sync::lock;
 pub use probe::probe;
@@ -39,7 +40,7 @@ pub(crate) use recovery::recover_dir;
 pub struct RecorderSettings {
     /// The camera recorded: the clips directory's owner names and places
     /// its clips.
-    pub camera: String,
+    pub camera: CameraId,
     /// 0: chosen from the frame size.
     pub bitrate_kbps: u32,
     pub pre_roll: Duration,
@@ -231,7 +232,7 @@ impl Recorder {
             .clips
             .allocate(&self.settings.camera, requested_wall)
             .map_err(RecError::Failed)?;
-        let id = paths.id.clone();
+        let id = paths.id.to_string();
         let writer = journal::ClipWriter::create(paths).map_err(RecError::Failed)?;
         let status = self.hub.status();
         let fps = match self.hub.measured_fps() {

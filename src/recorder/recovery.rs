@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::finish::finish_trimming;
 use super::journal::{self, ClipPaths};
+use crate::ids::{ClipFile, ClipId};
 
 /// What recovery did with one leftover.
 #[derive(Debug, PartialEq)]
@@ -24,7 +25,7 @@ pub enum Recovered {
 
 /// Turns every leftover `.part` + journal in `dir` into a clip, removes
 /// leftovers with no usable samples and stray journals. Logs each action.
-pub fn recover_dir(dir: &Path, valid_id: impl Fn(&str) -> bool) -> Vec<Recovered> {
+pub fn recover_dir(dir: &Path, ours: impl Fn(&ClipId) -> bool) -> Vec<Recovered> {
     let mut done = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return done;
@@ -33,24 +34,25 @@ pub fn recover_dir(dir: &Path, valid_id: impl Fn(&str) -> bool) -> Vec<Recovered
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
     names.sort();
-    for name in &names {
-        if let Some(id) = name.strip_suffix(".mp4.part").filter(|id| valid_id(id)) {
-            done.push(recover_one(dir, id));
-        }
+    let files: Vec<(ClipId, ClipFile)> = names
+        .iter()
+        .filter_map(|n| ClipId::from_file_name(n))
+        .filter(|(id, _)| ours(id))
+        .collect();
+    for (id, _) in files.iter().filter(|(_, f)| *f == ClipFile::Part) {
+        done.push(recover_one(dir, id));
     }
-    for name in &names {
-        if let Some(id) = name.strip_suffix(".journal").filter(|id| valid_id(id)) {
-            let paths = ClipPaths::new(dir, id);
-            if !paths.part.exists() && paths.journal.exists() {
-                log::info!("removing stray journal {}", paths.journal.display());
-                let _ = std::fs::remove_file(&paths.journal);
-            }
+    for (id, _) in files.iter().filter(|(_, f)| *f == ClipFile::Journal) {
+        let paths = ClipPaths::new(dir, id);
+        if !paths.part.exists() && paths.journal.exists() {
+            log::info!("removing stray journal {}", paths.journal.display());
+            let _ = std::fs::remove_file(&paths.journal);
         }
     }
     done
 }
 
-fn recover_one(dir: &Path, id: &str) -> Recovered {
+fn recover_one(dir: &Path, id: &ClipId) -> Recovered {
     let paths = ClipPaths::new(dir, id);
     let removed = |why: &str| {
         log::warn!(

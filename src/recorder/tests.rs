@@ -72,7 +72,7 @@ pub(super) fn rig(pre_roll: Duration) -> Rig {
         hub.clone(),
         clips.clone(),
         RecorderSettings {
-            camera: "unit".into(),
+            camera: "unit".parse().unwrap(),
             bitrate_kbps: 0,
             pre_roll,
             default_max_duration: None,
@@ -96,7 +96,7 @@ fn clips_in(dir: &Path) -> Clips {
             uploads: false,
         },
         vec![Home {
-            camera: "unit".into(),
+            camera: "unit".parse().unwrap(),
             own_dir: false,
         }],
         &|d, valid| {
@@ -422,7 +422,7 @@ fn kill_mid_recording_is_recovered_losing_at_most_a_second() {
     let table = journal::parse(&journal).unwrap();
     assert!(std::fs::metadata(&part).unwrap().len() >= table.data_end());
 
-    let recovered = super::recover_dir(dir, crate::clips::valid_id);
+    let recovered = super::recover_dir(dir, |_: &crate::ids::ClipId| true);
     let [Recovered::Clip { id, frames, .. }] = recovered.as_slice() else {
         panic!("{recovered:?}");
     };
@@ -444,7 +444,7 @@ fn kill_mid_recording_is_recovered_losing_at_most_a_second() {
     assert_decodes_cleanly(&path);
     // Idempotent: a second scan finds nothing to do and never rewrites the clip.
     let size = std::fs::metadata(&path).unwrap().len();
-    assert!(super::recover_dir(dir, crate::clips::valid_id).is_empty());
+    assert!(super::recover_dir(dir, |_: &crate::ids::ClipId| true).is_empty());
     assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
 }
 
@@ -461,7 +461,7 @@ fn leftovers_without_usable_samples_are_removed() {
     .unwrap();
     std::fs::write(d.join("20240101-000002.journal"), b"stray").unwrap();
     std::fs::write(d.join("notes.mp4.part"), b"not ours").unwrap();
-    let done = recover_dir(d, crate::clips::valid_id);
+    let done = recover_dir(d, |_: &crate::ids::ClipId| true);
     assert_eq!(done.len(), 2);
     assert!(done.iter().all(|r| matches!(r, Recovered::Removed { .. })));
     let mut left: Vec<String> = std::fs::read_dir(d)

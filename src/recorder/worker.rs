@@ -69,7 +69,7 @@ impl Control {
 
 pub struct Job {
     pub id: String,
-    pub camera: String,
+    pub camera: crate::ids::CameraId,
     /// The clip this one continues (after a split), for its `ClipInfo`.
     pub continued_from: Option<String>,
     pub writer: ClipWriter,

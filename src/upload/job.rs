@@ -96,57 +96,9 @@ impl Job {
     }
 }
 
-/// The object key from the `s3_prefix` template: `{device}`, `{camera}`,
-/// `{date}` (the clip's UTC day, `YYYY-MM-DD`) and `{id}`.
-pub fn key_for(template: &str, device: &str, camera: &str, id: &str) -> String {
-    let date = crate::clips::names::parse_id(id)
-        .map(|p| {
-            let d = p.stamp;
-            format!("{}-{}-{}", &d[0..4], &d[4..6], &d[6..8])
-        })
-        .unwrap_or_else(|| "undated".into());
-    template
-        .replace("{device}", device)
-        .replace("{camera}", camera)
-        .replace("{date}", &date)
-        .replace("{id}", id)
-}
-
-/// The manifest's key: the clip's, `.mp4` replaced by `.json`.
-pub fn manifest_key(key: &str) -> String {
-    match key.strip_suffix(".mp4") {
-        Some(k) => format!("{k}.json"),
-        None => format!("{key}.json"),
-    }
-}
-
-/// Checks a `s3_prefix` template at config time.
-pub fn check_template(t: &str) -> Result<(), String> {
-    if !t.contains("{id}") {
-        return Err("must contain {id} (else clips would overwrite each other)".into());
-    }
-    if t.starts_with('/') || t.contains("//") || t.contains("..") {
-        return Err("must be a relative key: no leading /, no // or ..".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_follow_the_template() {
-        let t = "{device}/{camera}/{date}/{id}.mp4";
-        assert_eq!(
-            key_for(t, "pi", "door", "door-20261202-063000"),
-            "pi/door/2026-12-02/door-20261202-063000.mp4"
-        );
-        assert_eq!(manifest_key("a/b.mp4"), "a/b.json");
-        assert!(check_template("clips/{camera}.mp4").is_err());
-        assert!(check_template("/x/{id}").is_err());
-        assert!(check_template(t).is_ok());
-    }
 
     #[test]
     fn a_record_survives_a_round_trip_and_never_half_written() {

@@ -11,6 +11,7 @@
 //! answer never makes a second copy. Then a small JSON manifest.
 
 mod job;
+mod key;
 mod s3;
 mod send;
 pub mod setup;
@@ -26,25 +27,28 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::clips::Clips;
+use crate::ids::ClipId;
 use crate::sync::lock;
 use job::{Job, State};
 
-pub use job::check_template;
+pub use key::KeyTemplate;
 pub use s3::S3;
 
-/// What the configuration says (credentials resolved by `credentials`).
+/// What the configuration says (credentials resolved by `setup`).
 pub struct UploadSettings {
     pub bucket: String,
     pub region: String,
     pub endpoint: String,
     pub path_style: bool,
-    pub prefix: String,
+    pub prefix: KeyTemplate,
     pub device: String,
     pub delete_after_upload: bool,
     pub max_kbps: u64,
     pub storage_class: String,
     /// Clips up to this size go in one PUT; larger ones in parts this size.
     pub part_bytes: u64,
+    /// Read when the environment has no AWS keys.
+    pub credentials_file: PathBuf,
 }
 
 /// Backoff after failures: 2 s doubling to 5 minutes, ±50 % jitter.
@@ -68,7 +72,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shared {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<ClipId, Entry>,
     /// The clip being sent now.
     current: Option<String>,
     last_error: Option<String>,
@@ -80,7 +84,7 @@ struct Shared {
     exited: bool,
     /// Clips whose job could not be recorded (unreadable, a full disk):
     /// not tried again before this monotonic time.
-    unrecorded: HashMap<String, Duration>,
+    unrecorded: HashMap<ClipId, Duration>,
 }
 
 pub struct Uploader {
@@ -282,7 +286,7 @@ impl Uploader {
                 s.entries
                     .iter()
                     .filter(|(_, e)| e.job.state == State::Pending && e.next_try <= now)
-                    .min_by_key(|(id, _)| crate::clips::names::age_key(id))
+                    .min_by(|(a, _), (b, _)| a.age_key().cmp(&b.age_key()))
                     .map(|(id, _)| id.clone())
             };
             let Some(id) = next else {
@@ -309,8 +313,9 @@ impl Uploader {
             let ids: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
             let mut s = lock(&self.shared);
             let current = s.current.clone();
-            s.entries
-                .retain(|id, _| ids.contains(id.as_str()) || Some(id) == current.as_ref());
+            s.entries.retain(|id, _| {
+                ids.contains(id.as_str()) || current.as_deref() == Some(id.as_str())
+            });
         }
         let now = crate::clock::monotonic_now();
         for clip in all {
@@ -329,7 +334,7 @@ impl Uploader {
             let job = match Job::load(&record) {
                 // Uploaded, and deleting after upload: a crash came between.
                 Some(j)
-                    if j.id == clip.id
+                    if clip.id == j.id
                         && j.state == State::Uploaded
                         && self.settings.delete_after_upload =>
                 {
@@ -338,7 +343,7 @@ impl Uploader {
                     }
                     continue;
                 }
-                Some(j) if j.id == clip.id => j,
+                Some(j) if clip.id == j.id => j,
                 _ => match self
                     .new_job(&clip)
                     .and_then(|j| j.save(&record).map(|()| j))
@@ -372,14 +377,12 @@ impl Uploader {
             .map_err(|e| Error::new(Kind::Io, format!("cannot open the clip: {e:?}")))?;
         let (size, sha256) = send::sha256_of(file).context(|| "cannot read the clip")?;
         Ok(Job {
-            id: clip.id.clone(),
-            camera: clip.camera.clone(),
-            key: job::key_for(
-                &self.settings.prefix,
-                &self.settings.device,
-                &clip.camera,
-                &clip.id,
-            ),
+            id: clip.id.to_string(),
+            camera: clip.camera.to_string(),
+            key: self
+                .settings
+                .prefix
+                .key_for(&self.settings.device, &clip.camera, &clip.id),
             size,
             sha256,
             state: State::Pending,

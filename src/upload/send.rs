@@ -16,7 +16,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::Uploader;
-use super::job::{DonePart, Job, Multipart, manifest_key};
+use super::job::{DonePart, Job, Multipart};
+use super::key::manifest_key;
 use super::s3::Payload;
 use crate::error::{Context as _, Error, Kind, Result};
 

@@ -1,5 +1,4 @@
-//! From the configuration to a running uploader: the settings, the
-//! credentials the AWS way (the environment, else a credentials file only
+//! From the upload settings to a running uploader: the credentials the AWS way (the environment, else a credentials file only
 //! the service may read), the client. Errors name the key; no secret is
 //! ever part of one.
 
@@ -10,46 +9,32 @@ use rusty_s3::Credentials;
 
 use super::{S3, UploadSettings, Uploader};
 use crate::clips::Clips;
-use crate::config::Config;
 
 /// `(key, why)`: what is wrong with the upload settings.
 pub type SetupError = (&'static str, String);
 
 /// The credentials uploads need (`None` when no bucket is set). Read at
 /// start, before the environment's secrets are wiped (`main`).
-pub fn credentials_for(config: &Config) -> Result<Option<Credentials>, SetupError> {
-    if config.s3_bucket.is_empty() {
+pub fn credentials_for(settings: &UploadSettings) -> Result<Option<Credentials>, SetupError> {
+    if settings.bucket.is_empty() {
         return Ok(None);
     }
-    credentials(&config.s3_credentials_file).map(Some)
+    credentials(&settings.credentials_file).map(Some)
 }
 
-/// The uploader the config asks for: `None` when no bucket is set.
+/// The uploader the settings ask for: `None` when no bucket is set. An
+/// empty `device` is the host name.
 pub fn start(
-    config: &Config,
+    mut settings: UploadSettings,
     clips: &Arc<Clips>,
     creds: Option<Credentials>,
 ) -> Result<Option<Arc<Uploader>>, SetupError> {
-    let Some(creds) = creds.filter(|_| !config.s3_bucket.is_empty()) else {
+    let Some(creds) = creds.filter(|_| !settings.bucket.is_empty()) else {
         return Ok(None);
     };
-    let device = if config.s3_device.is_empty() {
-        host_name()
-    } else {
-        config.s3_device.clone()
-    };
-    let settings = UploadSettings {
-        bucket: config.s3_bucket.clone(),
-        region: config.s3_region.clone(),
-        endpoint: config.s3_endpoint_url.clone(),
-        path_style: config.s3_path_style,
-        prefix: config.s3_prefix.clone(),
-        device,
-        delete_after_upload: config.s3_delete_after_upload,
-        max_kbps: config.s3_max_kbps,
-        storage_class: config.s3_storage_class.clone(),
-        part_bytes: (config.s3_part_mb * 1024.0 * 1024.0) as u64,
-    };
+    if settings.device.is_empty() {
+        settings.device = host_name();
+    }
     let class = (!settings.storage_class.is_empty()).then(|| settings.storage_class.clone());
     let s3 = S3::new(
         &settings.endpoint,

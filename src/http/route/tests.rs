@@ -6,19 +6,26 @@ fn paths_decode_to_typed_routes() {
     assert_eq!(get("/video"), Ok(Route::Video(Cam::First)));
     assert_eq!(
         get("/cameras/door/video"),
-        Ok(Route::Video(Cam::Named("door".into())))
+        Ok(Route::Video(Cam::Named("door".parse().unwrap())))
     );
     assert_eq!(
         lookup("HEAD", "/cameras/door/last").map(|(r, _)| r),
-        Ok(Route::Last(Cam::Named("door".into())))
+        Ok(Route::Last(Cam::Named("door".parse().unwrap())))
     );
     assert_eq!(
         get("/clips/front-20261201-184233.jpg"),
-        Ok(Route::ClipFile("front-20261201-184233.jpg".into()))
+        Ok(Route::ClipFile(Some((
+            "front-20261201-184233".parse().unwrap(),
+            ClipFile::Thumbnail
+        ))))
     );
     assert_eq!(
         lookup("DELETE", "/clips/x"),
-        Ok((Route::DeleteClip("x".into()), Access::Admin))
+        Ok((Route::DeleteClip(None), Access::Admin))
+    );
+    assert_eq!(
+        get("/cameras/Door/video"),
+        Ok(Route::Video(Cam::Unknown("Door".into())))
     );
     assert_eq!(lookup("POST", "/start").unwrap().1, Access::Admin);
     assert_eq!(lookup("POST", "/cameras/a/stop").unwrap().1, Access::Admin);

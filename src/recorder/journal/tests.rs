@@ -47,7 +47,7 @@ fn damaged_lines_end_the_table() {
 #[test]
 fn writer_journals_only_durable_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = ClipPaths::new(dir.path(), "20240101-000000");
+    let paths = ClipPaths::new(dir.path(), &"20240101-000000".parse().unwrap());
     let mut w = ClipWriter::create(paths.clone()).unwrap();
     assert!(paths.taken());
     assert!(
@@ -79,7 +79,7 @@ fn writer_journals_only_durable_samples() {
 fn a_deleted_directory_is_recreated_and_the_clip_rewritten() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("clips");
-    let paths = ClipPaths::new(&dir, "20240101-000000");
+    let paths = ClipPaths::new(&dir, &"20240101-000000".parse().unwrap());
     std::fs::create_dir(&dir).unwrap();
     let mut w = ClipWriter::create(paths.clone()).unwrap();
     w.info = Some(info());

@@ -120,7 +120,7 @@ pub(super) fn split(job: &mut Job, p: &mut Pipeline, k: &Arc<Frame>) -> Result<(
         return Ok(());
     };
     let next = ClipWriter::create(job.clips.allocate(&job.camera, k.wall)?)?;
-    let next_id = next.paths.id.clone();
+    let next_id = next.paths.id.to_string();
     let writer = std::mem::replace(&mut job.writer, next);
     let id = std::mem::replace(&mut job.id, next_id.clone());
     job.continued_from = Some(id.clone());

@@ -1,27 +1,26 @@
-//! Who the client is: the peer address, or, when the peer is one of the
+//! Who an HTTP client is: the peer address, or, when the peer is one of the
 //! configured `trusted_proxies`, the address the proxy says it forwarded
 //! (`X-Forwarded-For`, read from the right, skipping trusted hops). The
 //! lockout and the per-client viewer cap count this address; without it a
-//! reverse proxy is one client and its 17th viewer is refused.
+//! reverse proxy is one client and its 17th viewer is refused. A leaf, so
+//! that the settings can hold the parsed list.
 
 use std::net::IpAddr;
 
-use super::lockout::canonical;
-
 /// Networks whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Proxies(Vec<(IpAddr, u8)>);
+pub struct ProxyList(Vec<(IpAddr, u8)>);
 
-impl Proxies {
+impl ProxyList {
     /// `"10.0.0.2, 192.168.1.0/24, fd00::/8"`; empty: no proxy is trusted.
-    pub fn parse(list: &str) -> Result<Proxies, String> {
+    pub fn parse(list: &str) -> Result<ProxyList, String> {
         let mut nets = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (addr, bits) = item.split_once('/').unwrap_or((item, ""));
             let ip: IpAddr = addr
                 .parse()
                 .map_err(|_| format!("{item:?} is not an IP address or network"))?;
-            let ip = canonical(ip);
+            let ip = ip.to_canonical();
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits = if bits.is_empty() {
                 max
@@ -33,11 +32,24 @@ impl Proxies {
             };
             nets.push((ip, bits));
         }
-        Ok(Proxies(nets))
+        Ok(ProxyList(nets))
+    }
+
+    /// As the settings show it: `10.0.0.2/32, 192.168.1.0/24`, or `none`.
+    pub fn show(&self) -> String {
+        if self.0.is_empty() {
+            return "none".into();
+        }
+        let nets: Vec<String> = self
+            .0
+            .iter()
+            .map(|(ip, bits)| format!("{ip}/{bits}"))
+            .collect();
+        nets.join(", ")
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         self.0.iter().any(|(net, bits)| match (net, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
@@ -55,7 +67,7 @@ impl Proxies {
     /// entry when `peer` is trusted, else `peer` itself. A header that does
     /// not parse counts as the proxy itself.
     pub fn client(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
-        let peer = peer.map(canonical)?;
+        let peer = peer.map(|ip| ip.to_canonical())?;
         if !self.trusts(peer) {
             return Some(peer);
         }
@@ -66,7 +78,7 @@ impl Proxies {
         for hop in list.rsplit(',').map(str::trim) {
             match hop.parse::<IpAddr>() {
                 Ok(ip) => {
-                    client = canonical(ip);
+                    client = ip.to_canonical();
                     if !self.trusts(client) {
                         break;
                     }
@@ -88,9 +100,9 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let none = Proxies::default();
+        let none = ProxyList::default();
         assert_eq!(none.client(ip("10.0.0.2"), Some("1.2.3.4")), ip("10.0.0.2"));
-        let p = Proxies::parse("10.0.0.2, 192.168.1.0/24").unwrap();
+        let p = ProxyList::parse("10.0.0.2, 192.168.1.0/24").unwrap();
         assert_eq!(p.client(ip("10.0.0.2"), Some("1.2.3.4")), ip("1.2.3.4"));
         // A client cannot name itself past the proxy: the rightmost
         // untrusted hop is the one the proxy saw.
@@ -102,7 +114,7 @@ mod tests {
         assert_eq!(p.client(ip("10.0.0.2"), Some("junk")), ip("10.0.0.2"));
         assert_eq!(p.client(ip("10.0.0.2"), None), ip("10.0.0.2"));
         assert_eq!(p.client(ip("::ffff:10.0.0.2"), Some("::1")), ip("::1"));
-        let v6 = Proxies::parse("fd00::/8").unwrap();
+        let v6 = ProxyList::parse("fd00::/8").unwrap();
         assert_eq!(
             v6.client(ip("fd12::1"), Some("2001:db8::5")),
             ip("2001:db8::5")
@@ -111,10 +123,10 @@ mod tests {
 
     #[test]
     fn bad_lists_are_refused() {
-        assert!(Proxies::parse("").unwrap().0.is_empty());
-        assert!(Proxies::parse("10.0.0.0/33").is_err());
-        assert!(Proxies::parse("proxy.lan").is_err());
-        assert!(Proxies::parse("fd00::/129").is_err());
-        assert_eq!(Proxies::parse("0.0.0.0/0").unwrap().0.len(), 1);
+        assert!(ProxyList::parse("").unwrap().0.is_empty());
+        assert!(ProxyList::parse("10.0.0.0/33").is_err());
+        assert!(ProxyList::parse("proxy.lan").is_err());
+        assert!(ProxyList::parse("fd00::/129").is_err());
+        assert_eq!(ProxyList::parse("0.0.0.0/0").unwrap().0.len(), 1);
     }
 }
